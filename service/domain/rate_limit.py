@@ -1,0 +1,32 @@
+"""ApplicationRateLimiter's fixed window for :gitlab_shell_operation, one Redis call per check."""
+
+from __future__ import annotations
+
+import hashlib
+
+from redis.asyncio import Redis
+
+PERIOD_SECONDS = 60
+
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
+class ShellOperationLimiter:
+    def __init__(self, redis: Redis) -> None:
+        self._hit = redis.register_script(_HIT)
+
+    @staticmethod
+    def key(action: str, project: str, actor: str) -> str:
+        scope = hashlib.sha256(f"{action}\0{project}\0{actor}".encode()).hexdigest()
+        return f"application_rate_limiter:gitlab_shell_operation:{scope}"
+
+    async def throttled(self, threshold: int, action: str, project: str, actor: str) -> bool:
+        """Count this call; True when it is over `threshold` calls in the window (0 = no limit)."""
+        if threshold <= 0:
+            return False
+        count = await self._hit(keys=[self.key(action, project, actor)], args=[PERIOD_SECONDS])
+        return int(count) > threshold
