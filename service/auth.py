@@ -237,6 +237,13 @@ async def check_admin(request: web.Request) -> Identity:
 # --- Error tracking ----------------------------------------------------------------------------
 
 
+async def check_admin_on_gitlab_com(request: web.Request) -> Identity:
+    """GitLab.com-only admin routes: the 403 comes before authentication (upcoming_reconciliations.rb)."""
+    if not request.app[keys.SETTINGS].gitlab_com:
+        raise forbidden("This API is gitlab.com only!")
+    return await check_admin(request)
+
+
 async def check_error_tracking(request: web.Request) -> Identity:
     """Gitlab-Error-Tracking-Token / error_tracking_token against the application setting.
 
@@ -265,6 +272,7 @@ KAS_AGENT = Consumer("gitlab-kas+agent", check_kas_agent)
 ERROR_TRACKING = Consumer("error-tracking", check_error_tracking)
 USER = Consumer("user", check_user_api)
 ADMIN = Consumer("admin", check_admin)
+ADMIN_GITLAB_COM = Consumer("admin on gitlab.com", check_admin_on_gitlab_com)
 PUBLIC = Consumer("public", check_nobody)
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import auth, keys
-from service.routes import health, shell
+from service.routes import admin, billing, health, kas, shell
 
 # (route table, consumer): the only way a route gets into the application.
 ROUTE_TABLES: list[tuple[web.RouteTableDef, auth.Consumer]] = [
     (health.routes, auth.PUBLIC),
     (shell.routes, auth.SHELL),
     (shell.error_tracking_routes, auth.ERROR_TRACKING),
+    *kas.ROUTE_TABLES,
+    *admin.ROUTE_TABLES,
+    *billing.ROUTE_TABLES,
 ]
 
 

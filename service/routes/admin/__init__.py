@@ -1,0 +1,11 @@
+"""The GitLab-v4-compatible admin API; see ROUTE_TABLES."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import auth
+
+routes = web.RouteTableDef()
+
+ROUTE_TABLES: list[tuple[web.RouteTableDef, auth.Consumer]] = [(routes, auth.USER)]
