@@ -316,7 +316,7 @@ async def _create_project(deps: AccessDeps, ctx: AccessContextRow, req: AllowedR
             raise ProjectCreationError("Could not create project: Path has already been taken") from None
     full_path = f"{namespace.full_path}/{project_path}"
     message = deps.urls.project_created_message(full_path, req.protocol)
-    await deps.redis.setex(f"project_created:{ctx.user_id}:project-{project_id}", MESSAGE_TTL, message)
+    await deps.redis.set(f"project_created:{ctx.user_id}:project-{project_id}", message, ex=MESSAGE_TTL)
     return project_id
 
 
@@ -388,7 +388,7 @@ async def run_allowed(deps: AccessDeps, req: AllowedRequest, app: AppSettings) -
         await _run_change_checks(deps, ctx, req, repo_type)
     if ctx.redirected_from and ctx.user_id is not None and not is_deploy_key(ctx):
         message = deps.urls.project_moved_message(ctx.redirected_from, _gl_project_path(ctx, repo_type), req.protocol)
-        await deps.redis.setex(f"redirect_namespace:{ctx.user_id}:{gl_repository(ctx, repo_type)}", MESSAGE_TTL, message)
+        await deps.redis.set(f"redirect_namespace:{ctx.user_id}:{gl_repository(ctx, repo_type)}", message, ex=MESSAGE_TTL)
     if req.action in DOWNLOAD_COMMANDS and ctx.user_id is not None and not is_deploy_key(ctx):
         if ctx.user_last_activity_on is None or ctx.user_last_activity_on < date.today():
             async with deps.pool.acquire() as conn:

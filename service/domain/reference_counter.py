@@ -83,6 +83,3 @@ class ReferenceCounter:
         raw = await self.redis.get(counter_key(gl_repository))
         return int(raw or 0)
 
-
-async def store_message(redis: Redis, key: str, message: str) -> None:
-    await redis.setex(key, MESSAGE_TTL, message)

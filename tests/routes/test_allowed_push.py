@@ -1,0 +1,252 @@
+"""POST /internal/allowed from Gitaly's pre-receive hook: real change lists, and the push deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+
+from service.app import create_app
+from service.config import Storage
+from service.domain.repository import hashed_disk_path
+from tests.factories import add_member, enable_deploy_key, make_key, make_project, make_user, protect_branch, protect_tag
+from tests.helpers import shell_headers
+
+ALLOWED = "/api/v4/internal/allowed"
+BLANK = "0" * 40
+A = "a" * 40
+B = "b" * 40
+
+
+async def push(client, project, changes, *, protocol="ssh", env=None, **actor):
+    body = {
+        "action": "git-receive-pack",
+        "gl_repository": f"project-{project['id']}",
+        "project": f"/var/opt/gitlab/git-data/repositories/{project['id']}.git",
+        "changes": changes,
+        "protocol": protocol,
+        **{k: str(v) for k, v in actor.items()},
+    }
+    if env is not None:
+        body["env"] = orjson.dumps(env).decode()
+    resp = await client.post(ALLOWED, json=body, headers=shell_headers())
+    return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def team(db):
+    owner = await make_user(db)
+    project = await make_project(db, owner=owner, default_branch="main")
+    developer = await make_user(db)
+    maintainer = await make_user(db)
+    await add_member(db, developer, project, 30)
+    await add_member(db, maintainer, project, 40)
+    return {"project": project, "developer": developer, "maintainer": maintainer, "owner": owner}
+
+
+async def test_unprotected_branch_and_several_lines(client, db, team):
+    changes = f"{A} {B} refs/heads/feature\n{BLANK} {B} refs/heads/other\n"
+    status, body = await push(client, team["project"], changes, user_id=team["developer"]["id"])
+    assert status == 200 and body["status"] is True
+
+
+async def test_protected_branch_push_levels(client, db, team):
+    await protect_branch(db, team["project"], "main", push=[40], merge=[40])
+    await protect_branch(db, team["project"], "release/*", push=[30], merge=[30])
+    update_main = f"{A} {B} refs/heads/main"
+    assert await push(client, team["project"], update_main, user_id=team["developer"]["id"]) == (
+        401,
+        {"status": False, "message": "You are not allowed to push code to protected branches on this project."},
+    )
+    assert (await push(client, team["project"], update_main, user_id=team["maintainer"]["id"]))[0] == 200
+    # wildcard rule lets developers push release branches
+    assert (await push(client, team["project"], f"{A} {B} refs/heads/release/1.0", user_id=team["developer"]["id"]))[0] == 200
+    # the first failing line decides, whatever comes before it
+    two = f"{A} {B} refs/heads/feature\n{update_main}\n"
+    assert (await push(client, team["project"], two, user_id=team["developer"]["id"]))[0] == 401
+
+
+async def test_no_one_may_push_and_specific_users(client, db, team):
+    await protect_branch(db, team["project"], "main", push=[0], push_users=[team["developer"]["id"]])
+    assert (await push(client, team["project"], f"{A} {B} refs/heads/main", user_id=team["maintainer"]["id"]))[0] == 401
+    assert (await push(client, team["project"], f"{A} {B} refs/heads/main", user_id=team["developer"]["id"]))[0] == 200
+
+
+async def test_branch_rules(client, db, team):
+    dev = {"user_id": team["maintainer"]["id"]}
+    await protect_branch(db, team["project"], "stable")
+    cases = [
+        (f"{A} {BLANK} refs/heads/main", "The default branch of a project cannot be deleted."),
+        (f"{BLANK} {B} refs/heads/{'c' * 40}", "You cannot create a branch with a 40-character hexadecimal branch name."),
+        (f"{A} {BLANK} refs/heads/stable", "You can only delete protected branches using the web interface."),
+    ]
+    for changes, message in cases:
+        assert await push(client, team["project"], changes, **dev) == (401, {"status": False, "message": message})
+    assert (await push(client, team["project"], f"{A} {BLANK} refs/heads/stable", protocol="web", **dev))[0] == 200
+    assert await push(client, team["project"], f"{A} {BLANK} refs/heads/stable", protocol="web", user_id=team["developer"]["id"]) == (
+        401,
+        {
+            "status": False,
+            "message": "You are not allowed to delete protected branches from this project. "
+            "Only a project maintainer or owner can delete a protected branch.",
+        },
+    )
+    # a 40-hex name may still be deleted
+    assert (await push(client, team["project"], f"{A} {BLANK} refs/heads/{'c' * 40}", **dev))[0] == 200
+
+
+async def test_creating_protected_branches(client, db, team):
+    await protect_branch(db, team["project"], "prod-*", push=[40], merge=[30])
+    create = f"{BLANK} {B} refs/heads/prod-1"
+    reporter = await make_user(db)
+    await add_member(db, reporter, team["project"], 20)
+    assert (await push(client, team["project"], create, user_id=team["maintainer"]["id"]))[0] == 200
+    assert await push(client, team["project"], create, user_id=team["developer"]["id"]) == (
+        401,
+        {"status": False, "message": "You can only create protected branches using the web interface and API."},
+    )
+    assert (await push(client, team["project"], create, user_id=reporter["id"]))[0] == 401
+
+
+async def test_tag_rules(client, db, team):
+    project = team["project"]
+    await protect_tag(db, project, "v*", create=[40])
+    dev, maint = {"user_id": team["developer"]["id"]}, {"user_id": team["maintainer"]["id"]}
+    cases = [
+        (dev, f"{BLANK} {B} refs/tags/v1.0", "You are not allowed to create this tag as it is protected."),
+        (maint, f"{A} {B} refs/tags/v1.0", "Protected tags cannot be updated."),
+        (maint, f"{A} {BLANK} refs/tags/v1.0", "You can only delete protected tags using the web interface."),
+        (dev, f"{BLANK} {B} refs/tags/main", "You cannot use default branch name to create a tag"),
+        (dev, f"{BLANK} {B} refs/tags/{'d' * 40}", "You cannot create a tag with a SHA-1 or SHA-256 tag name."),
+        (dev, f"{BLANK} {B} refs/tags/refs/tags/x", "You cannot create a tag with a prohibited pattern."),
+        (dev, f"{BLANK} {B} refs/tags/bad..name", "You cannot create a tag with a prohibited pattern."),
+    ]
+    for actor, changes, message in cases:
+        assert await push(client, project, changes, **actor) == (401, {"status": False, "message": message}), changes
+    assert (await push(client, project, f"{BLANK} {B} refs/tags/v1.0", **maint))[0] == 200
+    assert (await push(client, project, f"{BLANK} {B} refs/tags/nightly", **dev))[0] == 200
+    assert (await push(client, project, f"{A} {B} refs/tags/nightly", **dev))[0] == 200  # developers have admin_tag
+
+
+async def test_deploy_keys_on_protected_branches(client, db, team):
+    project = team["project"]
+    key, _ = await make_key(db, team["owner"], deploy_key=True)
+    listed, _ = await make_key(db, team["owner"], deploy_key=True)
+    await enable_deploy_key(db, key, project, can_push=True)
+    await enable_deploy_key(db, listed, project, can_push=True)
+    await protect_branch(db, project, "main", push=[40], push_deploy_keys=[listed["id"]])
+    assert (await push(client, project, f"{A} {B} refs/heads/feature", key_id=key["id"]))[0] == 200
+    assert (await push(client, project, f"{A} {B} refs/heads/main", key_id=key["id"]))[0] == 401
+    assert (await push(client, project, f"{A} {B} refs/heads/main", key_id=listed["id"]))[0] == 200
+
+
+async def test_malformed_change_lines_are_refused(client, db, team):
+    status, body = await push(client, team["project"], "not a change line", user_id=team["developer"]["id"])
+    assert status == 401 and body["status"] is False
+
+
+# --- questions for the repository itself ----------------------------------------------------------
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    full_env = {**os.environ, "GIT_DIR": str(repo), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e",
+                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e", **(env or {})}
+    return subprocess.run(["git", *args], env=full_env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit(repo: Path, parent: str | None, message: str, env: dict[str, str] | None = None) -> str:
+    tree = git(repo, "write-tree", env={**(env or {}), "GIT_INDEX_FILE": str(repo / "empty-index")})
+    args = ["commit-tree", tree, "-m", message] + (["-p", parent] if parent else [])
+    return git(repo, *args, env=env)
+
+
+@pytest.fixture
+async def storage_client(aiohttp_client, settings, secrets, db, redis, tmp_path):
+    storage = Storage("default", "unix:/tmp/gitaly-test.socket", None, tmp_path / "repositories")
+    app = create_app(settings.with_overrides(storages={"default": storage}), secrets)
+    return await aiohttp_client(app), storage.path
+
+
+async def test_force_push_detection_with_quarantined_objects(storage_client, db, team):
+    client, root = storage_client
+    project = team["project"]
+    repo = root / (hashed_disk_path(project["id"]) + ".git")
+    repo.parent.mkdir(parents=True)
+    subprocess.run(["git", "init", "--bare", "-q", str(repo)], check=True)
+    base = commit(repo, None, "base")
+    child = commit(repo, base, "child")
+    sibling = commit(repo, None, "rewritten history")
+    # the pushed commit exists only in Gitaly's quarantine directory, as during a real pre-receive
+    quarantine = repo / "objects" / "incoming-test"
+    quarantine.mkdir()
+    qenv = {"GIT_OBJECT_DIRECTORY": str(quarantine), "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(repo / "objects")}
+    quarantined = commit(repo, None, "quarantined rewrite", env=qenv)
+    hook_env = {"GIT_OBJECT_DIRECTORY_RELATIVE": "objects/incoming-test", "GIT_ALTERNATE_OBJECT_DIRECTORIES_RELATIVE": ["objects"]}
+
+    await protect_branch(db, project, "main", push=[40])
+    maint = {"user_id": team["maintainer"]["id"]}
+    forced = "You are not allowed to force push code to a protected branch on this project."
+    assert (await push(client, project, f"{base} {child} refs/heads/main", **maint))[0] == 200  # fast-forward
+    assert await push(client, project, f"{child} {sibling} refs/heads/main", **maint) == (401, {"status": False, "message": forced})
+    assert await push(client, project, f"{child} {quarantined} refs/heads/main", env=hook_env, **maint) == (
+        401, {"status": False, "message": forced},
+    )
+    # unprotected branches may be rewritten
+    assert (await push(client, project, f"{child} {sibling} refs/heads/topic", **maint))[0] == 200
+    await db.execute("UPDATE protected_branches SET allow_force_push = true WHERE project_id = $1", project["id"])
+    assert (await push(client, project, f"{child} {sibling} refs/heads/main", **maint))[0] == 200
+
+
+# --- the 50-second limit -------------------------------------------------------------------------------
+
+
+async def test_deadline_answers_503_with_timing_and_cancels_the_statement(aiohttp_client, settings, secrets, db, redis, team, backends):
+    client = await aiohttp_client(create_app(settings.with_overrides(allowed_timeout=0.5), secrets))
+    blocker = await asyncpg.connect(backends.database_url)
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        # a slow step: the protected-branch lookup waits behind this lock
+        await blocker.execute("LOCK TABLE protected_branches IN ACCESS EXCLUSIVE MODE")
+        started = asyncio.get_running_loop().time()
+        status, body = await push(client, team["project"], f"{A} {B} refs/heads/main", user_id=team["developer"]["id"])
+        elapsed = asyncio.get_running_loop().time() - started
+        assert status == 503
+        assert body["status"] is False
+        lines = body["message"].split("\n")
+        assert lines[:3] == ["Push operation timed out", "", "Timing information for debugging purposes:"]
+        assert lines[3].startswith("Loading protected branches and tags... (cancelled after ")
+        assert 0.5 <= elapsed < 3
+        # the statement was cancelled on the server, not left waiting for the lock
+        for _ in range(50):
+            waiting = await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'gitlab-internal-api'"
+                " AND state = 'active' AND wait_event_type = 'Lock'"
+            )
+            if waiting == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting == 0
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    # the worker and its connections are free again
+    status, _ = await push(client, team["project"], f"{A} {B} refs/heads/feature", user_id=team["developer"]["id"])
+    assert status == 200
+
+
+async def test_any_changes_are_not_subject_to_the_deadline(aiohttp_client, settings, secrets, db, redis, team, backends):
+    client = await aiohttp_client(create_app(settings.with_overrides(allowed_timeout=0.2), secrets))
+    blocker = await asyncpg.connect(backends.database_url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE protected_branches IN ACCESS EXCLUSIVE MODE")
+            status, _ = await push(client, team["project"], "_any", user_id=team["developer"]["id"])
+            assert status == 200
+    finally:
+        await blocker.close()
