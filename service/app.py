@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import keys
-from service.auth import auth_middleware
+from service.auth import KAS_JWT_ISSUER, SHELL_JWT_ISSUER, SHELL_JWT_LEEWAY, VerifiedTokens, auth_middleware
 from service.config import Settings
 from service.domain.app_settings import SettingsCache
 from service.domain.git_access import AccessDeps
@@ -14,7 +14,7 @@ from service.domain.reference_counter import ReferenceCounter
 from service.domain.repository import RepositoryInspector
 from service.domain.urls import InstanceUrls
 from service.errors import error_middleware
-from service.resources import pg_pool_ctx, redis_ctx
+from service.resources import pg_pool_ctx, redis_ctx, redis_pipe_ctx
 from service.routes import setup_routes
 from service.secrets import Secrets, load_secrets
 
@@ -24,13 +24,12 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 
 async def wire_redis_services(app: web.Application) -> None:
     """Objects that need the Redis client, built once at start-up rather than per request."""
-    redis = app[keys.REDIS]
-    counter = ReferenceCounter(redis)
-    app[keys.REFERENCE_COUNTER] = counter
+    pipe = app[keys.REDIS_PIPE]
+    app[keys.REFERENCE_COUNTER] = ReferenceCounter(pipe)
     app[keys.ACCESS_DEPS] = AccessDeps(
         pool=app[keys.DB_POOL],
-        redis=redis,
-        limiter=ShellOperationLimiter(redis),
+        redis=pipe,
+        limiter=ShellOperationLimiter(pipe),
         inspector=app[keys.REPOSITORIES],
         settings=app[keys.SETTINGS],
         urls=app[keys.URLS],
@@ -46,11 +45,15 @@ def create_app(settings: Settings, secrets: Secrets | None = None) -> web.Applic
     app[keys.SECRETS] = secrets or load_secrets(
         settings.shell_secret_file, settings.kas_secret_file, settings.db_key_base_file
     )
+    secrets = app[keys.SECRETS]
+    app[keys.SHELL_TOKENS] = VerifiedTokens(secrets.shell, SHELL_JWT_ISSUER, SHELL_JWT_LEEWAY)
+    app[keys.KAS_TOKENS] = VerifiedTokens(secrets.kas, KAS_JWT_ISSUER, 0)
     app[keys.APP_SETTINGS] = SettingsCache(settings.settings_cache_seconds)
     app[keys.REPOSITORIES] = RepositoryInspector(settings.storages)
     app[keys.URLS] = InstanceUrls(settings.gitlab_url, settings.ssh_user, settings.ssh_host, settings.ssh_port)
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(redis_pipe_ctx)
     app.on_startup.append(wire_redis_services)
     setup_routes(app)
     return app

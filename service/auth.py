@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
@@ -76,6 +77,39 @@ def _verify_hs256(token: str, key: bytes, issuer: str, leeway: int) -> dict[str,
     )
 
 
+class VerifiedTokens:
+    """Tokens whose signature and claims were already checked, until their `exp` (plus leeway).
+
+    gitlab-shell and Gitaly sign a fresh token per request, but with whole-second `iat`/`exp` every
+    request of the same second carries the same token; kas reuses its token for a few seconds.
+    Re-verifying costs about as much as the rest of a hot request, and the outcome of a check is a
+    pure function of the token and the clock, so a hit re-checks only the clock. Only successes are
+    remembered, per key and issuer (each Consumer has its own cache), and the cache is bounded.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, key: bytes, issuer: str, leeway: int) -> None:
+        self.key, self.issuer, self.leeway = key, issuer, leeway
+        self._valid: dict[str, tuple[float, float, dict[str, Any]]] = {}
+
+    def verify(self, token: str) -> dict[str, Any]:
+        now = time.time()
+        hit = self._valid.get(token)
+        if hit is not None:
+            not_before, expires, claims = hit
+            if not_before <= now < expires:
+                return claims
+            del self._valid[token]
+        claims = _verify_hs256(token, self.key, self.issuer, self.leeway)
+        if "exp" in claims:  # a token without exp is checked every time rather than kept forever
+            if len(self._valid) >= self.MAX_ENTRIES:
+                self._valid.clear()
+            not_before = float(claims.get("nbf", 0)) - self.leeway
+            self._valid[token] = (not_before, float(claims["exp"]) + self.leeway, claims)
+        return claims
+
+
 def _legacy_secret_matches(candidate: str | None, secret: bytes) -> bool:
     if candidate is None:
         return False
@@ -84,16 +118,16 @@ def _legacy_secret_matches(candidate: str | None, secret: bytes) -> bool:
 
 async def check_shell(request: web.Request) -> Identity:
     """JWT in Gitlab-Shell-Api-Request (current), or the shared secret of GitLab Shell < 14.35."""
-    secret = request.app[keys.SECRETS].shell
     token = request.headers.get(SHELL_JWT_HEADER)
     if token is not None:
         try:
-            _verify_hs256(token, secret, SHELL_JWT_ISSUER, SHELL_JWT_LEEWAY)
+            request.app[keys.SHELL_TOKENS].verify(token)
         except jwt.PyJWTError as exc:
             log.info("shell JWT rejected: %s", type(exc).__name__)
             raise unauthorized() from None
         return Identity("gitlab-shell")
     if request.app[keys.SETTINGS].accept_legacy_shell_secret:
+        secret = request.app[keys.SECRETS].shell
         header = request.headers.get(LEGACY_SECRET_HEADER)
         if header is not None:
             try:
@@ -127,7 +161,7 @@ async def check_kas(request: web.Request) -> Identity:
     if token is None:
         raise _kas_unauthorized()
     try:
-        claims = _verify_hs256(token, request.app[keys.SECRETS].kas, KAS_JWT_ISSUER, 0)
+        claims = request.app[keys.KAS_TOKENS].verify(token)
     except jwt.PyJWTError as exc:
         log.info("kas JWT rejected: %s", type(exc).__name__)
         raise _kas_unauthorized() from None

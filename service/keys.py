@@ -8,8 +8,10 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from service.redis_pipe import PipelinedRedis
+
 if TYPE_CHECKING:
-    from service.auth import Consumer, Identity
+    from service.auth import Consumer, Identity, VerifiedTokens
     from service.config import Settings
     from service.domain.app_settings import SettingsCache
     from service.domain.git_access import AccessDeps
@@ -20,8 +22,12 @@ if TYPE_CHECKING:
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
+SHELL_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("shell_tokens")
+KAS_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("kas_tokens")
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
+# the auto-pipelining connection of the hot paths; REDIS (redis-py) serves everything else
+REDIS_PIPE = web.AppKey("redis_pipe", PipelinedRedis)
 APP_SETTINGS: web.AppKey[SettingsCache] = web.AppKey("app_settings")
 REPOSITORIES: web.AppKey[RepositoryInspector] = web.AppKey("repositories")
 URLS: web.AppKey[InstanceUrls] = web.AppKey("urls")

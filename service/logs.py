@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -28,10 +29,20 @@ class JsonFormatter(logging.Formatter):
 
 
 class JsonAccessLogger(AbstractAccessLogger):
-    """Method, path (never the query string: it can carry secret_token or private_token), status, time."""
+    """Method, path (never the query string: it can carry secret_token or private_token), status, time.
+
+    One os.write per line straight to standard output: an unbuffered, atomic write for lines under
+    PIPE_BUF, without the cost of a logging.LogRecord on every request of the hot paths.
+    """
+
+    @property
+    def enabled(self) -> bool:
+        # Switched by the `access_log` setting alone, not by the application log level.
+        return True
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, duration: float) -> None:
-        self.logger.info(
+        os.write(
+            1,
             orjson.dumps(
                 {
                     "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -43,8 +54,9 @@ class JsonAccessLogger(AbstractAccessLogger):
                     "remote_ip": request.remote,
                     "user_agent": request.headers.get("User-Agent", ""),
                     "client_name": request.headers.get("X-Gitlab-Client-Name", ""),
-                }
-            ).decode()
+                },
+                option=orjson.OPT_APPEND_NEWLINE,
+            ),
         )
 
 
@@ -54,7 +66,4 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    access = logging.getLogger("aiohttp.access")
-    access.handlers[:] = [logging.StreamHandler(sys.stdout)]
-    access.propagate = False
     logging.Formatter.converter = time.gmtime

@@ -10,6 +10,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from service import keys
+from service.redis_pipe import PipelinedRedis
 
 log = logging.getLogger("gitlab_internal_api")
 
@@ -49,3 +50,14 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await client.aclose()
+
+
+async def redis_pipe_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The auto-pipelining connection of the hot paths (service/redis_pipe.py)."""
+    pipe = PipelinedRedis(app[keys.SETTINGS].redis_url)
+    try:
+        await pipe.execute("PING")  # fail fast at start-up
+        app[keys.REDIS_PIPE] = pipe
+        yield
+    finally:
+        await pipe.close()

@@ -17,7 +17,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from asyncpg import UniqueViolationError
-from redis.asyncio import Redis
 
 from service.config import Settings
 from service.db import access as access_db
@@ -47,6 +46,7 @@ from service.domain.reference_counter import MESSAGE_TTL
 from service.domain.repository import RepositoryInspector, hashed_disk_path
 from service.domain.ssh_keys import TECHNOLOGIES, restriction_error
 from service.domain.urls import InstanceUrls
+from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable
 
 log = logging.getLogger("gitlab_internal_api.git_access")
 
@@ -108,7 +108,7 @@ class Granted:
 @dataclass(frozen=True)
 class AccessDeps:
     pool: Any
-    redis: Redis
+    redis: PipelinedRedis
     limiter: ShellOperationLimiter
     inspector: RepositoryInspector
     settings: Settings
@@ -316,8 +316,16 @@ async def _create_project(deps: AccessDeps, ctx: AccessContextRow, req: AllowedR
             raise ProjectCreationError("Could not create project: Path has already been taken") from None
     full_path = f"{namespace.full_path}/{project_path}"
     message = deps.urls.project_created_message(full_path, req.protocol)
-    await deps.redis.set(f"project_created:{ctx.user_id}:project-{project_id}", message, ex=MESSAGE_TTL)
+    await _store_notice(deps, f"project_created:{ctx.user_id}:project-{project_id}", message)
     return project_id
+
+
+async def _store_notice(deps: AccessDeps, key: str, message: str) -> None:
+    """A notice for the pusher's post-receive; losing it must not deny the git operation."""
+    try:
+        await deps.redis.execute("SET", key, message, "EX", MESSAGE_TTL)
+    except (RedisUnavailable, RedisReplyError) as exc:
+        log.warning("could not store push notice %s: %s", key.split(":", 1)[0], exc)
 
 
 def _valid_project_path(path: str) -> bool:
@@ -388,7 +396,8 @@ async def run_allowed(deps: AccessDeps, req: AllowedRequest, app: AppSettings) -
         await _run_change_checks(deps, ctx, req, repo_type)
     if ctx.redirected_from and ctx.user_id is not None and not is_deploy_key(ctx):
         message = deps.urls.project_moved_message(ctx.redirected_from, _gl_project_path(ctx, repo_type), req.protocol)
-        await deps.redis.set(f"redirect_namespace:{ctx.user_id}:{gl_repository(ctx, repo_type)}", message, ex=MESSAGE_TTL)
+        key = f"redirect_namespace:{ctx.user_id}:{gl_repository(ctx, repo_type)}"
+        await _store_notice(deps, key, message)
     if req.action in DOWNLOAD_COMMANDS and ctx.user_id is not None and not is_deploy_key(ctx):
         if ctx.user_last_activity_on is None or ctx.user_last_activity_on < date.today():
             async with deps.pool.acquire() as conn:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 
-from redis.asyncio import Redis
+from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable
+
+log = logging.getLogger("gitlab_internal_api.rate_limit")
 
 PERIOD_SECONDS = 60
 
@@ -16,8 +19,8 @@ return count
 
 
 class ShellOperationLimiter:
-    def __init__(self, redis: Redis) -> None:
-        self._hit = redis.register_script(_HIT)
+    def __init__(self, redis: PipelinedRedis) -> None:
+        self.redis = redis
 
     @staticmethod
     def key(action: str, project: str, actor: str) -> str:
@@ -28,5 +31,10 @@ class ShellOperationLimiter:
         """Count this call; True when it is over `threshold` calls in the window (0 = no limit)."""
         if threshold <= 0:
             return False
-        count = await self._hit(keys=[self.key(action, project, actor)], args=[PERIOD_SECONDS])
+        try:
+            count = await self.redis.evalsha(_HIT, [self.key(action, project, actor)], [PERIOD_SECONDS])
+        except (RedisUnavailable, RedisReplyError) as exc:
+            # Fail open: an unreachable Redis must not stop every git operation on the instance.
+            log.warning("rate limiter unavailable, not limiting: %s", exc)
+            return False
         return int(count) > threshold

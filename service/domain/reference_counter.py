@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable
+
+REDIS_FAILURES = (RedisUnavailable, RedisReplyError)
 
 REFERENCE_EXPIRE_TIME = 600  # seconds
 MESSAGE_TTL = 300  # Gitlab::Checks::PostPushMessage: 5 minutes
@@ -54,15 +55,13 @@ class Decrease:
 
 
 class ReferenceCounter:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: PipelinedRedis) -> None:
         self.redis = redis
-        self._increase = redis.register_script(_INCREASE)
-        self._decrease = redis.register_script(_DECREASE_AND_TAKE_MESSAGES)
 
     async def increase(self, gl_repository: str) -> bool:
         try:
-            await self._increase(keys=[counter_key(gl_repository)], args=[REFERENCE_EXPIRE_TIME])
-        except RedisError:
+            await self.redis.evalsha(_INCREASE, [counter_key(gl_repository)], [REFERENCE_EXPIRE_TIME])
+        except REDIS_FAILURES:
             return False
         return True
 
@@ -71,15 +70,11 @@ class ReferenceCounter:
         moved = moved_keys(user_id, gl_repository, project_id) if user_id is not None else []
         created = created_keys(user_id, gl_repository, project_id) if user_id is not None else []
         try:
-            result = await self._decrease(keys=[counter_key(gl_repository), *moved, *created])
-        except RedisError:
+            result = await self.redis.evalsha(_DECREASE_AND_TAKE_MESSAGES, [counter_key(gl_repository), *moved, *created])
+        except REDIS_FAILURES:
             return Decrease(False, None, None)
         messages = [m or None for m in result[1:]]
         moved_found = next((m for m in messages[: len(moved)] if m), None)
         created_found = next((m for m in messages[len(moved) :] if m), None)
         return Decrease(True, moved_found, created_found)
-
-    async def value(self, gl_repository: str) -> int:
-        raw = await self.redis.get(counter_key(gl_repository))
-        return int(raw or 0)
 

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ CHECKS_NEEDING_REPOSITORY = (
 )
 
 
+@lru_cache(maxsize=65536)
 def hashed_disk_path(project_id: int) -> str:
     digest = hashlib.sha256(str(project_id).encode()).hexdigest()
     return f"@hashed/{digest[:2]}/{digest[2:4]}/{digest}"

@@ -56,14 +56,14 @@ async def test_two_hundred_concurrent_pushes_leave_every_counter_at_zero(client,
 
 async def test_redis_failure_answers_false_not_500(aiohttp_client, settings, secrets, db, redis):
     """Redis going away mid-flight: the hooks answer false (Gitaly then refuses the push), never 500."""
-    from redis.asyncio import Redis
-
     from service import keys
     from service.app import create_app
     from service.domain.reference_counter import ReferenceCounter
 
     app = create_app(settings, secrets)
-    unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    from service.redis_pipe import PipelinedRedis
+
+    unreachable = PipelinedRedis("redis://127.0.0.1:1/0", timeout=0.5)
 
     async def point_counter_at_a_dead_server(app):  # runs after the real wiring at start-up
         app[keys.REFERENCE_COUNTER] = ReferenceCounter(unreachable)
@@ -74,7 +74,7 @@ async def test_redis_failure_answers_false_not_500(aiohttp_client, settings, sec
         assert await pre_receive(client) == {"reference_counter_increased": False}
         assert (await post_receive(client))["reference_counter_decreased"] is False
     finally:
-        await unreachable.aclose()
+        await unreachable.close()
 
 
 async def test_post_receive_messages(client, db, redis):
