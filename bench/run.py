@@ -148,8 +148,9 @@ async def seed(database_url: str) -> dict[str, str]:
             conn, user_id=user_id, deploy_key=False, key=parsed.text, title="bench", key_type=parsed.key_type,
             bits=parsed.bits, fingerprint_md5=parsed.fingerprint_md5, fingerprint_sha256=parsed.fingerprint_sha256,
         )
-        # no shell rate limit in the benchmark: it would throttle the single benchmark actor
-        await conn.execute("UPDATE application_settings SET gitlab_shell_operation_limit = 0")
+        # The rate limiter stays on (its Redis call is part of every /allowed), with a limit the
+        # benchmark's single actor cannot reach.
+        await conn.execute("UPDATE application_settings SET gitlab_shell_operation_limit = 1000000000")
         agent_token = "glagent-" + uuid.uuid4().hex
         agent_id = await conn.fetchval(
             "INSERT INTO cluster_agents (name, project_id, created_by_user_id) VALUES ('bench', $1, $2) RETURNING id",

@@ -7,6 +7,10 @@ from aiohttp import web
 from service import keys
 from service.auth import KAS_JWT_ISSUER, SHELL_JWT_ISSUER, SHELL_JWT_LEEWAY, VerifiedTokens, auth_middleware
 from service.config import Settings
+from service.db import access as access_db
+from service.db import keys as keys_db
+from service.db import post_receive as post_receive_db
+from service.db.batch import BatchLoader
 from service.domain.app_settings import SettingsCache
 from service.domain.git_access import AccessDeps
 from service.domain.rate_limit import ShellOperationLimiter
@@ -22,8 +26,8 @@ from service.secrets import Secrets, load_secrets
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
-async def wire_redis_services(app: web.Application) -> None:
-    """Objects that need the Redis client, built once at start-up rather than per request."""
+async def wire_services(app: web.Application) -> None:
+    """Objects over the pool and the Redis connection, built once at start-up rather than per request."""
     pipe = app[keys.REDIS_PIPE]
     app[keys.REFERENCE_COUNTER] = ReferenceCounter(pipe)
     app[keys.ACCESS_DEPS] = AccessDeps(
@@ -33,7 +37,10 @@ async def wire_redis_services(app: web.Application) -> None:
         inspector=app[keys.REPOSITORIES],
         settings=app[keys.SETTINGS],
         urls=app[keys.URLS],
+        contexts=BatchLoader(app[keys.DB_POOL], access_db.git_access_contexts),
     )
+    app[keys.AUTHORIZED_KEYS] = BatchLoader(app[keys.DB_POOL], keys_db.find_auth_keys_by_fingerprints)
+    app[keys.PUSH_CONTEXTS] = BatchLoader(app[keys.DB_POOL], post_receive_db.post_receive_contexts)
 
 
 def create_app(settings: Settings, secrets: Secrets | None = None) -> web.Application:
@@ -54,6 +61,6 @@ def create_app(settings: Settings, secrets: Secrets | None = None) -> web.Applic
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(redis_pipe_ctx)
-    app.on_startup.append(wire_redis_services)
+    app.on_startup.append(wire_services)
     setup_routes(app)
     return app

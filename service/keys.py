@@ -13,6 +13,9 @@ from service.redis_pipe import PipelinedRedis
 if TYPE_CHECKING:
     from service.auth import Consumer, Identity, VerifiedTokens
     from service.config import Settings
+    from service.db.batch import BatchLoader
+    from service.db.keys import AuthorizedKey
+    from service.db.post_receive import PostReceiveContext, PushLookup
     from service.domain.app_settings import SettingsCache
     from service.domain.git_access import AccessDeps
     from service.domain.reference_counter import ReferenceCounter
@@ -33,6 +36,10 @@ REPOSITORIES: web.AppKey[RepositoryInspector] = web.AppKey("repositories")
 URLS: web.AppKey[InstanceUrls] = web.AppKey("urls")
 REFERENCE_COUNTER: web.AppKey[ReferenceCounter] = web.AppKey("reference_counter")
 ACCESS_DEPS: web.AppKey[AccessDeps] = web.AppKey("access_deps")
+# fingerprint -> authorized key, batched across concurrent requests
+AUTHORIZED_KEYS: web.AppKey[BatchLoader[str, AuthorizedKey | None]] = web.AppKey("authorized_keys")
+# post-receive lookups, batched across concurrent pushes
+PUSH_CONTEXTS: web.AppKey[BatchLoader[PushLookup, PostReceiveContext]] = web.AppKey("push_contexts")
 # route -> the consumer whose credentials it needs; filled by setup_routes, read by the middleware
 ROUTE_CONSUMERS: web.AppKey[dict[Any, Consumer]] = web.AppKey("route_consumers")
 

@@ -53,10 +53,9 @@ class _Protocol(asyncio.Protocol):
     def __init__(self, owner: PipelinedRedis) -> None:
         self.owner = owner
         self.reader = hiredis.Reader(encoding="utf-8", replyError=RedisReplyError)
-        self.transport: asyncio.Transport | None = None
+        self.transport: Any = None  # asyncio's or uvloop's transport (not an asyncio.Transport subclass)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:

@@ -1,37 +1,20 @@
--- name: git_access_context
--- Everything /internal/allowed needs, in one round trip: the actor (a key by id, or a user by id,
--- by username or as the owner of a key), the project (by id, or by full path, following redirects
--- from old paths), the actor's access level in it, and whether a deploy key is enabled on it.
--- A key's last_used_at is touched here too, at most once a day, as GitLab does.
--- $1 key_id, $2 user_id, $3 username, $4 key id whose owner is the actor, $5 project id, $6 project full path
-WITH touched_key AS (
+-- name: git_access_contexts
+-- Everything /internal/allowed needs, for a batch of requests in one round trip (one row per
+-- request, in request order): the actor (a key by id, or a user by id, by username or as the owner
+-- of a key), the project (by id, or by full path, following redirects from old paths), the actor's
+-- access level in it, and whether a deploy key is enabled on it. Keys' last_used_at is touched
+-- here too, at most once a day, as GitLab does.
+-- $1 key ids, $2 user ids, $3 usernames, $4 key ids whose owner is the actor, $5 project ids, $6 full paths
+WITH req AS (
+    SELECT *
+    FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])
+        WITH ORDINALITY AS r(key_id, user_id, username, owner_of_key_id, project_id, project_path, n)
+),
+touched_keys AS (
     UPDATE keys SET last_used_at = now()
-    WHERE id = $1::bigint AND (last_used_at IS NULL OR last_used_at < now() - interval '1 day')
+    WHERE id IN (SELECT key_id FROM req WHERE key_id IS NOT NULL)
+      AND (last_used_at IS NULL OR last_used_at < now() - interval '1 day')
     RETURNING id
-),
-actor_key AS (
-    SELECT k.id, k.user_id, k.type, k.expires_at, k.key_type, k.bits, k.fingerprint_sha256
-    FROM keys k
-    WHERE k.id = $1::bigint AND k.usage_type IN ('auth', 'auth_and_signing')
-),
-actor_user AS (
-    SELECT u.*
-    FROM users u
-    WHERE u.id = (SELECT user_id FROM actor_key)
-       OR u.id = $2::bigint
-       OR lower(u.username) = lower($3::text)
-       OR u.id = (SELECT user_id FROM keys WHERE id = $4::bigint)
-    LIMIT 1
-),
-project_ref AS (
-    SELECT id, NULL::text AS redirected_from FROM projects WHERE id = $5::bigint
-    UNION ALL
-    (SELECT r.source_id, NULL::text FROM routes r
-      WHERE $5::bigint IS NULL AND r.source_type = 'Project' AND lower(r.path) = lower($6::text)
-     UNION ALL
-     SELECT rr.source_id, rr.path FROM redirect_routes rr
-      WHERE $5::bigint IS NULL AND rr.source_type = 'Project' AND lower(rr.path) = lower($6::text)
-     LIMIT 1)
 )
 SELECT
     k.id AS key_id,
@@ -76,15 +59,28 @@ SELECT
               OR (m.source_type = 'Namespace' AND m.source_id = ANY (n.traversal_ids))))
     ) AS access_level,
     dkp.can_push AS deploy_key_can_push
-FROM (SELECT 1) AS one
-LEFT JOIN actor_key k ON true
-LEFT JOIN actor_user u ON true
-LEFT JOIN project_ref ref ON true
+FROM req
+LEFT JOIN keys k ON k.id = req.key_id AND k.usage_type IN ('auth', 'auth_and_signing')
+LEFT JOIN users u ON u.id = COALESCE(
+    k.user_id,
+    req.user_id,
+    (SELECT by_name.id FROM users by_name WHERE lower(by_name.username) = lower(req.username)),
+    (SELECT owned.user_id FROM keys owned WHERE owned.id = req.owner_of_key_id))
+LEFT JOIN LATERAL (
+    SELECT by_id.id, NULL::text AS redirected_from FROM projects by_id WHERE by_id.id = req.project_id
+    UNION ALL
+    (SELECT r.source_id, NULL::text FROM routes r
+      WHERE req.project_id IS NULL AND r.source_type = 'Project' AND lower(r.path) = lower(req.project_path)
+     UNION ALL
+     SELECT rr.source_id, rr.path FROM redirect_routes rr
+      WHERE req.project_id IS NULL AND rr.source_type = 'Project' AND lower(rr.path) = lower(req.project_path)
+     LIMIT 1)
+) ref ON true
 LEFT JOIN projects p ON p.id = ref.id AND NOT p.pending_delete
 LEFT JOIN routes route ON route.source_type = 'Project' AND route.source_id = p.id
 LEFT JOIN namespaces n ON n.id = p.namespace_id
 LEFT JOIN deploy_keys_projects dkp ON dkp.deploy_key_id = k.id AND dkp.project_id = p.id
-LIMIT 1;
+ORDER BY req.n;
 
 -- name: namespace_for_project_creation
 -- The namespace a push would auto-create a project in, and the pusher's access level there.

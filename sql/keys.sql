@@ -1,11 +1,13 @@
--- name: find_auth_key_by_fingerprint_sha256
--- An SSH key usable for authentication, by its SHA-256 fingerprint (AuthorizedKeysCommand), with
--- the owner's name for the key comment.
--- $1 fingerprint_sha256 (base64, no padding)
+-- name: find_auth_keys_by_fingerprints
+-- SSH keys usable for authentication, by SHA-256 fingerprint (AuthorizedKeysCommand), with the
+-- owner's name for the key comment: one row per requested fingerprint, in request order, all
+-- NULL where none matched (batched, see service/db/batch.py).
+-- $1 fingerprint_sha256 values (base64, no padding)
 SELECT k.id, k.title, k.key, k.created_at, k.expires_at, k.usage_type, u.name AS user_name
-FROM keys k
+FROM unnest($1::text[]) WITH ORDINALITY AS req(fingerprint, n)
+LEFT JOIN keys k ON k.fingerprint_sha256 = req.fingerprint AND k.usage_type IN ('auth', 'auth_and_signing')
 LEFT JOIN users u ON u.id = k.user_id
-WHERE k.fingerprint_sha256 = $1 AND k.usage_type IN ('auth', 'auth_and_signing');
+ORDER BY req.n;
 
 -- name: find_key_actor
 -- A key (user key or deploy key) and its user, for the shell endpoints that act on a key's owner.

@@ -1,54 +1,54 @@
--- name: post_receive_context
--- What the post-receive answer needs, in one round trip: the pusher (from the identifier
--- user-<id>, key-<id> for a user's own key, or username-<name>), the project, the pusher's access
--- level in it, the banner broadcast to show, and the open merge requests of the pushed branches.
--- $1 project id, $2 user id, $3 key id, $4 username, $5 pushed branch names
-WITH pusher AS (
-    SELECT u.id FROM users u
-    WHERE u.id = $2::bigint
-       OR u.id = (SELECT user_id FROM keys WHERE id = $3::bigint AND type IS NULL)
-       OR lower(u.username) = lower($4::text)
-    LIMIT 1
-),
-project AS (
-    SELECT p.*, route.path AS full_path, n.traversal_ids, n.type AS namespace_type, n.owner_id AS namespace_owner_id
-    FROM projects p
-    JOIN routes route ON route.source_type = 'Project' AND route.source_id = p.id
-    JOIN namespaces n ON n.id = p.namespace_id
-    WHERE p.id = $1::bigint
-),
-access AS (
-    SELECT GREATEST(
-        (SELECT 50 FROM project WHERE namespace_type = 'User' AND namespace_owner_id = (SELECT id FROM pusher)),
-        (SELECT max(m.access_level) FROM members m, project p
-          WHERE m.user_id = (SELECT id FROM pusher) AND m.state = 'active' AND m.requested_at IS NULL
-            AND (m.expires_at IS NULL OR m.expires_at > current_date)
-            AND ((m.source_type = 'Project' AND m.source_id = p.id)
-              OR (m.source_type = 'Namespace' AND m.source_id = ANY (p.traversal_ids))))
-    ) AS level
+-- name: post_receive_contexts
+-- What the post-receive answer needs, for a batch of pushes in one round trip (one row per push,
+-- in order): the pusher (from the identifier user-<id>, key-<id> for a user's own key, or
+-- username-<name>), the project, the pusher's access level in it, the banner broadcast to show,
+-- and the open merge requests of the pushed branches.
+-- $1 project ids, $2 user ids, $3 key ids, $4 usernames, $5 pushed branch names (a JSON array per push)
+WITH req AS (
+    SELECT *
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])
+        WITH ORDINALITY AS r(project_id, user_id, key_id, username, branches, n)
 )
 SELECT
-    (SELECT id FROM pusher) AS user_id,
+    pusher.id AS user_id,
     p.id AS project_id,
-    p.full_path,
+    route.path AS full_path,
     p.default_branch,
     p.printing_merge_request_link_enabled,
     p.merge_requests_access_level,
-    (SELECT level FROM access) AS access_level,
+    access.level AS access_level,
     (SELECT b.message FROM broadcast_messages b
       WHERE b.broadcast_type = 'banner' AND b.show_in_cli AND now() >= b.starts_at AND now() < b.ends_at
-        AND (b.target_path = '' OR coalesce(p.full_path, '') ILIKE replace(replace(b.target_path, '%', '\%'), '*', '%'))
-        AND (cardinality(b.target_access_levels) = 0 OR (SELECT level FROM access) = ANY (b.target_access_levels))
+        AND (b.target_path = '' OR coalesce(route.path, '') ILIKE replace(replace(b.target_path, '%', '\%'), '*', '%'))
+        AND (cardinality(b.target_access_levels) = 0 OR access.level = ANY (b.target_access_levels))
       ORDER BY (b.target_path <> '') DESC, b.id DESC
       LIMIT 1) AS broadcast_message,
     (SELECT coalesce(json_agg(json_build_object('source_branch', mr.source_branch, 'iid', mr.iid,
                                                'target_path', target.path) ORDER BY mr.id), '[]')
        FROM merge_requests mr
        JOIN routes target ON target.source_type = 'Project' AND target.source_id = mr.target_project_id
-      WHERE mr.source_project_id = p.id AND mr.state = 'opened' AND mr.source_branch = ANY ($5::text[])
+      WHERE mr.source_project_id = p.id AND mr.state = 'opened'
+        AND mr.source_branch IN (SELECT json_array_elements_text(req.branches::json))
     )::text AS open_merge_requests
-FROM (SELECT 1) AS one
-LEFT JOIN project p ON true;
+FROM req
+LEFT JOIN users pusher ON pusher.id = COALESCE(
+    req.user_id,
+    (SELECT owned.user_id FROM keys owned WHERE owned.id = req.key_id AND owned.type IS NULL),
+    (SELECT by_name.id FROM users by_name WHERE lower(by_name.username) = lower(req.username)))
+LEFT JOIN projects p ON p.id = req.project_id
+LEFT JOIN routes route ON route.source_type = 'Project' AND route.source_id = p.id
+LEFT JOIN namespaces n ON n.id = p.namespace_id
+LEFT JOIN LATERAL (
+    SELECT GREATEST(
+        CASE WHEN n.type = 'User' AND n.owner_id = pusher.id THEN 50 END,
+        (SELECT max(m.access_level) FROM members m
+          WHERE m.user_id = pusher.id AND m.state = 'active' AND m.requested_at IS NULL
+            AND (m.expires_at IS NULL OR m.expires_at > current_date)
+            AND ((m.source_type = 'Project' AND m.source_id = p.id)
+              OR (m.source_type = 'Namespace' AND m.source_id = ANY (n.traversal_ids))))
+    ) AS level
+) access ON true
+ORDER BY req.n;
 
 -- name: adopt_default_branch
 -- The first push to an empty project makes a branch its default (GitLab's PostReceive does this):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from service.db.queries import sql
 from service.db.rows import Conn, row, rows
 
-_CONTEXT = sql("git_access_context")
+_CONTEXTS = sql("git_access_contexts")
 _NAMESPACE_FOR_CREATION = sql("namespace_for_project_creation")
 _PROTECTED_REFS = sql("protected_refs_for_project")
 _TOUCH_ACTIVITY = sql("touch_user_activity")
@@ -75,20 +76,25 @@ class ProtectedRefRule:
     deploy_key_id: int | None
 
 
-async def git_access_context(
-    conn: Conn,
-    *,
-    key_id: int | None,
-    user_id: int | None,
-    username: str | None,
-    owner_of_key_id: int | None,
-    project_id: int | None,
-    project_path: str | None,
-) -> AccessContextRow:
-    record = await conn.fetchrow(_CONTEXT, key_id, user_id, username, owner_of_key_id, project_id, project_path)
-    found = row(AccessContextRow, record)
-    assert found is not None  # the query always returns its one row
-    return found
+@dataclass(frozen=True)
+class ContextLookup:
+    """One request's actor and repository parameters (at most one actor field is set)."""
+
+    key_id: int | None = None
+    user_id: int | None = None
+    username: str | None = None
+    owner_of_key_id: int | None = None
+    project_id: int | None = None
+    project_path: str | None = None
+
+
+async def git_access_contexts(conn: Conn, lookups: Sequence[ContextLookup]) -> list[AccessContextRow]:
+    """One context row per lookup, in order, from one query (batched, see service/db/batch.py)."""
+    columns = [[getattr(lookup, name) for lookup in lookups] for name in _LOOKUP_FIELDS]
+    return rows(AccessContextRow, await conn.fetch(_CONTEXTS, *columns))
+
+
+_LOOKUP_FIELDS = ("key_id", "user_id", "username", "owner_of_key_id", "project_id", "project_path")
 
 
 async def namespace_for_creation(conn: Conn, full_path: str, user_id: int) -> NamespaceForCreation | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from service.db.queries import sql
 from service.db.rows import Conn, row
 
-_BY_FINGERPRINT = sql("find_auth_key_by_fingerprint_sha256")
+_BY_FINGERPRINTS = sql("find_auth_keys_by_fingerprints")
 _KEY_ACTOR = sql("find_key_actor")
 _INSERT = sql("insert_key")
 
@@ -61,8 +62,10 @@ class KeyRow:
     public: bool
 
 
-async def find_auth_key_by_fingerprint(conn: Conn, fingerprint_sha256: str) -> AuthorizedKey | None:
-    return row(AuthorizedKey, await conn.fetchrow(_BY_FINGERPRINT, fingerprint_sha256))
+async def find_auth_keys_by_fingerprints(conn: Conn, fingerprints: Sequence[str]) -> list[AuthorizedKey | None]:
+    """One answer per fingerprint, in order (batched lookups, see service/db/batch.py)."""
+    records = await conn.fetch(_BY_FINGERPRINTS, list(fingerprints))
+    return [row(AuthorizedKey, record) if record["id"] is not None else None for record in records]
 
 
 async def find_key_actor(conn: Conn, key_id: int) -> KeyActor | None:

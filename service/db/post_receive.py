@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from service.db.queries import sql
-from service.db.rows import Conn, row
+import orjson
 
-_CONTEXT = sql("post_receive_context")
+from service.db.queries import sql
+from service.db.rows import Conn, rows
+
+_CONTEXTS = sql("post_receive_contexts")
 _ADOPT_DEFAULT_BRANCH = sql("adopt_default_branch")
 
 
@@ -24,20 +27,28 @@ class PostReceiveContext:
     open_merge_requests: str  # JSON array of {source_branch, iid, target_path}
 
 
-async def post_receive_context(
-    conn: Conn,
-    *,
-    project_id: int | None,
-    user_id: int | None,
-    key_id: int | None,
-    username: str | None,
-    branches: list[str],
-) -> PostReceiveContext:
-    found = row(
-        PostReceiveContext, await conn.fetchrow(_CONTEXT, project_id, user_id, key_id, username, branches)
+@dataclass(frozen=True)
+class PushLookup:
+    project_id: int | None
+    user_id: int | None
+    key_id: int | None
+    username: str | None
+    branches: tuple[str, ...]
+
+
+async def post_receive_contexts(conn: Conn, lookups: Sequence[PushLookup]) -> list[PostReceiveContext]:
+    """One context per push, in order, from one query (batched, see service/db/batch.py)."""
+    return rows(
+        PostReceiveContext,
+        await conn.fetch(
+            _CONTEXTS,
+            [lookup.project_id for lookup in lookups],
+            [lookup.user_id for lookup in lookups],
+            [lookup.key_id for lookup in lookups],
+            [lookup.username for lookup in lookups],
+            [orjson.dumps(lookup.branches).decode() for lookup in lookups],
+        ),
     )
-    assert found is not None
-    return found
 
 
 async def adopt_default_branch(conn: Conn, ctx: PostReceiveContext, created_branches: list[str]) -> PostReceiveContext:

@@ -21,7 +21,8 @@ from asyncpg import UniqueViolationError
 from service.config import Settings
 from service.db import access as access_db
 from service.db import projects as projects_db
-from service.db.access import AccessContextRow
+from service.db.access import AccessContextRow, ContextLookup
+from service.db.batch import BatchLoader
 from service.domain import checks
 from service.domain.actors import ActorRef, RepositoryRef
 from service.domain.app_settings import AppSettings
@@ -113,6 +114,7 @@ class AccessDeps:
     inspector: RepositoryInspector
     settings: Settings
     urls: InstanceUrls
+    contexts: BatchLoader[ContextLookup, AccessContextRow]
 
 
 def is_deploy_key(ctx: AccessContextRow) -> bool:
@@ -268,17 +270,17 @@ def check_access(
     return Verdict(console, run_change_checks=True)
 
 
-async def _gather(conn: Any, req: AllowedRequest, project_id: int | None = None) -> AccessContextRow:
+def context_lookup(req: AllowedRequest, project_id: int | None = None) -> ContextLookup:
     actor, repo = req.actor, req.repository
     wanted_id = project_id if project_id is not None else repo.container_id
-    return await access_db.git_access_context(
-        conn,
+    by_project = repo.repo_type in ("project", "wiki")
+    return ContextLookup(
         key_id=actor.key_id,
         user_id=actor.user_id,
         username=actor.username,
         owner_of_key_id=actor.owner_of_key_id,
-        project_id=wanted_id if repo.repo_type in ("project", "wiki") else None,
-        project_path=repo.path if wanted_id is None and repo.repo_type in ("project", "wiki") else None,
+        project_id=wanted_id if by_project else None,
+        project_path=repo.path if wanted_id is None and by_project else None,
     )
 
 
@@ -375,21 +377,18 @@ async def _run_change_checks(
 
 async def run_allowed(deps: AccessDeps, req: AllowedRequest, app: AppSettings) -> Granted:
     """POST /internal/allowed: the whole decision, raising a domain error on denial."""
-    async with deps.pool.acquire() as conn:
-        ctx, throttled = await asyncio.gather(
-            _gather(conn, req),
-            deps.limiter.throttled(
-                app.gitlab_shell_operation_limit, req.action or "", req.raw_project, req.actor.scope
-            ),
-        )
+    # The context query and the rate-limit count are independent: one round trip each, in parallel.
+    ctx, throttled = await asyncio.gather(
+        deps.contexts.load(context_lookup(req)),
+        deps.limiter.throttled(app.gitlab_shell_operation_limit, req.action or "", req.raw_project, req.actor.scope),
+    )
     if throttled:
         raise RateLimited()
     now = datetime.now(timezone.utc)
     verdict = check_access(ctx, req, app, deps.urls, now)
     if verdict.create_project:
         project_id = await _create_project(deps, ctx, req, app)
-        async with deps.pool.acquire() as conn:
-            ctx = await _gather(conn, req, project_id)
+        ctx = await deps.contexts.load(context_lookup(req, project_id))
         verdict = check_access(ctx, req, app, deps.urls, now)
     repo_type = req.repository.repo_type
     if verdict.run_change_checks:

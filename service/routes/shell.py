@@ -6,6 +6,7 @@ live in service/domain.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Any
 
@@ -13,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from service import keys
-from service.keys import ACCESS_DEPS, REFERENCE_COUNTER, URLS
+from service.keys import ACCESS_DEPS, AUTHORIZED_KEYS, PUSH_CONTEXTS, REFERENCE_COUNTER, URLS
 from service.db import keys as keys_db
 from service.db import post_receive as post_receive_db
 from service.db import projects as projects_db
@@ -103,8 +104,7 @@ async def authorized_keys(request: web.Request) -> web.Response:
         fingerprint = fingerprint_sha256(lenient_b64decode(blob_text))
     except InvalidKey:
         raise not_found("Key") from None
-    async with request.app[keys.DB_POOL].acquire() as conn:
-        found = await keys_db.find_auth_key_by_fingerprint(conn, fingerprint)
+    found = await request.app[AUTHORIZED_KEYS].load(fingerprint)
     if found is None:
         raise not_found("Key")
     key_type, key_blob = found.key.split()[:2]
@@ -332,18 +332,25 @@ async def post_receive(request: web.Request) -> web.Response:
     pusher = parse_identifier(raw.get("identifier"))
     changes = raw.get("changes") if isinstance(raw.get("changes"), str) else ""
     counter = request.app[REFERENCE_COUNTER]
-    async with request.app[keys.DB_POOL].acquire() as conn:
-        ctx = await post_receive_db.post_receive_context(
-            conn,
-            project_id=project_id,
-            user_id=pusher.user_id,
-            key_id=pusher.owner_of_key_id,
-            username=pusher.username,
-            branches=branch_names(changes),
+    lookup = post_receive_db.PushLookup(
+        project_id=project_id,
+        user_id=pusher.user_id,
+        key_id=pusher.owner_of_key_id,
+        username=pusher.username,
+        branches=tuple(branch_names(changes)),
+    )
+    contexts = request.app[PUSH_CONTEXTS]
+    if pusher.user_id is not None:
+        # Gitaly's usual identifier, user-<id>: the counter and the notices need no lookup first.
+        ctx, decrease = await asyncio.gather(
+            contexts.load(lookup), counter.decrease(gl_repository, pusher.user_id, project_id)
         )
-        if ctx.project_id is not None and ctx.default_branch is None and repository.repo_type == "project":
+    else:
+        ctx = await contexts.load(lookup)
+        decrease = await counter.decrease(gl_repository, ctx.user_id, project_id)
+    if ctx.project_id is not None and ctx.default_branch is None and repository.repo_type == "project":
+        async with request.app[keys.DB_POOL].acquire() as conn:
             ctx = await post_receive_db.adopt_default_branch(conn, ctx, created_branch_names(changes))
-    decrease = await counter.decrease(gl_repository, ctx.user_id, project_id)
     messages = post_receive_messages(ctx, decrease, changes, repository, request.app[URLS])
     return json_response({"messages": messages, "reference_counter_decreased": decrease.decreased})
 

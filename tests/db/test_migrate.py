@@ -35,6 +35,6 @@ async def test_concurrent_migrations_apply_each_file_exactly_once(backends):
 
 def test_every_named_query_is_one_statement_that_loads():
     queries = load_queries()
-    assert "git_access_context" in queries and "post_receive_context" in queries
+    assert "git_access_contexts" in queries and "post_receive_contexts" in queries
     for name, text in queries.items():
         assert text.strip(), name

@@ -385,3 +385,18 @@ async def test_form_bodies_and_activity_tracking(client, db):
     row = await db.fetchrow("SELECT last_activity_on FROM users WHERE id = $1", user["id"])
     assert row["last_activity_on"] == date.today()
     assert await db.fetchval("SELECT last_used_at FROM keys WHERE id = $1", key["id"]) is not None
+
+
+async def test_concurrent_requests_each_get_their_own_answer(client, db):
+    """Concurrent lookups share one query (service/db/batch.py); answers must not cross."""
+    import asyncio
+
+    users = [await make_user(db) for _ in range(6)]
+    projects = [await make_project(db, owner=user) for user in users]  # private: only the owner may read
+    requests = [(u, p) for u in users for p in projects]
+    answers = await asyncio.gather(*(allowed(client, project=p["full_path"], user_id=u["id"]) for u, p in requests))
+    for (user, project), (status, body) in zip(requests, answers):
+        if user["id"] == project["creator_id"]:
+            assert status == 200 and body["gl_id"] == f"user-{user['id']}" and body["gl_project_id"] == project["id"]
+        else:
+            assert (status, body["message"]) == (404, PROJECT_NOT_FOUND)

@@ -262,3 +262,18 @@ async def test_malformed_json_is_a_400_not_a_500(client):
     resp = await client.post(f"{INTERNAL}/allowed", data=b"{not json", headers=shell_headers())
     assert resp.status == 400
     assert (await resp.json())["message"].startswith("400 Bad request")
+
+
+async def test_concurrent_authorized_keys_lookups(client, db):
+    import asyncio
+
+    users = [await make_user(db, name=f"Owner {n}") for n in range(20)]
+    keys = [await make_key(db, user) for user in users]
+    blobs = [base64.b64encode(parsed.blob).decode() for _, parsed in keys] + ["AAAAC3NzaC1lZDI1NTE5AAAAIA=="]
+    responses = await asyncio.gather(
+        *(client.get(f"{INTERNAL}/authorized_keys", params={"key": blob}, headers=shell_headers()) for blob in blobs)
+    )
+    for (key, _), user, response in zip(keys, users, responses):
+        body = await response.json()
+        assert body["id"] == key["id"] and body["key"].endswith(f"{user['name']} (gitlab.test)")
+    assert responses[-1].status == 404

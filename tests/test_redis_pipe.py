@@ -1,0 +1,49 @@
+"""The auto-pipelining Redis connection, on the event loop production uses (uvloop) and asyncio's."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import uvloop
+
+from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable
+
+
+async def _exercise(url: str) -> None:
+    pipe = PipelinedRedis(url, timeout=2)
+    try:
+        assert await pipe.execute("PING") == "PONG"
+        await pipe.execute("DEL", "pipe-test")
+        # 500 concurrent INCRs issued in the same loop iteration travel in one write and all count
+        results = await asyncio.gather(*(pipe.execute("INCR", "pipe-test") for _ in range(500)))
+        assert sorted(results) == list(range(1, 501))
+        assert await pipe.execute_many([("INCRBY", "pipe-test", 5), ("GET", "pipe-test")]) == [505, "505"]
+        script = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+        assert await pipe.evalsha(script, ["pipe-test"], [10]) == 515
+        await pipe.execute("SCRIPT", "FLUSH")  # as after a Redis restart: NOSCRIPT, then EVAL
+        assert await pipe.evalsha(script, ["pipe-test"], [1]) == 516
+        with pytest.raises(RedisReplyError):
+            await pipe.execute("INCR")  # wrong number of arguments: an error reply, not a hang
+        assert await pipe.execute("GET", "pipe-test") == "516"  # replies stay matched after an error
+        await pipe.execute("DEL", "pipe-test")
+    finally:
+        await pipe.close()
+
+
+def test_pipelining_on_uvloop(backends):
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(_exercise(backends.redis_url))
+    finally:
+        loop.close()
+
+
+async def test_pipelining_on_asyncio(backends, redis):
+    await _exercise(backends.redis_url)
+
+
+async def test_unreachable_server_fails_fast():
+    pipe = PipelinedRedis("redis://127.0.0.1:1/0", timeout=0.5)
+    with pytest.raises(RedisUnavailable):
+        await pipe.execute("PING")
