@@ -167,7 +167,13 @@ async def check_kas(request: web.Request) -> Identity:
         raise _kas_unauthorized() from None
     audience = claims.get("aud")
     if audience is not None:
-        audiences = audience if isinstance(audience, list) else [audience]
+        # RFC 7519: a string or an array of strings; anything else (an object...) is refused.
+        if isinstance(audience, str):
+            audiences = [audience]
+        elif isinstance(audience, list) and all(isinstance(item, str) for item in audience):
+            audiences = audience
+        else:
+            raise _kas_unauthorized()
         if KAS_JWT_AUDIENCE not in audiences:
             raise _kas_unauthorized()
     return Identity("gitlab-kas")

@@ -74,7 +74,10 @@ async def params(request: web.Request) -> dict[str, Any]:
 def _grape_messages(errors: Mapping[str, Any], prefix: str = "") -> list[str]:
     messages: list[str] = []
     for field, detail in errors.items():
-        name = f"{prefix}[{field}]" if prefix else str(field)
+        if field == "_schema":  # the nested value itself was wrong (not an object): name the parent
+            name = prefix or "body"
+        else:
+            name = f"{prefix}[{field}]" if prefix else str(field)
         if isinstance(detail, Mapping):
             messages.extend(_grape_messages(detail, name))
             continue

@@ -7,6 +7,7 @@ live in service/domain.
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import date
 from typing import Any
 
@@ -56,6 +57,7 @@ async def allowed(request: web.Request) -> web.Response:
         repository = repository_from_params(raw)
     except InvalidRepository as exc:
         raise bad_request(str(exc)) from None
+    check_client_context(raw.get("gitaly_client_context_bin"))
     env = raw.get("env")
     hook_env: dict[str, Any] = {}
     if isinstance(env, str) and env:
@@ -92,6 +94,18 @@ async def allowed(request: web.Request) -> web.Response:
         # ApplicationRateLimiter's shape, not the /allowed one.
         return json_response({"message": {"error": exc.message}}, 429, {"Retry-After": "60"})
     return json_response(success_payload(granted, req.action, app_settings, deps.settings))
+
+
+def check_client_context(value: Any) -> None:
+    """Newer Gitaly sends base64 JSON metadata; GitLab refuses a value that is not a JSON object."""
+    if value in (None, ""):
+        return
+    try:
+        decoded = orjson.loads(base64.b64decode(str(value), validate=True))
+    except (ValueError, orjson.JSONDecodeError):
+        raise bad_request("malformed gitaly_client_context_bin") from None
+    if not isinstance(decoded, dict):
+        raise bad_request("Decoded gitaly_client_context_bin is not a valid JSON object")
 
 
 @routes.get("/api/v4/internal/authorized_keys")
@@ -323,6 +337,7 @@ async def pre_receive(request: web.Request) -> web.Response:
 async def post_receive(request: web.Request) -> web.Response:
     """POST /internal/post_receive: DECR the counter and answer the messages for the pusher."""
     raw = await params(request)
+    check_client_context(raw.get("gitaly_client_context_bin"))
     gl_repository = str(raw.get("gl_repository") or "")
     try:
         repository = repository_from_params({"gl_repository": gl_repository}) if gl_repository else None

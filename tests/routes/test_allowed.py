@@ -400,3 +400,21 @@ async def test_concurrent_requests_each_get_their_own_answer(client, db):
             assert status == 200 and body["gl_id"] == f"user-{user['id']}" and body["gl_project_id"] == project["id"]
         else:
             assert (status, body["message"]) == (404, PROJECT_NOT_FOUND)
+
+
+async def test_gitaly_client_context_bin(client, db):
+    import base64
+
+    user = await make_user(db)
+    project = await make_project(db, owner=user)
+    good = base64.b64encode(b'{"scoped-user-id": "1"}').decode()
+    assert (await allowed(client, project=project["full_path"], user_id=user["id"], gitaly_client_context_bin=good))[0] == 200
+    assert (await allowed(client, project=project["full_path"], user_id=user["id"], gitaly_client_context_bin=None))[0] == 200
+    cases = [
+        ("%%%", "400 Bad request - malformed gitaly_client_context_bin"),
+        (base64.b64encode(b"[1, 2]").decode(), "400 Bad request - Decoded gitaly_client_context_bin is not a valid JSON object"),
+    ]
+    for value, message in cases:
+        assert await allowed(client, project=project["full_path"], user_id=user["id"], gitaly_client_context_bin=value) == (
+            400, {"message": message},
+        )
