@@ -111,8 +111,9 @@ def wrk(url: str, method: str, headers: dict[str, str], body: str | None, durati
     finally:
         script.unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    distribution = out[out.index("Latency Distribution") :]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", distribution, re.MULTILINE).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", distribution, re.MULTILINE).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = int(non2xx.group(1)) if non2xx else 0

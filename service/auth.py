@@ -48,6 +48,7 @@ class Identity:
     is_admin: bool = False
     agent_id: int | None = None
     agent_token_id: int | None = None
+    token_id: int | None = None  # the personal access token that authenticated the request
     scopes: tuple[str, ...] = ()
 
 
@@ -208,7 +209,7 @@ async def check_kas_agent(request: web.Request) -> Identity:
 # --- Personal access tokens (admin API, CustomersDot) ------------------------------------------
 
 
-def _pat_from(request: web.Request, query_and_body: dict[str, Any]) -> str | None:
+def pat_from(request: web.Request, query_and_body: dict[str, Any]) -> str | None:
     for header in ("PRIVATE-TOKEN", "TOKEN"):  # TOKEN: the 2021 CustomersDot examples send it
         value = request.headers.get(header)
         if value:
@@ -225,17 +226,18 @@ def _invalid_token(description: str) -> ApiError:
 
 
 async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]) -> Identity:
-    token = _pat_from(request, await params(request))
+    token = pat_from(request, await params(request))
     if token is None:
         raise unauthorized()
     async with request.app[keys.DB_POOL].acquire() as conn:
         found = await users_db.find_user_by_token_digest(conn, token_digest(token))
     if found is None:
         raise unauthorized()
-    if found.revoked:
-        raise _invalid_token("Token was revoked. You have to re-authorize from the user.")
+    # APIGuard's order: expired, then revoked; then the scope; then whether the user may use the API.
     if found.expires_at is not None and found.expires_at <= date.today():
         raise _invalid_token("Token is expired. You can either do re-authorization or token refresh.")
+    if found.revoked:
+        raise _invalid_token("Token was revoked. You have to re-authorize from the user.")
     if not required_scopes.intersection(found.scopes):
         raise ApiError(
             403,
@@ -245,13 +247,18 @@ async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]
                 "scope": " ".join(sorted(required_scopes)),
             },
         )
-    if found.state not in ("active",):
-        raise unauthorized()
+    if found.state in ("blocked", "ldap_blocked", "blocked_pending_approval"):
+        raise forbidden("Your account has been blocked.")
+    if found.state == "deactivated":
+        raise forbidden(
+            "Your account has been deactivated by your administrator. Please log back in to reactivate your account."
+        )
     return Identity(
         "personal_access_token",
         user_id=found.user_id,
         username=found.username,
         is_admin=found.admin,
+        token_id=found.token_id,
         scopes=tuple(found.scopes),
     )
 

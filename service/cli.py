@@ -1,4 +1,4 @@
-"""The gitlab-internal-api command: serve, migrate, seed-demo, shell-jwt (and what other modules add)."""
+"""The gitlab-internal-api command: serve, migrate, seed-demo, shell-jwt, create-admin (+ module commands)."""
 
 from __future__ import annotations
 
@@ -174,6 +174,55 @@ def seed_demo(args: argparse.Namespace) -> int:
         print(asyncio.run(seed(settings.database_url)))
     finally:
         services.stop()
+    return 0
+
+
+def _create_admin_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("username")
+    parser.add_argument("--email", help="the new user's e-mail address (default <username>@example.com)")
+
+
+@command(
+    "create-admin",
+    "create an administrator (unless it exists) and print a new api-scoped personal access token",
+    _create_admin_arguments,
+)
+def create_admin_command(args: argparse.Namespace) -> int:
+    import os
+
+    from service.db.migrate import migrate
+    from service.domain.admin.bootstrap import NotAnAdmin, create_admin
+    from service.domain.admin.errors import AdminError
+    from service.logs import JsonFormatter
+
+    settings = _settings(args)
+    # The token is the only line on stdout, so `TOKEN=$(gitlab-internal-api create-admin root)`
+    # works: logs go to stderr, and so does anything the embedded servers write to fd 1.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().handlers[:] = [handler]
+    logging.getLogger().setLevel(settings.log_level)
+    sys.stdout.flush()
+    saved_stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        settings, services = _with_services(settings)
+        try:
+            asyncio.run(migrate(settings.database_url))
+            token = asyncio.run(create_admin(settings.database_url, args.username, args.email))
+        finally:
+            services.stop()
+    except NotAnAdmin:
+        log.error("user %s exists and is not an administrator; not promoting it", args.username)
+        return 1
+    except AdminError as exc:
+        log.error("cannot create %s: %r", args.username, exc)
+        return 1
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved_stdout, 1)
+        os.close(saved_stdout)
+    print(token)
     return 0
 
 

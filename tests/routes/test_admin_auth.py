@@ -1,0 +1,150 @@
+"""Who may call the admin API: GitLab's 401/403 answers for each way a token can be wrong."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pytest
+
+from service import auth
+from service.routes import ROUTE_TABLES
+from service.routes.admin import ROUTE_TABLES as ADMIN_TABLES
+from tests.admin_helpers import call, error_of, gitlab_client, make_admin
+from tests.factories import make_personal_access_token, make_user
+
+UNAUTHORIZED = {"message": "401 Unauthorized"}
+
+
+async def test_no_token_is_401(client, db):
+    resp = await client.get("/api/v4/users")
+    assert resp.status == 401
+    assert await resp.json() == UNAUTHORIZED
+
+
+async def test_unknown_token_is_401(client, db):
+    resp = await client.get("/api/v4/user", headers={"PRIVATE-TOKEN": "glpat-not-a-real-token"})
+    assert resp.status == 401
+    assert await resp.json() == UNAUTHORIZED
+
+
+async def test_revoked_token_is_invalid_token(client, db):
+    user = await make_user(db, admin=True)
+    token = await make_personal_access_token(db, user, revoked=True)
+    resp = await client.get("/api/v4/user", headers={"PRIVATE-TOKEN": token})
+    assert resp.status == 401
+    assert await resp.json() == {
+        "error": "invalid_token",
+        "error_description": "Token was revoked. You have to re-authorize from the user.",
+    }
+
+
+async def test_expired_token_is_invalid_token(client, db):
+    user = await make_user(db, admin=True)
+    token = await make_personal_access_token(db, user, expires_at=date.today() - timedelta(days=1))
+    with gitlab_client(client, token) as gl:
+        error = await error_of(gl.auth)
+    assert error.response_code == 401
+    assert json.loads(error.response_body) == {
+        "error": "invalid_token",
+        "error_description": "Token is expired. You can either do re-authorization or token refresh.",
+    }
+
+
+async def test_token_without_api_scope_is_insufficient_scope(client, db):
+    user = await make_user(db, admin=True)
+    token = await make_personal_access_token(db, user, scopes=["read_repository"])
+    resp = await client.get("/api/v4/user", headers={"PRIVATE-TOKEN": token})
+    assert resp.status == 403
+    body = await resp.json()
+    assert body["error"] == "insufficient_scope"
+    assert (
+        body["error_description"]
+        == "The request requires higher privileges than provided by the access token."
+    )
+
+
+async def test_read_api_token_may_read_but_not_write(client, db):
+    user = await make_user(db, admin=True)
+    token = await make_personal_access_token(db, user, scopes=["read_api"])
+    headers = {"PRIVATE-TOKEN": token}
+    assert (await client.get("/api/v4/users", headers=headers)).status == 200
+    resp = await client.post("/api/v4/groups", json={"name": "g", "path": "g"}, headers=headers)
+    assert resp.status == 403
+    assert (await resp.json())["error"] == "insufficient_scope"
+
+
+async def test_non_admin_on_admin_route_is_403(client, db):
+    user = await make_user(db)
+    token = await make_personal_access_token(db, user)
+    with gitlab_client(client, token) as gl:
+        error = await error_of(
+            lambda: gl.users.create(
+                {"username": "mallory", "email": "m@example.com", "name": "M", "password": "12345678x"}
+            )
+        )
+        me = await call(lambda: (gl.auth(), gl.user)[1])
+    assert error.response_code == 403
+    assert error.error_message == "403 Forbidden"
+    assert me.username == user["username"]
+    assert "is_admin" not in me.attributes  # the admin fields are for administrators
+    assert await db.fetchval("SELECT count(*) FROM users WHERE username = 'mallory'") == 0
+
+
+@pytest.mark.parametrize("where", ["header", "bearer", "query"])
+async def test_token_accepted_in_each_place_gitlab_reads_it(client, db, where):
+    admin, token = await make_admin(db)
+    kwargs: dict = {}
+    if where == "header":
+        kwargs["headers"] = {"PRIVATE-TOKEN": token}
+    elif where == "bearer":
+        kwargs["headers"] = {"Authorization": f"Bearer {token}"}
+    else:
+        kwargs["params"] = {"private_token": token}
+    resp = await client.get("/api/v4/user", **kwargs)
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["id"] == admin["id"]
+    assert body["is_admin"] is True
+
+
+def test_every_admin_route_has_a_consumer_and_writes_need_admin():
+    registered = {id(table) for table, _ in ROUTE_TABLES}
+    for table, consumer in ADMIN_TABLES:
+        assert id(table) in registered
+        for route in table:
+            if consumer is auth.PUBLIC:
+                assert route.method == "GET", route.path
+    # Creating users, groups and projects is for administrators only.
+    admin_paths = {(r.method, r.path) for t, c in ADMIN_TABLES if c is auth.ADMIN for r in t}
+    for needed in [
+        ("POST", "/api/v4/users"),
+        ("POST", "/api/v4/groups"),
+        ("POST", "/api/v4/projects"),
+        ("PUT", "/api/v4/application/settings"),
+        ("POST", "/api/v4/users/{id}/personal_access_tokens"),
+    ]:
+        assert needed in admin_paths
+
+
+async def test_blocked_owner_of_a_valid_token_is_403(client, db):
+    user = await make_user(db, state="blocked")
+    token = await make_personal_access_token(db, user)
+    resp = await client.get("/api/v4/user", headers={"PRIVATE-TOKEN": token})
+    assert (resp.status, await resp.json()) == (403, {"message": "403 Forbidden - Your account has been blocked."})
+
+
+async def test_expired_is_reported_before_revoked(client, db):
+    user = await make_user(db)
+    token = await make_personal_access_token(db, user, revoked=True, expires_at=date.today() - timedelta(days=1))
+    resp = await client.get("/api/v4/user", headers={"PRIVATE-TOKEN": token})
+    assert resp.status == 401
+    assert (await resp.json())["error_description"].startswith("Token is expired.")
+
+
+async def test_personal_access_tokens_self(client, db):
+    user = await make_user(db)
+    token = await make_personal_access_token(db, user, name="mine")
+    resp = await client.get("/api/v4/personal_access_tokens/self", headers={"PRIVATE-TOKEN": token})
+    body = await resp.json()
+    assert resp.status == 200 and body["name"] == "mine" and body["user_id"] == user["id"]

@@ -1,0 +1,99 @@
+"""Malformed requests get GitLab's 4xx answers, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.admin_helpers import make_admin
+
+HUGE = "9" * 30
+
+CASES = [
+    ("GET", "/api/v4/users/abc", None, 400, {"error": "id is invalid"}),
+    ("GET", "/api/v4/users/²", None, 400, {"error": "id is invalid"}),
+    ("GET", f"/api/v4/users/{HUGE}", None, 400, {"error": "id is invalid"}),
+    ("GET", f"/api/v4/projects/{HUGE}", None, 404, {"message": "404 Project Not Found"}),
+    ("GET", f"/api/v4/groups/{HUGE}", None, 404, {"message": "404 Group Not Found"}),
+    ("GET", "/api/v4/projects/no%2Fsuch", None, 404, {"message": "404 Project Not Found"}),
+    ("GET", "/api/v4/users?page=99999999999", None, 400, {"error": "page is invalid"}),
+    ("GET", "/api/v4/users?search=a%00b", None, 400, {"error": "search is invalid"}),
+    (
+        "POST",
+        "/api/v4/groups",
+        {"name": "g", "path": "g", "parent_id": HUGE},
+        400,
+        {"error": "parent_id is invalid"},
+    ),
+    (
+        "POST",
+        "/api/v4/groups",
+        {"name": "g", "path": "g", "visibility": "secret"},
+        400,
+        {"error": "visibility does not have a valid value"},
+    ),
+    ("POST", "/api/v4/groups", {"name": "g\x00", "path": "g"}, 400, {"error": "name is invalid"}),
+    (
+        "POST",
+        "/api/v4/users",
+        {"username": "u", "email": "u@x\x00", "name": "U", "password": "12345678"},
+        400,
+        {"error": "email is invalid"},
+    ),
+    (
+        "POST",
+        "/api/v4/users",
+        {"username": "u", "email": "not-an-email", "name": "U", "password": "12345678"},
+        400,
+        {"message": {"email": ["is invalid"]}},
+    ),
+    (
+        "POST",
+        "/api/v4/users",
+        {"username": "u", "email": "u@x.org", "name": "U", "password": "12345678", "projects_limit": 2**40},
+        400,
+        {"error": "projects_limit is invalid"},
+    ),
+    (
+        "POST",
+        "/api/v4/projects",
+        {"name": "p", "namespace_id": "abc"},
+        400,
+        {"error": "namespace_id is invalid"},
+    ),
+    (
+        "POST",
+        "/api/v4/broadcast_messages",
+        {"message": "m", "starts_at": "tomorrow"},
+        400,
+        {"error": "starts_at is invalid"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "expected"), CASES)
+async def test_bad_input_is_a_clear_4xx(client, db, method, path, body, status, expected):
+    _, token = await make_admin(db)
+    resp = await client.request(method, path, json=body, headers={"PRIVATE-TOKEN": token})
+    assert (resp.status, await resp.json()) == (status, expected)
+
+
+async def test_transfer_needs_an_id_or_a_path(client, db):
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    created = await client.post("/api/v4/projects", json={"name": "p"}, headers=headers)
+    project_id = (await created.json())["id"]
+    resp = await client.put(
+        f"/api/v4/projects/{project_id}/transfer", json={"namespace": ["x"]}, headers=headers
+    )
+    assert (resp.status, await resp.json()) == (400, {"error": "namespace is invalid"})
+
+
+async def test_broken_json_body(client, db):
+    _, token = await make_admin(db)
+    resp = await client.post(
+        "/api/v4/groups",
+        data=b"{not json",
+        headers={"PRIVATE-TOKEN": token, "Content-Type": "application/json"},
+    )
+    assert resp.status == 400
+    assert await resp.json() == {"message": "400 Bad request - There was a problem with the JSON"}

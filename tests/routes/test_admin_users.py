@@ -1,0 +1,349 @@
+"""Users, SSH keys and personal access tokens through python-gitlab and plain HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+from service.domain.ssh_keys import parse_public_key
+from tests.admin_helpers import call, error_of, gitlab_client, make_admin
+from tests.factories import (
+    ed25519_public_key,
+    make_group,
+    make_user,
+    rsa_public_key,
+    set_application_settings,
+)
+from tests.helpers import shell_headers
+
+ALICE = {"username": "alice", "email": "alice@example.com", "name": "Alice", "password": "correct-horse-1"}
+
+
+def body_of(error) -> dict:
+    return json.loads(error.response_body)
+
+
+async def test_create_user_with_every_attribute(client, db):
+    _, token = await make_admin(db)
+    with gitlab_client(client, token) as gl:
+        user = await call(
+            lambda: gl.users.create(
+                {
+                    **ALICE,
+                    "admin": True,
+                    "can_create_group": False,
+                    "skip_confirmation": True,
+                    "external": True,
+                    "projects_limit": 5,
+                }
+            )
+        )
+    assert (user.username, user.email, user.name) == ("alice", "alice@example.com", "Alice")
+    assert (user.is_admin, user.can_create_group, user.external, user.projects_limit) == (
+        True,
+        False,
+        True,
+        5,
+    )
+    assert user.confirmed_at is not None
+    row = await db.fetchrow("SELECT * FROM users WHERE id = $1", user.id)
+    assert row["encrypted_password"] and "correct-horse-1" not in row["encrypted_password"]
+    ns = await db.fetchrow("SELECT * FROM namespaces WHERE owner_id = $1", user.id)
+    assert (ns["type"], ns["path"], ns["traversal_ids"]) == ("User", "alice", [ns["id"]])
+    assert (
+        await db.fetchval(
+            "SELECT path FROM routes WHERE source_type = 'Namespace' AND source_id = $1", ns["id"]
+        )
+        == "alice"
+    )
+
+
+async def test_duplicate_and_invalid_users_are_refused_without_partial_writes(client, db):
+    _, token = await make_admin(db)
+    await make_group(db, path="platform")
+    with gitlab_client(client, token) as gl:
+        await call(lambda: gl.users.create(ALICE))
+        users_before = await db.fetchval("SELECT count(*) FROM users")
+        routes_before = await db.fetchval("SELECT count(*) FROM routes")
+        taken_username = await error_of(lambda: gl.users.create({**ALICE, "email": "other@example.com"}))
+        taken_email = await error_of(lambda: gl.users.create({**ALICE, "username": "alice2"}))
+        group_path = await error_of(
+            lambda: gl.users.create({**ALICE, "username": "platform", "email": "p@x.org"})
+        )
+        bad_name = await error_of(lambda: gl.users.create({**ALICE, "username": "-bad", "email": "b@x.org"}))
+        short = await error_of(
+            lambda: gl.users.create({**ALICE, "username": "z", "email": "z@x.org", "password": "x"})
+        )
+        no_password = await error_of(
+            lambda: gl.users.create({"username": "y", "email": "y@x.org", "name": "Y"})
+        )
+        missing = await error_of(lambda: gl.users.create({"username": "q", "password": "12345678"}))
+    assert (taken_username.response_code, body_of(taken_username)) == (
+        409,
+        {"message": "Username has already been taken"},
+    )
+    assert (taken_email.response_code, body_of(taken_email)) == (
+        409,
+        {"message": "Email has already been taken"},
+    )
+    assert (group_path.response_code, body_of(group_path)) == (
+        400,
+        {"message": {"username": ["has already been taken"]}},
+    )
+    assert bad_name.response_code == 400 and "username" in body_of(bad_name)["message"]
+    assert body_of(short) == {"message": {"password": ["is too short (minimum is 8 characters)"]}}
+    assert body_of(no_password) == {
+        "error": "password, reset_password, force_random_password are missing, "
+        "at least one parameter must be provided"
+    }
+    assert missing.response_code == 400 and "email is missing" in body_of(missing)["error"]
+    assert await db.fetchval("SELECT count(*) FROM users") == users_before
+    assert await db.fetchval("SELECT count(*) FROM routes") == routes_before
+
+
+async def test_get_filter_and_paginate_users(client, db):
+    _, token = await make_admin(db)
+    for n in range(24):
+        await make_user(db, username=f"dev{n:02}", name=f"Developer {n}")
+    with gitlab_client(client, token) as gl:
+        by_username = await call(lambda: gl.users.list(username="DEV07"))
+        searched = await call(lambda: gl.users.list(search="Developer 1", get_all=True))
+        everyone = await call(lambda: gl.users.list(get_all=True))
+        missing = await error_of(lambda: gl.users.get(999999))
+    assert [u.username for u in by_username] == ["dev07"]
+    assert {u.username for u in searched} == {"dev01", *(f"dev{n}" for n in range(10, 20))}
+    assert len(everyone) == 25
+    assert (missing.response_code, body_of(missing)) == (404, {"message": "404 User Not Found"})
+
+    resp = await client.get(
+        "/api/v4/users", params={"per_page": "10", "page": "2"}, headers={"PRIVATE-TOKEN": token}
+    )
+    assert resp.status == 200
+    assert len(await resp.json()) == 10
+    h = resp.headers
+    assert (h["X-Total"], h["X-Page"], h["X-Per-Page"], h["X-Total-Pages"]) == ("25", "2", "10", "3")
+    assert (h["X-Next-Page"], h["X-Prev-Page"]) == ("3", "1")
+    assert 'page=3&per_page=10>; rel="next"' in h["Link"] and 'rel="prev"' in h["Link"]
+    assert 'page=1&per_page=10>; rel="first"' in h["Link"] and 'page=3&per_page=10>; rel="last"' in h["Link"]
+
+    resp = await client.get("/api/v4/users", params={"per_page": "500"}, headers={"PRIVATE-TOKEN": token})
+    assert resp.headers["X-Per-Page"] == "100" and resp.headers["X-Next-Page"] == ""
+    resp = await client.get("/api/v4/users", params={"page": "x"}, headers={"PRIVATE-TOKEN": token})
+    assert (resp.status, await resp.json()) == (400, {"error": "page is invalid"})
+
+
+async def test_modify_user(client, db):
+    _, token = await make_admin(db)
+    with gitlab_client(client, token) as gl:
+        user = await call(lambda: gl.users.create(ALICE))
+        user.name = "Alice Liddell"
+        user.can_create_group = False
+        await call(user.save)
+        found = await call(lambda: gl.users.get(user.id))
+        other = await call(lambda: gl.users.create({**ALICE, "username": "bob", "email": "bob@example.com"}))
+        other.email = "ALICE@example.com"
+        clash = await error_of(other.save)
+    assert (found.name, found.can_create_group) == ("Alice Liddell", False)
+    assert (clash.response_code, body_of(clash)) == (409, {"message": "Email has already been taken"})
+
+
+async def test_user_states_and_their_effect_on_git_access(client, db):
+    admin, token = await make_admin(db)
+    with gitlab_client(client, token) as gl:
+        user = await call(lambda: gl.users.create(ALICE))
+        key = await call(lambda: user.keys.create({"title": "k", "key": ed25519_public_key()}))
+        assert await call(user.block) is True
+        assert await call(user.block) is None  # already blocked: nothing to do
+        blocked_state = (await call(lambda: gl.users.get(user.id))).state
+        status = await _check_key(client, key.id)
+        deactivate_blocked = await error_of(user.deactivate)
+        assert await call(user.unblock) is True
+        assert await call(user.deactivate) is True
+        unblock_deactivated = await error_of(user.unblock)
+        assert await call(user.activate) is True
+        approve_active = await error_of(user.approve)
+        self_block = await error_of(lambda: gl.http_post(f"/users/{admin['id']}/block"))
+    assert blocked_state == "blocked"
+    assert status == 401
+    assert body_of(deactivate_blocked) == {
+        "message": "403 Forbidden - A blocked user cannot be deactivated by the API"
+    }
+    assert body_of(unblock_deactivated) == {
+        "message": "403 Forbidden - Deactivated users cannot be unblocked by the API"
+    }
+    assert body_of(approve_active) == {
+        "message": "The user you are trying to approve is not pending approval"
+    }
+    assert body_of(self_block) == {
+        "message": "403 Forbidden - The API initiating user cannot be blocked by the API"
+    }
+    assert await _check_key(client, key.id) == 200
+
+    await db.execute("UPDATE users SET state = 'blocked_pending_approval' WHERE id = $1", user.id)
+    with gitlab_client(client, token) as gl:
+        approved = await call(lambda: gl.http_post(f"/users/{user.id}/approve"))
+    assert approved == {"message": "Success"}
+    assert await db.fetchval("SELECT state FROM users WHERE id = $1", user.id) == "active"
+
+
+async def _check_key(client, key_id: int) -> int:
+    resp = await client.post(
+        "/api/v4/internal/allowed",
+        json={
+            "action": "git-upload-pack",
+            "key_id": str(key_id),
+            "project": "nobody/nothing.git",
+            "protocol": "ssh",
+            "changes": "_any",
+        },
+        headers=shell_headers(),
+    )
+    # 404 = the key's user may use git (the project just does not exist); 401 = the user may not.
+    return 200 if resp.status == 404 else resp.status
+
+
+async def test_delete_user_removes_its_keys_namespace_and_routes(client, db):
+    _, token = await make_admin(db)
+    public_key = ed25519_public_key()
+    with gitlab_client(client, token) as gl:
+        user = await call(lambda: gl.users.create(ALICE))
+        await call(lambda: user.keys.create({"title": "k", "key": public_key}))
+        await call(lambda: gl.projects.create({"name": "notes", "namespace_id": user.namespace_id}))
+        await call(lambda: gl.users.delete(user.id))
+        missing = await error_of(lambda: gl.users.get(user.id))
+    assert missing.response_code == 404
+    assert await db.fetchval("SELECT count(*) FROM routes WHERE path LIKE 'alice%'") == 0
+    assert await db.fetchval("SELECT count(*) FROM projects") == 0
+    resp = await client.get(
+        "/api/v4/internal/authorized_keys", params={"key": public_key.split()[1]}, headers=shell_headers()
+    )
+    assert resp.status == 404
+
+
+async def test_ssh_keys_for_users_and_for_oneself(client, db):
+    _, token = await make_admin(db)
+    alice_key = ed25519_public_key("alice@laptop")
+    own_key = ed25519_public_key("admin@desk")
+    with gitlab_client(client, token) as gl:
+        user = await call(lambda: gl.users.create(ALICE))
+        key = await call(
+            lambda: user.keys.create(
+                {
+                    "title": "laptop",
+                    "key": alice_key,
+                    "expires_at": "2099-01-31T00:00:00Z",
+                    "usage_type": "auth",
+                }
+            )
+        )
+        listed = await call(lambda: user.keys.list(get_all=True))
+        await call(gl.auth)
+        mine = await call(lambda: gl.user.keys.create({"title": "desk", "key": own_key}))
+        my_keys = await call(lambda: gl.user.keys.list(get_all=True))
+        by_id = await call(lambda: gl.keys.get(key.id))
+        parsed = parse_public_key(alice_key)
+        by_sha = await call(lambda: gl.keys.get(fingerprint="SHA256:" + parsed.fingerprint_sha256))
+        by_md5 = await call(lambda: gl.keys.get(fingerprint=parsed.fingerprint_md5))
+        unknown = await error_of(lambda: gl.keys.get(fingerprint="SHA256:" + "A" * 43))
+        bad_fingerprint = await error_of(lambda: gl.keys.get(fingerprint="nonsense"))
+    assert (key.title, key.usage_type, key.expires_at) == ("laptop", "auth", "2099-01-31T00:00:00.000Z")
+    assert [k.id for k in listed] == [key.id]
+    assert [k.id for k in my_keys] == [mine.id]
+    assert by_id.user["username"] == "alice"
+    assert by_sha.id == by_md5.id == key.id
+    assert (unknown.response_code, body_of(unknown)) == (404, {"message": "404 Key Not Found"})
+    assert (bad_fingerprint.response_code, body_of(bad_fingerprint)) == (
+        400,
+        {"message": "Failed to return the key"},
+    )
+
+    # usage_type auth: sshd accepts it
+    resp = await client.get(
+        "/api/v4/internal/authorized_keys", params={"key": alice_key.split()[1]}, headers=shell_headers()
+    )
+    assert (await resp.json())["id"] == key.id
+
+
+async def test_invalid_duplicate_and_restricted_keys(client, db):
+    _, token = await make_admin(db)
+    text = ed25519_public_key()
+    await set_application_settings(db, rsa_key_restriction=3072)
+    with gitlab_client(client, token) as gl:
+        user = await call(lambda: gl.users.create(ALICE))
+        await call(lambda: user.keys.create({"title": "k", "key": text}))
+        duplicate = await error_of(lambda: user.keys.create({"title": "again", "key": text}))
+        garbage = await error_of(lambda: user.keys.create({"title": "k", "key": "ssh-ed25519 not-base64!!"}))
+        wrong_type = await error_of(lambda: user.keys.create({"title": "k", "key": "ssh-foo AAAA"}))
+        small_rsa = await error_of(lambda: user.keys.create({"title": "k", "key": rsa_public_key(2048)}))
+        # python-gitlab checks required attributes itself, so this one goes over plain HTTP
+        no_title = await error_of(lambda: gl.http_post(f"/users/{user.id}/keys", post_data={"key": "x"}))
+        bad_usage = await error_of(
+            lambda: user.keys.create({"title": "k", "key": ed25519_public_key(), "usage_type": "everything"})
+        )
+    assert (duplicate.response_code, body_of(duplicate)) == (
+        400,
+        {"message": {"fingerprint_sha256": ["has already been taken"]}},
+    )
+    assert garbage.response_code == 400 and body_of(garbage)["message"]["key"] == ["is invalid"]
+    assert body_of(wrong_type)["message"]["key"] == ["is invalid"]
+    assert body_of(small_rsa) == {"message": {"key": ["must be at least 3072 bits"]}}
+    assert body_of(no_title) == {"error": "title is missing"}
+    assert body_of(bad_usage) == {"error": "usage_type does not have a valid value"}
+    assert await db.fetchval("SELECT count(*) FROM keys") == 1
+
+
+async def test_personal_access_tokens(client, db):
+    admin, admin_token = await make_admin(db)
+    in_a_month = (date.today() + timedelta(days=30)).isoformat()
+    with gitlab_client(client, admin_token) as gl:
+        user = await call(lambda: gl.users.create(ALICE))
+        created = await call(
+            lambda: user.personal_access_tokens.create(
+                {"name": "ci", "scopes": ["api", "read_repository"], "expires_at": in_a_month}
+            )
+        )
+        bad_scope = await error_of(
+            lambda: user.personal_access_tokens.create({"name": "x", "scopes": ["root"]})
+        )
+        too_far = await error_of(
+            lambda: user.personal_access_tokens.create(
+                {"name": "x", "scopes": ["api"], "expires_at": "2999-01-01"}
+            )
+        )
+        of_user = await call(lambda: gl.personal_access_tokens.list(user_id=user.id, get_all=True))
+        every = await call(lambda: gl.personal_access_tokens.list(get_all=True))
+    assert created.token.startswith("glpat-")
+    assert (created.name, created.scopes, created.user_id, created.active) == (
+        "ci",
+        ["api", "read_repository"],
+        user.id,
+        True,
+    )
+    assert created.expires_at == in_a_month
+    assert body_of(bad_scope) == {"error": "scopes does not have a valid value"}
+    assert too_far.response_code == 400 and body_of(too_far)["message"].startswith(
+        "Expires at must be before "
+    )
+    assert [t.id for t in of_user] == [created.id]
+    assert {t.user_id for t in every} == {admin["id"], user.id}
+    stored = await db.fetchrow("SELECT * FROM personal_access_tokens WHERE id = $1", created.id)
+    assert created.token not in [str(v) for v in stored.values()]
+
+    # The new token works, sees only its owner's tokens, and can be revoked.
+    with gitlab_client(client, created.token) as as_alice:
+        me = await call(lambda: as_alice.http_get("/user"))
+        mine = await call(lambda: as_alice.http_get("/personal_access_tokens/self"))
+        visible = await call(lambda: as_alice.personal_access_tokens.list(get_all=True))
+        hidden = await error_of(lambda: as_alice.personal_access_tokens.get(of_user[0].id - 1))
+    assert me["username"] == "alice"
+    assert mine["id"] == created.id
+    assert [t.id for t in visible] == [created.id]
+    assert hidden.response_code == 404
+
+    with gitlab_client(client, admin_token) as gl:
+        await call(lambda: gl.personal_access_tokens.delete(created.id))
+        revoked = await call(lambda: gl.personal_access_tokens.get(created.id))
+    assert (revoked.revoked, revoked.active) == (True, False)
+    resp = await client.get("/api/v4/user", headers={"PRIVATE-TOKEN": created.token})
+    assert resp.status == 401
+    assert (await resp.json())["error"] == "invalid_token"
