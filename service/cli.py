@@ -56,8 +56,10 @@ def run_worker(settings: Settings, secrets: Secrets, reuse_port: bool) -> None:
         loop = uvloop.new_event_loop()
     except ImportError:  # pragma: no cover - uvloop is pinned on every supported platform
         loop = asyncio.new_event_loop()
+    app = create_app(settings, secrets)
+    app.on_startup.append(_tune_garbage_collector)  # last: after everything start-up builds
     web.run_app(
-        create_app(settings, secrets),
+        app,
         host=settings.host,
         port=settings.port,
         loop=loop,
@@ -67,6 +69,17 @@ def run_worker(settings: Settings, secrets: Secrets, reuse_port: bool) -> None:
         shutdown_timeout=settings.shutdown_timeout,
         print=None,
     )
+
+
+async def _tune_garbage_collector(_app: object) -> None:
+    """Fewer, cheaper collections: the objects made at start-up (modules, routes, SQL) are frozen
+    out of the collector's view, and young-generation passes run every 10,000 allocations instead
+    of 700 (each request allocates and frees thousands of short-lived objects that reference
+    counting already reclaims)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:

@@ -88,11 +88,14 @@ class PipelinedRedis:
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
         self._scripts: dict[str, str] = {}
+        # asyncio.get_running_loop() makes a getpid() system call on every call in Python 3.11;
+        # the connection lives on one loop, so remember it.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> _Protocol:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         parts = urlsplit(self.url)
         query = parse_qs(parts.query)
         if parts.scheme == "unix":
@@ -148,8 +151,8 @@ class PipelinedRedis:
             self._arm_watchdog()
 
     def _arm_watchdog(self) -> None:
-        if self._watchdog is None:
-            self._watchdog = asyncio.get_running_loop().call_later(self.timeout, self._timed_out)
+        if self._watchdog is None and self._loop is not None:
+            self._watchdog = self._loop.call_later(self.timeout, self._timed_out)
 
     def _timed_out(self) -> None:
         self._watchdog = None
@@ -170,7 +173,7 @@ class PipelinedRedis:
     # --- commands ------------------------------------------------------------------------------
 
     def _send(self, packed: bytes) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._waiters.append(future)
         self._outgoing.append(packed)

@@ -28,9 +28,13 @@ class BatchLoader(Generic[K, V]):
         self._pending: list[tuple[K, asyncio.Future[V]]] = []
         self._scheduled = False
         self._running: set[asyncio.Task[None]] = set()
+        # asyncio.get_running_loop() costs a getpid() system call per call in Python 3.11
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def load(self, key: K) -> V:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[V] = loop.create_future()
         self._pending.append((key, future))
         if not self._scheduled:
@@ -42,7 +46,8 @@ class BatchLoader(Generic[K, V]):
         self._scheduled = False
         pending, self._pending = self._pending, []
         for start in range(0, len(pending), self.max_batch):
-            task = asyncio.get_running_loop().create_task(self._run(pending[start : start + self.max_batch]))
+            assert self._loop is not None
+            task = self._loop.create_task(self._run(pending[start : start + self.max_batch]))
             self._running.add(task)  # keep a reference until it finishes
             task.add_done_callback(self._running.discard)
 
