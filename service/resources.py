@@ -36,7 +36,13 @@ async def pg_pool_ctx(app: web.Application) -> AsyncIterator[None]:
         max_size=settings.pool_max_size,
         command_timeout=settings.command_timeout,
         reset=reset_if_dirty,
-        server_settings={"application_name": "gitlab-internal-api"},
+        server_settings={
+            "application_name": "gitlab-internal-api",
+            # Plan each prepared statement once. Left to "auto", PostgreSQL keeps re-planning the
+            # batched array queries on every execution (custom plans estimated cheaper): measured
+            # 1.9 ms per execution against 0.5 ms with the generic plan.
+            "plan_cache_mode": "force_generic_plan",
+        },
     ) as pool:
         app[keys.DB_POOL] = pool
         yield
