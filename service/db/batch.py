@@ -31,7 +31,9 @@ class BatchLoader(Generic[K, V]):
         # asyncio.get_running_loop() costs a getpid() system call per call in Python 3.11
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def load(self, key: K) -> V:
+    def submit(self, key: K) -> asyncio.Future[V]:
+        """Queue a lookup and return its future at once: the caller can start other I/O (a Redis
+        command) before awaiting it, with no task or gather() per request."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
@@ -40,7 +42,10 @@ class BatchLoader(Generic[K, V]):
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._dispatch)
-        return await future
+        return future
+
+    async def load(self, key: K) -> V:
+        return await self.submit(key)
 
     def _dispatch(self) -> None:
         self._scheduled = False

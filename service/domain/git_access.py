@@ -377,11 +377,14 @@ async def _run_change_checks(
 
 async def run_allowed(deps: AccessDeps, req: AllowedRequest, app: AppSettings) -> Granted:
     """POST /internal/allowed: the whole decision, raising a domain error on denial."""
-    # The context query and the rate-limit count are independent: one round trip each, in parallel.
-    ctx, throttled = await asyncio.gather(
-        deps.contexts.load(context_lookup(req)),
-        deps.limiter.throttled(app.gitlab_shell_operation_limit, req.action or "", req.raw_project, req.actor.scope),
-    )
+    # The context query and the rate-limit count are independent: both are in flight together.
+    pending_context = deps.contexts.submit(context_lookup(req))
+    try:
+        throttled = await deps.limiter.throttled(
+            app.gitlab_shell_operation_limit, req.action or "", req.raw_project, req.actor.scope
+        )
+    finally:
+        ctx = await pending_context
     if throttled:
         raise RateLimited()
     now = datetime.now(timezone.utc)

@@ -6,7 +6,6 @@ live in service/domain.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from datetime import date
 from typing import Any
@@ -354,14 +353,14 @@ async def post_receive(request: web.Request) -> web.Response:
         username=pusher.username,
         branches=tuple(branch_names(changes)),
     )
-    contexts = request.app[PUSH_CONTEXTS]
+    pending_context = request.app[PUSH_CONTEXTS].submit(lookup)
     if pusher.user_id is not None:
-        # Gitaly's usual identifier, user-<id>: the counter and the notices need no lookup first.
-        ctx, decrease = await asyncio.gather(
-            contexts.load(lookup), counter.decrease(gl_repository, pusher.user_id, project_id)
-        )
+        # Gitaly's usual identifier, user-<id>: the counter and the notices need no lookup first,
+        # so the Redis call and the database lookup are in flight together.
+        decrease = await counter.decrease(gl_repository, pusher.user_id, project_id)
+        ctx = await pending_context
     else:
-        ctx = await contexts.load(lookup)
+        ctx = await pending_context
         decrease = await counter.decrease(gl_repository, ctx.user_id, project_id)
     if ctx.project_id is not None and ctx.default_branch is None and repository.repo_type == "project":
         async with request.app[keys.DB_POOL].acquire() as conn:
