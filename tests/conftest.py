@@ -11,7 +11,6 @@ import asyncio
 import os
 import shutil
 import tempfile
-import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator

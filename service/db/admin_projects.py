@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from service.db.admin_pages import Paged, paged
+from service.db.keys import KeyRow
 from service.db.queries import sql
 from service.db.rows import Conn, row, rows
 
@@ -75,21 +76,9 @@ class NameOrPathTaken:
 
 
 @dataclass(frozen=True)
-class ProjectDeployKey:
-    id: int
-    user_id: int | None
-    type: str | None
-    key: str
-    title: str
-    key_type: str
-    bits: int
-    fingerprint: str
-    fingerprint_sha256: str
-    usage_type: str
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    created_at: datetime
-    public: bool
+class ProjectDeployKey(KeyRow):
+    """A deploy key as enabled on one project."""
+
     can_push: bool
     link_id: int
 

@@ -40,6 +40,18 @@ class AppSettings:
     ed25519_sk_key_restriction: int
     updated_at: datetime
 
+    @property
+    def key_restrictions(self) -> dict[str, int]:
+        """SSH key technology -> 0 (any size), -1 (forbidden) or the minimum number of bits."""
+        return {
+            "rsa": self.rsa_key_restriction,
+            "dsa": self.dsa_key_restriction,
+            "ecdsa": self.ecdsa_key_restriction,
+            "ed25519": self.ed25519_key_restriction,
+            "ecdsa_sk": self.ecdsa_sk_key_restriction,
+            "ed25519_sk": self.ed25519_sk_key_restriction,
+        }
+
     @classmethod
     def from_record(cls, record: Any) -> AppSettings:
         names = {f.name for f in fields(cls)}

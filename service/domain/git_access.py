@@ -140,17 +140,6 @@ def viewer_of(ctx: AccessContextRow) -> Viewer:
     )
 
 
-def _key_restrictions(app: AppSettings) -> dict[str, int]:
-    return {
-        "rsa": app.rsa_key_restriction,
-        "dsa": app.dsa_key_restriction,
-        "ecdsa": app.ecdsa_key_restriction,
-        "ed25519": app.ed25519_key_restriction,
-        "ecdsa_sk": app.ecdsa_sk_key_restriction,
-        "ed25519_sk": app.ed25519_sk_key_restriction,
-    }
-
-
 def check_protocol(protocol: str | None, app: AppSettings) -> None:
     allowed = app.enabled_git_access_protocol or ""
     if protocol == "web" or not allowed:
@@ -164,7 +153,7 @@ def check_valid_actor(ctx: AccessContextRow, app: AppSettings, now: datetime) ->
         return
     technology = TECHNOLOGIES.get(ctx.key_type or "")
     if technology is not None:
-        problem = restriction_error(technology, ctx.key_bits or 0, _key_restrictions(app))
+        problem = restriction_error(technology, ctx.key_bits or 0, app.key_restrictions)
         if problem:
             raise AccessDenied(f"Your SSH key {problem}.")
     if ctx.key_expires_at is not None and ctx.key_expires_at <= now:

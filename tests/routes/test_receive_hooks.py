@@ -145,7 +145,7 @@ async def test_broadcast_targeting_and_disabled_links(client, db):
 async def test_identifiers_and_unknown_repositories(client, db):
     user = await make_user(db)
     project = await make_project(db, owner=user)
-    for identifier in (f"key-999", "username-nobody", "garbage", None):
+    for identifier in ("key-999", "username-nobody", "garbage", None):
         body = await post_receive(client, gl_repository=f"project-{project['id']}", identifier=identifier)
         assert body["reference_counter_decreased"] is True
     body = await post_receive(client, gl_repository="project-424242", identifier=f"user-{user['id']}", changes=f"{A} {B} refs/heads/x")

@@ -197,17 +197,6 @@ async def approve(conn: Conn, user_id: int) -> dict[str, str]:
 # --- SSH keys ----------------------------------------------------------------------------------
 
 
-def key_restrictions(app: AppSettings) -> dict[str, int]:
-    return {
-        "rsa": app.rsa_key_restriction,
-        "dsa": app.dsa_key_restriction,
-        "ecdsa": app.ecdsa_key_restriction,
-        "ed25519": app.ed25519_key_restriction,
-        "ecdsa_sk": app.ecdsa_sk_key_restriction,
-        "ed25519_sk": app.ed25519_sk_key_restriction,
-    }
-
-
 @dataclass(frozen=True)
 class CheckedKey:
     text: str
@@ -237,7 +226,7 @@ def check_key(
             errors[f"{prefix}key"] = ["is invalid"]
             errors[f"{prefix}fingerprint_sha256"] = ["cannot be generated"]
     if parsed is not None:
-        restricted = restriction_error(parsed.technology, parsed.bits, key_restrictions(app))
+        restricted = restriction_error(parsed.technology, parsed.bits, app.key_restrictions)
         if restricted:
             errors[f"{prefix}key"] = [restricted]
     if expires_at is not None and expires_at <= datetime.now(UTC):

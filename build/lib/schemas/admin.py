@@ -1,0 +1,261 @@
+"""Request schemas of the admin API (GitLab's public v4 parameter names and Grape's coercions).
+
+Every schema excludes unknown fields: python-gitlab and curl users send parameters we do not model
+(`initialize_with_readme`, `avatar`, ...), and GitLab ignores undeclared parameters too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+VISIBILITIES = ("private", "internal", "public")
+MEMBER_ACCESS_LEVELS = (5, 10, 15, 20, 30, 40, 50)
+# ProtectedRefAccess.allowed_access_levels: no one, developers + maintainers, maintainers, admins
+REF_ACCESS_LEVELS = (0, 30, 40, 60)
+KEY_USAGE_TYPES = ("auth_and_signing", "auth", "signing")
+
+
+class _In(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class Text(fields.String):
+    """A string PostgreSQL can store: text columns refuse NUL characters, so they are refused here."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("Contains a NUL character.")
+        return text
+
+
+def _str(**kwargs: Any) -> fields.String:
+    return Text(**kwargs)
+
+
+def _bool(**kwargs: Any) -> fields.Boolean:
+    return fields.Boolean(**kwargs)
+
+
+INT_MAX = 2**31 - 1  # PostgreSQL integer columns (limits, access levels, sizes)
+BIGINT_MAX = 2**63 - 1  # bigint ids
+
+
+def _int(*, limit: int = INT_MAX, **kwargs: Any) -> fields.Integer:
+    # Query strings and forms carry numbers as text; Grape coerces them, so does strict=False.
+    # Out-of-range numbers are refused here rather than overflowing a column later.
+    extra = kwargs.pop("validate", None)
+    validators = [validate.Range(min=-limit - 1, max=limit), *([extra] if extra else [])]
+    return fields.Integer(strict=False, validate=validators, **kwargs)
+
+
+def _id(**kwargs: Any) -> fields.Integer:
+    return _int(limit=BIGINT_MAX, **kwargs)
+
+
+class PageIn(_In):
+    # a page beyond 2**31 would overflow the OFFSET; nobody pages that far
+    page = _int(load_default=1)
+    per_page = _int(load_default=20)
+
+
+class UserListIn(PageIn):
+    username = _str()
+    search = _str()
+    active = _bool()
+    blocked = _bool()
+
+
+class UserCreateIn(_In):
+    username = _str(required=True)
+    email = _str(required=True)
+    name = _str(required=True)
+    password = _str()
+    reset_password = _bool(load_default=False)
+    force_random_password = _bool(load_default=False)
+    admin = _bool(load_default=False)
+    can_create_group = _bool()
+    skip_confirmation = _bool(load_default=False)
+    external = _bool(load_default=False)
+    projects_limit = _int(validate=validate.Range(min=0))
+
+
+class UserUpdateIn(_In):
+    username = _str()
+    email = _str()
+    name = _str()
+    password = _str()
+    admin = _bool()
+    can_create_group = _bool()
+    external = _bool()
+    projects_limit = _int(validate=validate.Range(min=0))
+
+
+class KeyCreateIn(_In):
+    title = _str(required=True)
+    key = _str(required=True)
+    expires_at = fields.DateTime(allow_none=True)
+    usage_type = _str(validate=validate.OneOf(KEY_USAGE_TYPES), load_default="auth_and_signing")
+
+
+class KeyLookupIn(_In):
+    fingerprint = _str(required=True)
+
+
+class GroupCreateIn(_In):
+    name = _str(required=True)
+    path = _str(required=True)
+    parent_id = _id(allow_none=True)
+    visibility = _str(validate=validate.OneOf(VISIBILITIES))
+    description = _str(load_default="")
+
+
+class GroupUpdateIn(_In):
+    name = _str()
+    path = _str()
+    visibility = _str(validate=validate.OneOf(VISIBILITIES))
+    description = _str()
+
+
+class GroupListIn(PageIn):
+    search = _str()
+
+
+class MemberCreateIn(_In):
+    user_id = _id(required=True)
+    access_level = _int(required=True, validate=validate.OneOf(MEMBER_ACCESS_LEVELS))
+    expires_at = fields.Date(allow_none=True)
+
+
+class MemberUpdateIn(_In):
+    access_level = _int(required=True, validate=validate.OneOf(MEMBER_ACCESS_LEVELS))
+    expires_at = fields.Date(allow_none=True)
+
+
+class ProjectCreateIn(_In):
+    name = _str()
+    path = _str()
+    namespace_id = _id()
+    visibility = _str(validate=validate.OneOf(VISIBILITIES), load_default="private")
+    default_branch = _str()
+    lfs_enabled = _bool(load_default=True)
+    description = _str(load_default="")
+    initialize_with_readme = _bool()  # accepted and ignored: this service holds no repositories
+
+
+class ProjectUpdateIn(_In):
+    name = _str()
+    path = _str()
+    visibility = _str(validate=validate.OneOf(VISIBILITIES))
+    default_branch = _str()
+    lfs_enabled = _bool()
+    description = _str()
+
+
+class ProjectListIn(PageIn):
+    search = _str()
+
+
+class IdOrPath(fields.Field[str]):
+    """`type: String` params that clients send as numbers too (Grape coerces 42 to "42")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValidationError("Not a valid id or path.")
+        return str(value)
+
+
+class TransferIn(_In):
+    namespace = IdOrPath(required=True)  # an id or a full path, as GitLab's find_namespace!
+
+
+class DeployKeyCreateIn(_In):
+    title = _str(required=True)
+    key = _str(required=True)
+    can_push = _bool(load_default=False)
+    expires_at = fields.DateTime(allow_none=True)
+
+
+class ProtectedBranchCreateIn(_In):
+    name = _str(required=True)
+    push_access_level = _int(validate=validate.OneOf(REF_ACCESS_LEVELS), load_default=40)
+    merge_access_level = _int(validate=validate.OneOf(REF_ACCESS_LEVELS), load_default=40)
+    unprotect_access_level = _int(validate=validate.OneOf(REF_ACCESS_LEVELS))
+    allow_force_push = _bool(load_default=False)
+
+
+class ProtectedBranchUpdateIn(_In):
+    allow_force_push = _bool()
+
+
+class ProtectedTagCreateIn(_In):
+    name = _str(required=True)
+    create_access_level = _int(validate=validate.OneOf(REF_ACCESS_LEVELS), load_default=40)
+
+
+class TokenListIn(PageIn):
+    user_id = _id()
+    revoked = _bool()
+    state = _str(validate=validate.OneOf(("active", "inactive")))
+
+
+class TokenCreateIn(_In):
+    name = _str(required=True)
+    scopes = fields.List(Text(), required=True)
+    expires_at = _str(allow_none=True)  # parsed leniently like Ruby's Date.parse (domain/tokens.py)
+    description = _str()
+
+
+class AgentCreateIn(_In):
+    name = _str(required=True)
+
+
+class AgentTokenCreateIn(_In):
+    name = _str(required=True)
+    description = _str(load_default="")
+
+
+class BroadcastCreateIn(_In):
+    message = _str(required=True)
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    broadcast_type = _str(validate=validate.OneOf(("banner", "notification")))
+    target_path = _str()
+    target_access_levels = fields.List(_int(validate=validate.OneOf(MEMBER_ACCESS_LEVELS)))
+    dismissable = _bool()
+    theme = _str()
+    # show_in_cli is not in GitLab's API; banners are shown on the CLI unless dismissable
+    show_in_cli = _bool()
+
+
+class BroadcastUpdateIn(BroadcastCreateIn):
+    message = _str()
+
+
+class ClientKeyCreateIn(_In):
+    pass
+
+
+class SettingsUpdateIn(_In):
+    enabled_git_access_protocol = _str(validate=validate.OneOf(("", "ssh", "http")), allow_none=True)
+    receive_max_input_size = _int(validate=validate.Range(min=0), allow_none=True)
+    gitlab_shell_operation_limit = _int(validate=validate.Range(min=0))
+    require_personal_access_token_expiry = _bool()
+    max_personal_access_token_lifetime = _int(validate=validate.Range(min=1), allow_none=True)
+    personal_access_token_prefix = _str()
+    error_tracking_enabled = _bool()
+    error_tracking_access_token = _str(allow_none=True)
+    admin_mode = _bool()
+    enforce_terms = _bool()
+    email_confirmation_setting = _str(validate=validate.OneOf(("off", "soft", "hard")))
+    two_factor_for_cli = _bool()
+    default_branch_name = _str()
+    rsa_key_restriction = _int()
+    dsa_key_restriction = _int()
+    ecdsa_key_restriction = _int()
+    ed25519_key_restriction = _int()
+    ecdsa_sk_key_restriction = _int()
+    ed25519_sk_key_restriction = _int()

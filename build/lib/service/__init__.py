@@ -1,0 +1,1 @@
+"""gitlab-internal-api: GitLab's internal API on aiohttp, PostgreSQL and Redis."""

@@ -1,0 +1,337 @@
+"""Who may call which route: a registry of consumers and the one middleware that checks them.
+
+Each route is registered with exactly one Consumer (service/routes/__init__.py). The middleware
+looks the matched route up and runs that consumer's check; a route without a consumer cannot be
+registered, and unmatched paths fall through to the 404 handler.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import jwt
+from aiohttp import web
+from aiohttp.web_urldispatcher import SystemRoute
+
+from service import keys
+from service.db import users as users_db
+from service.domain.tokens import token_digest
+from service.errors import ApiError, forbidden, unauthorized
+from service.params import params
+
+log = logging.getLogger("gitlab_internal_api.auth")
+
+SHELL_JWT_HEADER = "Gitlab-Shell-Api-Request"
+SHELL_JWT_ISSUER = "gitlab-shell"
+SHELL_JWT_LEEWAY = 60  # JSONWebToken::HMACToken::LEEWAY
+LEGACY_SECRET_HEADER = "Gitlab-Shared-Secret"
+KAS_JWT_HEADER = "Gitlab-Kas-Api-Request"
+KAS_JWT_ISSUER = "gitlab-kas"
+KAS_JWT_AUDIENCE = "gitlab"
+ERROR_TRACKING_HEADER = "Gitlab-Error-Tracking-Token"
+ALGORITHMS = ["HS256"]  # pinned: never "none", never an asymmetric algorithm with an HMAC key
+
+
+@dataclass(frozen=True)
+class Identity:
+    consumer: str
+    user_id: int | None = None
+    username: str | None = None
+    is_admin: bool = False
+    agent_id: int | None = None
+    agent_token_id: int | None = None
+    token_id: int | None = None  # the personal access token that authenticated the request
+    scopes: tuple[str, ...] = ()
+
+
+Check = Callable[[web.Request], Awaitable[Identity]]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    check: Check
+
+    def __repr__(self) -> str:
+        return f"Consumer({self.name})"
+
+
+# --- GitLab Shell and Gitaly -------------------------------------------------------------------
+
+
+def _verify_hs256(token: str, key: bytes, issuer: str, leeway: int) -> dict[str, Any]:
+    return jwt.decode(
+        token,
+        key,
+        algorithms=ALGORITHMS,
+        issuer=issuer,
+        leeway=leeway,
+        options={"verify_aud": False, "verify_iat": False, "require": ["iss"]},
+    )
+
+
+class VerifiedTokens:
+    """Tokens whose signature and claims were already checked, until their `exp` (plus leeway).
+
+    gitlab-shell and Gitaly sign a fresh token per request, but with whole-second `iat`/`exp` every
+    request of the same second carries the same token; kas reuses its token for a few seconds.
+    Re-verifying costs about as much as the rest of a hot request, and the outcome of a check is a
+    pure function of the token and the clock, so a hit re-checks only the clock. Only successes are
+    remembered, per key and issuer (each Consumer has its own cache), and the cache is bounded.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, key: bytes, issuer: str, leeway: int) -> None:
+        self.key, self.issuer, self.leeway = key, issuer, leeway
+        self._valid: dict[str, tuple[float, float, dict[str, Any]]] = {}
+
+    def verify(self, token: str) -> dict[str, Any]:
+        now = time.time()
+        hit = self._valid.get(token)
+        if hit is not None:
+            not_before, expires, claims = hit
+            if not_before <= now < expires:
+                return claims
+            del self._valid[token]
+        claims = _verify_hs256(token, self.key, self.issuer, self.leeway)
+        if "exp" in claims:  # a token without exp is checked every time rather than kept forever
+            if len(self._valid) >= self.MAX_ENTRIES:
+                self._valid.clear()
+            not_before = float(claims.get("nbf", 0)) - self.leeway
+            self._valid[token] = (not_before, float(claims["exp"]) + self.leeway, claims)
+        return claims
+
+
+def _legacy_secret_matches(candidate: str | None, secret: bytes) -> bool:
+    if candidate is None:
+        return False
+    return hmac.compare_digest(candidate.rstrip("\r\n").encode(), secret)
+
+
+async def check_shell(request: web.Request) -> Identity:
+    """JWT in Gitlab-Shell-Api-Request (current), or the shared secret of GitLab Shell < 14.35."""
+    token = request.headers.get(SHELL_JWT_HEADER)
+    if token is not None:
+        try:
+            request.app[keys.SHELL_TOKENS].verify(token)
+        except jwt.PyJWTError as exc:
+            log.info("shell JWT rejected: %s", type(exc).__name__)
+            raise unauthorized() from None
+        return Identity("gitlab-shell")
+    if request.app[keys.SETTINGS].accept_legacy_shell_secret:
+        secret = request.app[keys.SECRETS].shell
+        header = request.headers.get(LEGACY_SECRET_HEADER)
+        if header is not None:
+            try:
+                decoded = base64.b64decode(header.strip(), validate=False).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = None
+            if _legacy_secret_matches(decoded, secret):
+                return Identity("gitlab-shell")
+        param = (await params(request)).get("secret_token")
+        if isinstance(param, str):
+            # Rails compares the parameter as sent; the seed documents call it base64, so try both.
+            try:
+                decoded_param: str | None = base64.b64decode(param, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                decoded_param = None
+            if _legacy_secret_matches(param, secret) or _legacy_secret_matches(decoded_param, secret):
+                return Identity("gitlab-shell")
+    raise unauthorized()
+
+
+# --- kas ---------------------------------------------------------------------------------------
+
+
+def _kas_unauthorized() -> ApiError:
+    return ApiError(401, {"message": "KAS JWT authentication invalid"})
+
+
+async def check_kas(request: web.Request) -> Identity:
+    """Gitlab-Kas-Api-Request: HS256 with the decoded 32-byte kas secret, iss gitlab-kas, aud gitlab."""
+    token = request.headers.get(KAS_JWT_HEADER)
+    if token is None:
+        raise _kas_unauthorized()
+    try:
+        claims = request.app[keys.KAS_TOKENS].verify(token)
+    except jwt.PyJWTError as exc:
+        log.info("kas JWT rejected: %s", type(exc).__name__)
+        raise _kas_unauthorized() from None
+    audience = claims.get("aud")
+    if audience is not None:
+        # RFC 7519: a string or an array of strings; anything else (an object...) is refused.
+        if isinstance(audience, str):
+            audiences = [audience]
+        elif isinstance(audience, list) and all(isinstance(item, str) for item in audience):
+            audiences = audience
+        else:
+            raise _kas_unauthorized()
+        if KAS_JWT_AUDIENCE not in audiences:
+            raise _kas_unauthorized()
+    return Identity("gitlab-kas")
+
+
+def agent_token_from(request: web.Request) -> str | None:
+    """The agent token, from each header kas has used over time (newest last)."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    for header in ("Gitlab-Agentk-Api-Request", "Gitlab-Agent-Api-Request"):
+        value = request.headers.get(header)
+        if value:
+            return value.strip()
+    return None
+
+
+async def check_kas_agent(request: web.Request) -> Identity:
+    """The kas JWT, then an active agent token (kubernetes/* agent routes)."""
+    await check_kas(request)
+    from service.domain.agents import authenticate_agent_token  # the kas module owns agent tokens
+
+    token = agent_token_from(request)
+    if token is None:
+        raise unauthorized()
+    identity = await authenticate_agent_token(request.app, token)
+    if identity is None:
+        raise unauthorized()
+    return identity
+
+
+# --- Personal access tokens (admin API, CustomersDot) ------------------------------------------
+
+
+def pat_from(request: web.Request, query_and_body: dict[str, Any]) -> str | None:
+    for header in ("PRIVATE-TOKEN", "TOKEN"):  # TOKEN: the 2021 CustomersDot examples send it
+        value = request.headers.get(header)
+        if value:
+            return value.strip()
+    authorization = request.headers.get("Authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    value = query_and_body.get("private_token")
+    return value if isinstance(value, str) and value else None
+
+
+def _invalid_token(description: str) -> ApiError:
+    return ApiError(401, {"error": "invalid_token", "error_description": description})
+
+
+async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]) -> Identity:
+    token = pat_from(request, await params(request))
+    if token is None:
+        raise unauthorized()
+    async with request.app[keys.DB_POOL].acquire() as conn:
+        found = await users_db.find_user_by_token_digest(conn, token_digest(token))
+    if found is None:
+        raise unauthorized()
+    # APIGuard's order: expired, then revoked; then the scope; then whether the user may use the API.
+    if found.expires_at is not None and found.expires_at <= date.today():
+        raise _invalid_token("Token is expired. You can either do re-authorization or token refresh.")
+    if found.revoked:
+        raise _invalid_token("Token was revoked. You have to re-authorize from the user.")
+    if not required_scopes.intersection(found.scopes):
+        raise ApiError(
+            403,
+            {
+                "error": "insufficient_scope",
+                "error_description": "The request requires higher privileges than provided by the access token.",
+                "scope": " ".join(sorted(required_scopes)),
+            },
+        )
+    if found.state in ("blocked", "ldap_blocked", "blocked_pending_approval"):
+        raise forbidden("Your account has been blocked.")
+    if found.state == "deactivated":
+        raise forbidden(
+            "Your account has been deactivated by your administrator. Please log back in to reactivate your account."
+        )
+    return Identity(
+        "personal_access_token",
+        user_id=found.user_id,
+        username=found.username,
+        is_admin=found.admin,
+        token_id=found.token_id,
+        scopes=tuple(found.scopes),
+    )
+
+
+API_SCOPES = frozenset({"api"})
+READ_API_SCOPES = frozenset({"api", "read_api"})
+
+
+async def check_user_api(request: web.Request) -> Identity:
+    """Any active user whose token has the `api` scope (`read_api` on GET)."""
+    scopes = READ_API_SCOPES if request.method in ("GET", "HEAD") else API_SCOPES
+    return await authenticate_pat(request, scopes)
+
+
+async def check_admin(request: web.Request) -> Identity:
+    """authenticated_as_admin!: 401 without a valid token, 403 for a non-admin."""
+    identity = await check_user_api(request)
+    if not identity.is_admin:
+        raise forbidden()
+    return identity
+
+
+# --- Error tracking ----------------------------------------------------------------------------
+
+
+async def check_admin_on_gitlab_com(request: web.Request) -> Identity:
+    """GitLab.com-only admin routes: the 403 comes before authentication (upcoming_reconciliations.rb)."""
+    if not request.app[keys.SETTINGS].gitlab_com:
+        raise forbidden("This API is gitlab.com only!")
+    return await check_admin(request)
+
+
+async def check_error_tracking(request: web.Request) -> Identity:
+    """Gitlab-Error-Tracking-Token / error_tracking_token against the application setting.
+
+    The 2022 seed document shows the shell credentials on this route, so those are accepted too.
+    """
+    from service.domain.app_settings import get_settings
+
+    supplied = request.headers.get(ERROR_TRACKING_HEADER) or (await params(request)).get("error_tracking_token")
+    if isinstance(supplied, str) and supplied:
+        app_settings = await get_settings(request.app)
+        expected = app_settings.error_tracking_access_token_digest
+        if expected and hmac.compare_digest(token_digest(supplied.rstrip("\r\n")), expected):
+            return Identity("error-tracking")
+        raise unauthorized()
+    return await check_shell(request)
+
+
+async def check_nobody(request: web.Request) -> Identity:
+    """Health endpoints for the load balancer: no credentials."""
+    return Identity("anonymous")
+
+
+SHELL = Consumer("gitlab-shell", check_shell)
+KAS = Consumer("gitlab-kas", check_kas)
+KAS_AGENT = Consumer("gitlab-kas+agent", check_kas_agent)
+ERROR_TRACKING = Consumer("error-tracking", check_error_tracking)
+USER = Consumer("user", check_user_api)
+ADMIN = Consumer("admin", check_admin)
+ADMIN_GITLAB_COM = Consumer("admin on gitlab.com", check_admin_on_gitlab_com)
+PUBLIC = Consumer("public", check_nobody)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    route = request.match_info.route
+    consumer = request.app[keys.ROUTE_CONSUMERS].get(route)
+    if consumer is not None:
+        request[keys.IDENTITY] = await consumer.check(request)
+    elif not isinstance(route, SystemRoute):
+        # Fail closed: a route that reached the router without a consumer answers nobody.
+        log.error("route %s has no consumer", route)
+        raise unauthorized()
+    # A SystemRoute is aiohttp's own 404/405, rendered by the error middleware.
+    return await handler(request)

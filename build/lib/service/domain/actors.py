@@ -1,0 +1,129 @@
+"""Who is asking and for which repository: GitAccessActor.from_params and Gitlab::GlRepository."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_GL_REPOSITORY = re.compile(r"\A(project|wiki|snippet|design)-(\d+)\Z|\Agroup-(\d+)-wiki\Z")
+_IDENTIFIER = re.compile(r"\A(user|key)-(\d+)\Z|\Ausername-(.+)\Z")
+
+
+class InvalidRepository(ValueError):
+    """An unknown gl_repository type (Rails: ArgumentError "Invalid GL Repository")."""
+
+
+def as_id(value: Any) -> int | None:
+    """key_id and user_id arrive as strings (gitlab-shell, Gitaly) or numbers (older callers)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+        return number if 0 < number < 2**63 else None
+    return None
+
+
+@dataclass(frozen=True)
+class ActorRef:
+    """The first of key_id, user_id, username, identifier that is present (GitAccessActor order)."""
+
+    key_id: int | None = None
+    user_id: int | None = None
+    username: str | None = None
+    owner_of_key_id: int | None = None  # identifier "key-<id>": the key's owner, as a user
+    given: bool = False  # some actor parameter was sent, even if it matched nobody
+
+    @property
+    def scope(self) -> str:
+        """The actor part of the rate-limit scope."""
+        if self.key_id is not None:
+            return f"key:{self.key_id}"
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
+        if self.username is not None:
+            return f"username:{self.username.lower()}"
+        if self.owner_of_key_id is not None:
+            return f"key-owner:{self.owner_of_key_id}"
+        return "anonymous"
+
+
+def parse_identifier(identifier: Any) -> ActorRef:
+    if not isinstance(identifier, str):
+        return ActorRef()
+    match = _IDENTIFIER.match(identifier)
+    if match is None:
+        return ActorRef(given=True)
+    kind, number, username = match.groups()
+    if kind == "user":
+        return ActorRef(user_id=int(number), given=True)
+    if kind == "key":
+        return ActorRef(owner_of_key_id=int(number), given=True)
+    return ActorRef(username=username, given=True)
+
+
+def actor_from_params(params: Mapping[str, Any]) -> ActorRef:
+    if params.get("key_id") not in (None, ""):
+        return ActorRef(key_id=as_id(params["key_id"]), given=True)
+    if params.get("user_id") not in (None, ""):
+        return ActorRef(user_id=as_id(params["user_id"]), given=True)
+    if isinstance(params.get("username"), str) and params["username"]:
+        return ActorRef(username=params["username"], given=True)
+    if params.get("identifier") not in (None, ""):
+        return parse_identifier(params["identifier"])
+    return ActorRef()
+
+
+@dataclass(frozen=True)
+class RepositoryRef:
+    """A repository by gl_repository (preferred) or by the path the client typed."""
+
+    repo_type: str  # project | wiki | snippet | design | group_wiki
+    container_id: int | None
+    path: str | None  # normalised: no leading '/', no '.git', no '.wiki' / '.design' suffix
+    given_path: str | None  # the normalised repository path, suffix included (for messages)
+
+    @property
+    def namespace_path(self) -> str | None:
+        if not self.path or "/" not in self.path:
+            return None
+        return self.path.rsplit("/", 1)[0]
+
+
+def parse_gl_repository(value: str) -> RepositoryRef:
+    match = _GL_REPOSITORY.match(value)
+    if match is None:
+        raise InvalidRepository(f'Invalid GL Repository "{value}"')
+    repo_type, number, group_id = match.groups()
+    if group_id is not None:
+        return RepositoryRef("group_wiki", int(group_id), None, None)
+    return RepositoryRef(repo_type, int(number), None, None)
+
+
+def normalise_repository_path(raw: str) -> str:
+    """Gitlab::RepoPath: strip surrounding white space, a leading '/' and a trailing '.git'."""
+    path = raw.strip().lstrip("/")
+    if path.endswith(".git"):
+        path = path[: -len(".git")]
+    return path.rstrip("/")
+
+
+def repository_from_params(params: Mapping[str, Any]) -> RepositoryRef:
+    gl_repository = params.get("gl_repository")
+    raw_project = params.get("project")
+    given = normalise_repository_path(raw_project) if isinstance(raw_project, str) and raw_project else None
+    if isinstance(gl_repository, str) and gl_repository:
+        parsed = parse_gl_repository(gl_repository)
+        return RepositoryRef(parsed.repo_type, parsed.container_id, given, given)
+    if given is None:
+        return RepositoryRef("project", None, None, None)
+    if given.endswith(".wiki"):
+        return RepositoryRef("wiki", None, given[: -len(".wiki")], given)
+    if given.endswith(".design"):
+        return RepositoryRef("design", None, given[: -len(".design")], given)
+    if re.search(r"(\A|/)snippets/\d+\Z", given):
+        return RepositoryRef("snippet", None, given, given)
+    return RepositoryRef("project", None, given, given)

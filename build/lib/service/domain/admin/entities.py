@@ -1,0 +1,274 @@
+"""GitLab's API entities (lib/api/entities/*.rb), reduced to the fields clients read.
+
+Timestamps are ISO 8601 in UTC with milliseconds, as Grape renders them; dates are YYYY-MM-DD.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from service.db.admin_instance import BroadcastRow
+from service.db.admin_namespaces import MemberRow, NamespaceRow
+from service.db.admin_projects import (
+    AdminProject,
+    AgentRow,
+    AgentTokenRow,
+    ClientKeyRow,
+    ProjectDeployKey,
+    ProtectedBranchRow,
+    ProtectedTagRow,
+)
+from service.db.admin_users import AdminUser
+from service.db.keys import KeyRow
+from service.db.users import PersonalAccessTokenRow
+from service.domain.admin.validation import VISIBILITY_NAMES
+from service.domain.urls import InstanceUrls
+
+# ProtectedRefAccess#humanize
+ACCESS_LEVEL_DESCRIPTIONS = {0: "No one", 30: "Developers + Maintainers", 40: "Maintainers", 60: "Admins"}
+
+
+def iso(value: datetime | date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def user_basic(user: AdminUser | MemberRow, urls: InstanceUrls) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "name": user.name,
+        "state": user.state,
+        "locked": False,
+        "avatar_url": None,
+        "web_url": f"{urls.base}/{user.username}",
+    }
+
+
+def user(found: AdminUser, urls: InstanceUrls, *, with_admin: bool) -> dict[str, Any]:
+    """UserBasic + UserDetails; with_admin adds what Entities::UserWithAdmin shows an administrator."""
+    body = {
+        **user_basic(found, urls),
+        "created_at": iso(found.created_at),
+        "bio": "",
+        "bot": found.user_type != "human",
+        "public_email": None,
+        "external": found.external,
+        "projects_limit": found.projects_limit,
+        "can_create_group": found.can_create_group,
+        "two_factor_enabled": found.otp_required_for_login,
+        "last_activity_on": iso(found.last_activity_on),
+        "confirmed_at": iso(found.confirmed_at),
+        "namespace_id": found.namespace_id,
+    }
+    if with_admin:
+        body.update({"email": found.email, "is_admin": found.admin, "identities": [], "note": None})
+    return body
+
+
+def ssh_key(key: KeyRow, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": key.id,
+        "title": key.title,
+        "created_at": iso(key.created_at),
+        "expires_at": iso(key.expires_at),
+        "key": key.key,
+        "usage_type": key.usage_type,
+        "last_used_at": iso(key.last_used_at),
+    }
+    if owner is not None:
+        body["user"] = owner
+    return body
+
+
+def deploy_key(key: KeyRow | ProjectDeployKey, *, can_push: bool | None = None) -> dict[str, Any]:
+    """Entities::DeployKey; with can_push it is Entities::DeployKeysProject."""
+    body: dict[str, Any] = {
+        "id": key.id,
+        "title": key.title,
+        "created_at": iso(key.created_at),
+        "expires_at": iso(key.expires_at),
+        "key": key.key,
+        "fingerprint": key.fingerprint,
+        "fingerprint_sha256": "SHA256:" + key.fingerprint_sha256,
+        "usage_type": key.usage_type,
+        "last_used_at": iso(key.last_used_at),
+    }
+    if can_push is not None:
+        body["can_push"] = can_push
+    return body
+
+
+def _namespace_url(urls: InstanceUrls, kind: str, full_path: str) -> str:
+    return f"{urls.base}/groups/{full_path}" if kind == "Group" else f"{urls.base}/{full_path}"
+
+
+def group(ns: NamespaceRow, urls: InstanceUrls) -> dict[str, Any]:
+    return {
+        "id": ns.id,
+        "name": ns.name,
+        "path": ns.path,
+        "description": ns.description,
+        "visibility": VISIBILITY_NAMES[ns.visibility_level],
+        "full_name": ns.full_name,
+        "full_path": ns.full_path,
+        "parent_id": ns.parent_id,
+        "web_url": f"{urls.base}/groups/{ns.full_path}",
+        "avatar_url": None,
+        "created_at": iso(ns.created_at),
+        "lfs_enabled": True,
+        "request_access_enabled": True,
+    }
+
+
+def project(p: AdminProject, urls: InstanceUrls) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "description": p.description,
+        "name": p.name,
+        "name_with_namespace": p.full_name,
+        "path": p.path,
+        "path_with_namespace": p.full_path,
+        "created_at": iso(p.created_at),
+        "last_activity_at": iso(p.last_activity_at),
+        "default_branch": p.default_branch,
+        "visibility": VISIBILITY_NAMES[p.visibility_level],
+        "archived": p.archived,
+        "lfs_enabled": p.lfs_enabled,
+        "creator_id": p.creator_id,
+        "ssh_url_to_repo": urls.ssh_url_to_repo(p.full_path),
+        "http_url_to_repo": urls.http_url_to_repo(p.full_path),
+        "web_url": urls.project_url(p.full_path),
+        "namespace": {
+            "id": p.namespace_id,
+            "name": p.namespace_name,
+            "path": p.namespace_path,
+            "kind": p.namespace_kind.lower(),
+            "full_path": p.namespace_full_path,
+            "parent_id": p.namespace_parent_id,
+            "web_url": _namespace_url(urls, p.namespace_kind, p.namespace_full_path),
+        },
+    }
+
+
+def member(m: MemberRow, urls: InstanceUrls) -> dict[str, Any]:
+    return {
+        **user_basic(m, urls),
+        "access_level": m.access_level,
+        "created_at": iso(m.created_at),
+        "expires_at": iso(m.expires_at),
+        "created_by_id": m.created_by_id,
+        "membership_state": m.membership_state,
+    }
+
+
+def _access_levels(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": level["id"],
+            "access_level": level["access_level"],
+            "access_level_description": (
+                ACCESS_LEVEL_DESCRIPTIONS.get(level["access_level"], "")
+                if level["access_level"] is not None
+                else ("Deploy key" if level["deploy_key_id"] else "User")
+            ),
+            "deploy_key_id": level["deploy_key_id"],
+            "user_id": level["user_id"],
+            "group_id": None,
+        }
+        for level in levels
+    ]
+
+
+def protected_branch(branch: ProtectedBranchRow) -> dict[str, Any]:
+    return {
+        "id": branch.id,
+        "name": branch.name,
+        "push_access_levels": _access_levels(branch.push_access_levels),
+        "merge_access_levels": _access_levels(branch.merge_access_levels),
+        "unprotect_access_levels": _access_levels(branch.unprotect_access_levels),
+        "allow_force_push": branch.allow_force_push,
+        "code_owner_approval_required": False,
+    }
+
+
+def protected_tag(tag: ProtectedTagRow) -> dict[str, Any]:
+    return {"name": tag.name, "create_access_levels": _access_levels(tag.create_access_levels)}
+
+
+def personal_access_token(token: PersonalAccessTokenRow, *, today: date) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "revoked": token.revoked,
+        "created_at": iso(token.created_at),
+        "description": None,
+        "scopes": list(token.scopes),
+        "user_id": token.user_id,
+        "last_used_at": iso(token.last_used_at),
+        "active": not token.revoked and (token.expires_at is None or token.expires_at > today),
+        "expires_at": iso(token.expires_at),
+    }
+
+
+def agent(found: AgentRow, config_project: AdminProject, urls: InstanceUrls) -> dict[str, Any]:
+    return {
+        "id": found.id,
+        "name": found.name,
+        "config_project": {
+            "id": config_project.id,
+            "description": config_project.description,
+            "name": config_project.name,
+            "name_with_namespace": config_project.full_name,
+            "path": config_project.path,
+            "path_with_namespace": config_project.full_path,
+            "created_at": iso(config_project.created_at),
+        },
+        "created_at": iso(found.created_at),
+        "created_by_user_id": found.created_by_user_id,
+    }
+
+
+def agent_token(token: AgentTokenRow) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "description": token.description,
+        "agent_id": token.agent_id,
+        "status": token.status,
+        "created_at": iso(token.created_at),
+        "created_by_user_id": token.created_by_user_id,
+        "last_used_at": iso(token.last_used_at),
+    }
+
+
+def broadcast_message(message: BroadcastRow, *, now: datetime) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "message": message.message,
+        "starts_at": iso(message.starts_at),
+        "ends_at": iso(message.ends_at),
+        "color": None,
+        "font": None,
+        "active": message.starts_at <= now < message.ends_at,
+        "target_access_levels": list(message.target_access_levels),
+        "target_path": message.target_path,
+        "broadcast_type": message.broadcast_type,
+        "dismissable": message.dismissable,
+        "theme": message.theme,
+        "show_in_cli": message.show_in_cli,
+    }
+
+
+def client_key(key: ClientKeyRow, urls: InstanceUrls) -> dict[str, Any]:
+    scheme, _, host = urls.base.partition("://")
+    return {
+        "id": key.id,
+        "active": key.active,
+        "public_key": key.public_key,
+        "sentry_dsn": f"{scheme}://{key.public_key}@{host}/api/v4/error_tracking/collector/{key.project_id}",
+    }

@@ -1,0 +1,200 @@
+"""Groups, subgroups and memberships (GitLab lib/api/groups.rb, members.rb, Groups::CreateService)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from service.db import admin_namespaces as namespaces_db
+from service.db import admin_users as users_db
+from service.db import projects as projects_db
+from service.db.admin_namespaces import MemberRow, NamespaceRow
+from service.db.rows import Conn
+from service.domain.admin import validation
+from service.domain.admin.errors import Conflict, Invalid, Missing
+
+OWNER = 50
+
+
+async def find_namespace(conn: Conn, ref: str | int) -> NamespaceRow | None:
+    """By id, or by URL-decoded full path (following redirects), as GitLab's find_namespace."""
+    text = str(ref)
+    if text.isascii() and text.isdigit():
+        number = validation.as_id(text)
+        return await namespaces_db.find_namespace(conn, number) if number is not None else None
+    return await namespaces_db.find_namespace_by_path(conn, text)
+
+
+async def find_group(conn: Conn, ref: str | int) -> NamespaceRow:
+    found = await find_namespace(conn, ref)
+    if found is None or found.type != "Group":
+        raise Missing("Group")
+    return found
+
+
+def _check_visibility_under(parent: NamespaceRow, level: int) -> None:
+    if level > parent.visibility_level:
+        raise Invalid(
+            {
+                "visibility_level": [
+                    (
+                        f"{validation.VISIBILITY_NAMES[level]} is not allowed since the parent group has a "
+                        f"{validation.VISIBILITY_NAMES[parent.visibility_level]} visibility."
+                    )
+                ]
+            }
+        )
+
+
+async def create_group(
+    conn: Conn,
+    *,
+    name: str,
+    path: str,
+    parent_id: int | None,
+    visibility: str | None,
+    description: str,
+    creator_id: int,
+) -> int:
+    """A group (traversal_ids = parent's + [id]) with its route "<parent path>/<path>"; the creator
+    becomes its owner, as Groups::CreateService does."""
+    validation.check_group_name(name)
+    validation.check_namespace_path(path)
+    async with conn.transaction():
+        parent = await find_group(conn, parent_id) if parent_id is not None else None
+        # ApplicationSetting default_group_visibility is private; a subgroup inherits at most its parent's.
+        level = validation.VISIBILITY_LEVELS[visibility] if visibility else 0
+        if parent is not None:
+            _check_visibility_under(parent, level)
+        full_path = f"{parent.full_path}/{path}" if parent else path
+        full_name = f"{parent.full_name} / {name}" if parent else name
+        if await namespaces_db.path_taken(conn, full_path):
+            raise Invalid({"path": ["has already been taken"]})
+        group_id = await namespaces_db.insert_namespace(
+            conn,
+            name=name,
+            path=path,
+            kind="Group",
+            owner_id=None,
+            parent_id=parent.id if parent else None,
+            visibility_level=level,
+            description=description,
+        )
+        await projects_db.insert_route(conn, "Namespace", group_id, full_path, full_name)
+        await namespaces_db.insert_member(
+            conn,
+            user_id=creator_id,
+            source_type="Namespace",
+            source_id=group_id,
+            access_level=OWNER,
+            expires_at=None,
+            created_by_id=creator_id,
+        )
+    return group_id
+
+
+async def update_group(
+    conn: Conn,
+    group: NamespaceRow,
+    *,
+    name: str | None,
+    path: str | None,
+    visibility: str | None,
+    description: str | None,
+) -> None:
+    """PUT /groups/:id. A new path moves the group's route and the routes of every subgroup and
+    project under it, leaving redirects for all the old paths."""
+    if name is not None:
+        validation.check_group_name(name)
+    if path is not None:
+        validation.check_namespace_path(path)
+    async with conn.transaction():
+        level = validation.VISIBILITY_LEVELS[visibility] if visibility else None
+        parent = await namespaces_db.find_namespace(conn, group.parent_id) if group.parent_id else None
+        if level is not None and parent is not None:
+            _check_visibility_under(parent, level)
+        new_full_path = None
+        if path is not None and path != group.path:
+            new_full_path = f"{parent.full_path}/{path}" if parent else path
+            if path.lower() != group.path.lower() and await namespaces_db.path_taken(conn, new_full_path):
+                raise Invalid({"path": ["has already been taken"]})
+        await namespaces_db.update_namespace(
+            conn, group.id, name=name, path=path, visibility_level=level, description=description
+        )
+        if new_full_path is not None:
+            await namespaces_db.move_routes(conn, group.full_path, new_full_path)
+        if name is not None:
+            full_name = f"{parent.full_name} / {name}" if parent else name
+            await namespaces_db.rename_route(conn, "Namespace", group.id, full_name)
+
+
+async def delete_group(conn: Conn, group: NamespaceRow) -> None:
+    async with conn.transaction():
+        await namespaces_db.delete_namespace(conn, group.id)
+
+
+# --- members -----------------------------------------------------------------------------------
+
+
+async def add_member(
+    conn: Conn,
+    source_type: str,
+    source_id: int,
+    *,
+    user_id: int,
+    access_level: int,
+    expires_at: date | None,
+    actor_id: int,
+) -> MemberRow:
+    async with conn.transaction():
+        if await users_db.find_user(conn, user_id) is None:
+            raise Missing("User")
+        if expires_at is not None and expires_at <= date.today():
+            raise Invalid({"expires_at": ["cannot be a date in the past"]})
+        added = await namespaces_db.insert_member(
+            conn,
+            user_id=user_id,
+            source_type=source_type,
+            source_id=source_id,
+            access_level=access_level,
+            expires_at=expires_at,
+            created_by_id=actor_id,
+        )
+        if not added:
+            raise Conflict("Member already exists")
+        member = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+    assert member is not None
+    return member
+
+
+async def update_member(
+    conn: Conn,
+    source_type: str,
+    source_id: int,
+    user_id: int,
+    *,
+    access_level: int,
+    expires_at: date | None,
+    expires_given: bool,
+) -> MemberRow:
+    async with conn.transaction():
+        current = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+        if current is None:
+            raise Missing("Member")
+        if expires_given and expires_at is not None and expires_at <= date.today():
+            raise Invalid({"expires_at": ["cannot be a date in the past"]})
+        await namespaces_db.update_member(
+            conn,
+            source_type,
+            source_id,
+            user_id,
+            access_level=access_level,
+            expires_at=expires_at if expires_given else current.expires_at,
+        )
+        member = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+    assert member is not None
+    return member
+
+
+async def remove_member(conn: Conn, source_type: str, source_id: int, user_id: int) -> None:
+    if not await namespaces_db.delete_member(conn, source_type, source_id, user_id):
+        raise Missing("Member")

@@ -1,0 +1,341 @@
+"""Projects and what hangs off them (GitLab lib/api/projects.rb, Projects::TransferService,
+deploy_keys.rb, protected_branches.rb, protected_tags.rb, clusters/agents.rb)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from service.db import admin_namespaces as namespaces_db
+from service.db import admin_projects as projects_admin_db
+from service.db import admin_users as users_db
+from service.db import keys as keys_db
+from service.db import projects as projects_db
+from service.db.admin_namespaces import NamespaceRow
+from service.db.admin_projects import AdminProject, AgentRow, AgentTokenRow, ProjectDeployKey
+from service.db.keys import KeyRow
+from service.db.rows import Conn
+from service.domain.admin import validation
+from service.domain.admin.errors import ApiMessage, BadRequest, Conflict, Invalid, Missing
+from service.domain.admin.namespaces import find_namespace
+from service.domain.admin.users import _aware, check_key
+from service.domain.app_settings import AppSettings
+from service.domain.tokens import token_digest
+
+AGENT_TOKEN_PREFIX = "glagent-"
+MAX_ACTIVE_AGENT_TOKENS = 2  # Clusters::AgentTokens::CreateService::ACTIVE_TOKENS_LIMIT
+AGENT_NAME_MAX = 63
+
+
+async def find_project(conn: Conn, ref: str | int) -> AdminProject:
+    """By id, or by URL-decoded full path following redirects (find_project!)."""
+    text = str(ref)
+    if text.isascii() and text.isdigit():
+        project_id = validation.as_id(text)
+    else:
+        project_id = await projects_admin_db.find_project_id_by_path(conn, text)
+    found = await projects_admin_db.find_project(conn, project_id) if project_id is not None else None
+    if found is None:
+        raise Missing("Project")
+    return found
+
+
+def _check_visibility_in(namespace: NamespaceRow, level: int) -> None:
+    if namespace.type == "Group" and level > namespace.visibility_level:
+        raise Invalid(
+            {
+                "visibility_level": [
+                    (
+                        f"{validation.VISIBILITY_NAMES[level]} is not allowed in a "
+                        f"{validation.VISIBILITY_NAMES[namespace.visibility_level]} group."
+                    )
+                ]
+            }
+        )
+
+
+async def _check_name_and_path(
+    conn: Conn, namespace: NamespaceRow, name: str | None, path: str | None, except_id: int | None
+) -> None:
+    errors: dict[str, list[str]] = {}
+    taken = await projects_admin_db.name_or_path_taken(conn, namespace.id, name, path, except_id)
+    if name is not None and taken.name_taken:
+        errors["name"] = ["has already been taken"]
+    if path is not None and (
+        taken.path_taken or await namespaces_db.path_taken(conn, f"{namespace.full_path}/{path}")
+    ):
+        errors["path"] = ["has already been taken"]
+    if errors:
+        raise Invalid(errors)
+
+
+@dataclass(frozen=True)
+class NewProject:
+    name: str | None
+    path: str | None
+    namespace_id: int | None
+    visibility: str
+    default_branch: str | None
+    lfs_enabled: bool
+    description: str
+
+
+async def create_project(
+    conn: Conn, new: NewProject, *, creator_id: int, personal_namespace_id: int | None
+) -> int:
+    """A project with its route "<namespace full path>/<path>" (Projects::CreateService)."""
+    path = new.path or validation.path_from_name(new.name or "")
+    name = new.name or path
+    validation.check_project_name(name)
+    validation.check_project_path(path)
+    async with conn.transaction():
+        namespace_id = new.namespace_id if new.namespace_id is not None else personal_namespace_id
+        namespace = (
+            await namespaces_db.find_namespace(conn, namespace_id) if namespace_id is not None else None
+        )
+        if namespace is None:
+            raise Missing("Namespace")
+        level = validation.VISIBILITY_LEVELS[new.visibility]
+        _check_visibility_in(namespace, level)
+        await _check_name_and_path(conn, namespace, name, path, None)
+        project_id = await projects_admin_db.insert_project(
+            conn,
+            name=name,
+            path=path,
+            namespace_id=namespace.id,
+            creator_id=creator_id,
+            visibility_level=level,
+            default_branch=new.default_branch,
+            lfs_enabled=new.lfs_enabled,
+            description=new.description,
+        )
+        await projects_db.insert_route(
+            conn, "Project", project_id, f"{namespace.full_path}/{path}", f"{namespace.full_name} / {name}"
+        )
+    return project_id
+
+
+async def update_project(conn: Conn, project: AdminProject, changes: dict[str, object]) -> None:
+    """PUT /projects/:id. A new path moves the route and leaves a redirect from the old full path,
+    so clones of the old URL keep working and /internal/allowed reports the move."""
+    name = changes.get("name")
+    path = changes.get("path")
+    assert name is None or isinstance(name, str)
+    assert path is None or isinstance(path, str)
+    if name is not None:
+        validation.check_project_name(name)
+    if path is not None:
+        validation.check_project_path(path)
+    async with conn.transaction():
+        namespace = await namespaces_db.find_namespace(conn, project.namespace_id)
+        assert namespace is not None
+        visibility = changes.get("visibility")
+        level = validation.VISIBILITY_LEVELS[str(visibility)] if visibility else None
+        if level is not None:
+            _check_visibility_in(namespace, level)
+        check_name = name if name is not None and name.lower() != project.name.lower() else None
+        check_path = path if path is not None and path.lower() != project.path.lower() else None
+        await _check_name_and_path(conn, namespace, check_name, check_path, project.id)
+        default_branch = changes.get("default_branch")
+        lfs_enabled = changes.get("lfs_enabled")
+        description = changes.get("description")
+        await projects_admin_db.update_project(
+            conn,
+            project.id,
+            name=name,
+            path=path,
+            visibility_level=level,
+            default_branch=default_branch if isinstance(default_branch, str) else None,
+            lfs_enabled=lfs_enabled if isinstance(lfs_enabled, bool) else None,
+            description=description if isinstance(description, str) else None,
+        )
+        if path is not None and path != project.path:
+            await namespaces_db.move_routes(conn, project.full_path, f"{namespace.full_path}/{path}")
+        if name is not None:
+            await namespaces_db.rename_route(conn, "Project", project.id, f"{namespace.full_name} / {name}")
+
+
+def _ruby_errors(attribute: str, message: str) -> str:
+    # `#{project.errors.messages}` as Ruby 3.x inspects a Hash of Arrays
+    return f'{{:{attribute}=>["{message}"]}}'
+
+
+async def transfer_project(conn: Conn, project: AdminProject, namespace_ref: str) -> None:
+    """PUT /projects/:id/transfer: a new namespace, a new route, a redirect from the old path."""
+    async with conn.transaction():
+        target = await find_namespace(conn, namespace_ref)
+        if target is None:
+            raise Missing("Namespace")
+
+        def failed(message: str) -> ApiMessage:
+            return ApiMessage(f"Failed to transfer project {_ruby_errors('new_namespace', message)}", 400)
+
+        if target.id == project.namespace_id:
+            raise failed("Project is already in this namespace.")
+        taken = await projects_admin_db.name_or_path_taken(
+            conn, target.id, project.name, project.path, project.id
+        )
+        new_full_path = f"{target.full_path}/{project.path}"
+        if taken.name_taken or taken.path_taken or await namespaces_db.path_taken(conn, new_full_path):
+            raise failed("Project with same name or path in target namespace already exists")
+        await projects_admin_db.update_project(conn, project.id, namespace_id=target.id)
+        await namespaces_db.move_routes(conn, project.full_path, new_full_path)
+        await namespaces_db.rename_route(conn, "Project", project.id, f"{target.full_name} / {project.name}")
+
+
+async def set_archived(conn: Conn, project: AdminProject, archived: bool) -> None:
+    await projects_admin_db.update_project(conn, project.id, archived=archived)
+
+
+async def delete_project(conn: Conn, project: AdminProject) -> None:
+    async with conn.transaction():
+        await projects_admin_db.delete_project(conn, project.id)
+
+
+# --- deploy keys -------------------------------------------------------------------------------
+
+
+async def add_deploy_key(
+    conn: Conn,
+    project: AdminProject,
+    *,
+    title: str,
+    text: str,
+    can_push: bool,
+    expires_at: datetime | None,
+    creator_id: int,
+    app: AppSettings,
+) -> ProjectDeployKey:
+    """POST /projects/:id/deploy_keys: a key already enabled here is returned as is; an existing
+    deploy key is enabled here; otherwise a new deploy key is created and enabled."""
+    expires_at = _aware(expires_at)
+    checked = check_key(text, title, expires_at, app, prefix="deploy_key.")
+    async with conn.transaction():
+        existing = await users_db.find_key_by_fingerprint(conn, sha256=checked.fingerprint_sha256, md5=None)
+        if existing is not None and existing.type != "DeployKey":
+            raise Invalid({"deploy_key.fingerprint_sha256": ["has already been taken"]})
+        if existing is None:
+            existing = await keys_db.insert_key(
+                conn,
+                user_id=creator_id,
+                deploy_key=True,
+                key=checked.text,
+                title=title,
+                key_type=checked.key_type,
+                bits=checked.bits,
+                fingerprint_md5=checked.fingerprint_md5,
+                fingerprint_sha256=checked.fingerprint_sha256,
+                expires_at=expires_at,
+            )
+        await projects_admin_db.enable_deploy_key(conn, existing.id, project.id, can_push)
+        linked = await projects_admin_db.find_project_deploy_key(conn, project.id, existing.id)
+    assert linked is not None
+    return linked
+
+
+async def enable_deploy_key(conn: Conn, project: AdminProject, key_id: int) -> KeyRow:
+    key = await users_db.find_key(conn, key_id)
+    if key is None or key.type != "DeployKey":
+        raise Missing("Deploy Key")
+    await projects_admin_db.enable_deploy_key(conn, key.id, project.id, False)
+    return key
+
+
+async def remove_deploy_key(conn: Conn, project: AdminProject, key_id: int) -> None:
+    if not await projects_admin_db.disable_deploy_key(conn, project.id, key_id):
+        raise Missing("Deploy Key")
+
+
+# --- protected branches and tags ---------------------------------------------------------------
+
+
+async def protect_branch(
+    conn: Conn,
+    project: AdminProject,
+    *,
+    name: str,
+    push_access_level: int,
+    merge_access_level: int,
+    unprotect_access_level: int | None,
+    allow_force_push: bool,
+) -> None:
+    levels = [("push", push_access_level), ("merge", merge_access_level)]
+    if unprotect_access_level is not None:
+        levels.append(("unprotect", unprotect_access_level))
+    async with conn.transaction():
+        created = await projects_admin_db.insert_protected_branch(
+            conn, project.id, name, allow_force_push=allow_force_push, levels=levels
+        )
+        if not created:
+            raise Conflict(f"Protected branch '{name}' already exists")
+
+
+async def protect_tag(conn: Conn, project: AdminProject, *, name: str, create_access_level: int) -> None:
+    if not await projects_admin_db.insert_protected_tag(conn, project.id, name, create_access_level):
+        raise Conflict(f"Protected tag '{name}' already exists")
+
+
+# --- cluster agents ----------------------------------------------------------------------------
+
+
+def _check_agent_name(name: str) -> list[str]:
+    # Gitlab::Regex.cluster_agent_name_regex, Clusters::Agent validations (full messages)
+    messages = []
+    if len(name) > AGENT_NAME_MAX:
+        messages.append(f"Name is too long (maximum is {AGENT_NAME_MAX} characters)")
+    ok = (
+        bool(name)
+        and all(c.islower() or c.isdigit() or c == "-" for c in name if c.isascii())
+        and name.isascii()
+    )
+    if not ok or name.startswith("-") or name.endswith("-"):
+        messages.append(
+            "Name can contain only lowercase letters, digits, and '-', but cannot start or end with '-'"
+        )
+    return messages
+
+
+def _ruby_array(messages: list[str]) -> str:
+    return "[" + ", ".join(f'"{m}"' for m in messages) + "]"
+
+
+async def create_agent(conn: Conn, project: AdminProject, name: str, creator_id: int) -> AgentRow:
+    messages = _check_agent_name(name)
+    if messages:
+        # Clusters::Agents::CreateService returns full_messages; the API passes the array to bad_request!
+        raise BadRequest(_ruby_array(messages))
+    created = await projects_admin_db.insert_agent(conn, project.id, name, creator_id)
+    if created is None:
+        raise BadRequest(_ruby_array(["Name has already been taken"]))
+    return created
+
+
+async def find_agent(conn: Conn, project: AdminProject, agent_id: int) -> AgentRow:
+    found = await projects_admin_db.find_agent(conn, project.id, agent_id)
+    if found is None:
+        raise Missing()  # user_project.cluster_agents.find: ActiveRecord::RecordNotFound
+    return found
+
+
+def new_agent_token() -> str:
+    return AGENT_TOKEN_PREFIX + secrets.token_urlsafe(38)[:50]
+
+
+async def create_agent_token(
+    conn: Conn, agent: AgentRow, *, name: str, description: str, creator_id: int
+) -> tuple[AgentTokenRow, str]:
+    """A new agent token: the plaintext is returned once, only its digest is stored."""
+    async with conn.transaction():
+        if await projects_admin_db.count_active_agent_tokens(conn, agent.id) >= MAX_ACTIVE_AGENT_TOKENS:
+            raise BadRequest("An agent can have only two active tokens at a time")
+        plaintext = new_agent_token()
+        created = await projects_admin_db.insert_agent_token(
+            conn,
+            agent.id,
+            digest=token_digest(plaintext),
+            name=name,
+            description=description,
+            created_by=creator_id,
+        )
+    return created, plaintext

@@ -1,0 +1,55 @@
+"""Personal access tokens through the admin API (PersonalAccessTokens::CreateService,
+API::PersonalAccessTokens)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from service.db import users as users_db
+from service.db.rows import Conn
+from service.db.users import PersonalAccessTokenRow
+from service.domain.admin.errors import ApiMessage, Invalid
+from service.domain.app_settings import AppSettings
+from service.domain.tokens import MAX_LIFETIME_DAYS, VALID_PAT_SCOPES, new_token, parse_date, token_digest
+
+# The users API also lets an administrator grant what the internal endpoint refuses.
+ADMIN_API_SCOPES = frozenset({*VALID_PAT_SCOPES, "sudo", "admin_mode", "read_service_ping"})
+
+
+class InvalidScopes(ValueError):
+    pass
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    if not scopes or any(scope not in ADMIN_API_SCOPES for scope in scopes):
+        raise InvalidScopes(scopes)
+    return scopes
+
+
+def expiry_for(raw: str | None, app: AppSettings, today: date) -> date | None:
+    """Date.parse leniency; the instance limit; the default when the instance requires an expiry."""
+    limit = min(MAX_LIFETIME_DAYS, app.max_personal_access_token_lifetime or MAX_LIFETIME_DAYS)
+    latest = today + timedelta(days=limit)
+    if raw in (None, ""):
+        return latest if app.require_personal_access_token_expiry else None
+    try:
+        expiry = parse_date(str(raw))
+    except ValueError:
+        raise Invalid({"expires_at": ["is invalid"]}) from None
+    if expiry > latest:
+        # the service's error, rendered with render_api_error!(message, 400)
+        raise ApiMessage(f"Expires at must be before {latest.isoformat()}", 400)
+    if expiry <= today:
+        raise ApiMessage("Expires at cannot be a date in the past", 400)
+    return expiry
+
+
+async def create_token(
+    conn: Conn, user_id: int, *, name: str, scopes: list[str], expires_at: date | None, prefix: str
+) -> tuple[PersonalAccessTokenRow, str]:
+    """The plaintext is returned once; only its digest is stored."""
+    plaintext = new_token(prefix)
+    created = await users_db.insert_personal_access_token(
+        conn, user_id=user_id, name=name, digest=token_digest(plaintext), scopes=scopes, expires_at=expires_at
+    )
+    return created, plaintext

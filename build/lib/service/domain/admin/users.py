@@ -1,0 +1,292 @@
+"""Users and their SSH keys (GitLab lib/api/users.rb, Users::CreateService, Key model validations)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service.db import admin_namespaces as namespaces_db
+from service.db import admin_users as users_db
+from service.db import keys as keys_db
+from service.db import projects as projects_db
+from service.db.admin_users import AdminUser
+from service.db.keys import KeyRow
+from service.db.rows import Conn
+from service.domain.admin import validation
+from service.domain.admin.errors import ApiMessage, Conflict, Denied, Invalid, Missing
+from service.domain.app_settings import AppSettings
+from service.domain.ssh_keys import InvalidKey, parse_public_key, restriction_error
+
+MAX_KEY_LENGTH = 5000  # Key: validates :key, length: { maximum: 5000 }
+MAX_TITLE_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class NewUser:
+    username: str
+    email: str
+    name: str
+    password: str
+    admin: bool = False
+    can_create_group: bool = True
+    external: bool = False
+    projects_limit: int = 100000
+    confirmed: bool = True
+
+
+async def find_user(conn: Conn, user_id: int) -> AdminUser:
+    found = await users_db.find_user(conn, user_id)
+    if found is None:
+        raise Missing("User")
+    return found
+
+
+async def _check_user_identity(
+    conn: Conn, username: str | None, email: str | None, except_id: int | None
+) -> None:
+    """Format first (400), then GitLab's 409s for a user holding the e-mail or username, then the
+    username as a top-level path some group already owns (400, a namespace validation)."""
+    if username is not None:
+        validation.check_namespace_path(username, "username")
+    if email is not None:
+        validation.check_email(email)
+    conflicts = await users_db.user_conflicts(conn, username, email, except_id)
+    if conflicts.email_taken:
+        raise Conflict("Email has already been taken")
+    if conflicts.username_taken:
+        raise Conflict("Username has already been taken")
+    if username is not None and await namespaces_db.path_taken(conn, username):
+        raise Invalid({"username": ["has already been taken"]})
+
+
+async def create_user(conn: Conn, new: NewUser) -> int:
+    """A user with its personal namespace (traversal_ids = [id]) and route, all or nothing."""
+    validation.check_password(new.password)
+    async with conn.transaction():
+        await _check_user_identity(conn, new.username, new.email, None)
+        user_id = await users_db.insert_user(
+            conn,
+            username=new.username,
+            email=new.email,
+            name=new.name,
+            password_hash=validation.hash_password(new.password),
+            admin=new.admin,
+            can_create_group=new.can_create_group,
+            external=new.external,
+            projects_limit=new.projects_limit,
+            confirmed=new.confirmed,
+        )
+        namespace_id = await namespaces_db.insert_namespace(
+            conn,
+            name=new.name,
+            path=new.username,
+            kind="User",
+            owner_id=user_id,
+            parent_id=None,
+            visibility_level=20,
+        )
+        await projects_db.insert_route(conn, "Namespace", namespace_id, new.username, new.name)
+    return user_id
+
+
+async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None:
+    """PUT /users/:id. A new username moves the personal namespace and every project route under it,
+    leaving redirects for the old paths (Namespace#update + Route#rename_descendants)."""
+    async with conn.transaction():
+        current = await find_user(conn, user_id)
+        username = changes.get("username")
+        if username is not None and username == current.username:
+            username = None
+        email = changes.get("email")
+        if email is not None and email.lower() == current.email.lower():
+            email = None
+        if username is not None and username.lower() == current.username.lower():
+            validation.check_namespace_path(username, "username")  # a change of case only: no conflict
+            await _check_user_identity(conn, None, email, user_id)
+        else:
+            await _check_user_identity(conn, username, email, user_id)
+        password = changes.get("password")
+        if password is not None:
+            validation.check_password(password)
+        await users_db.update_user(
+            conn,
+            user_id,
+            username=username,
+            email=email,
+            name=changes.get("name"),
+            password_hash=validation.hash_password(password) if password is not None else None,
+            admin=changes.get("admin"),
+            can_create_group=changes.get("can_create_group"),
+            external=changes.get("external"),
+            projects_limit=changes.get("projects_limit"),
+        )
+        if current.namespace_id is not None and (username is not None or changes.get("name") is not None):
+            namespace = await namespaces_db.find_namespace(conn, current.namespace_id)
+            assert namespace is not None
+            name = changes.get("name") or current.name
+            await namespaces_db.update_namespace(conn, namespace.id, name=name, path=username)
+            if username is not None:
+                await namespaces_db.move_routes(conn, namespace.full_path, username)
+            await namespaces_db.rename_route(conn, "Namespace", namespace.id, name)
+
+
+async def delete_user(conn: Conn, user_id: int) -> None:
+    async with conn.transaction():
+        await find_user(conn, user_id)
+        await users_db.delete_user(conn, user_id)
+
+
+# --- states (block, unblock, deactivate, activate, approve) ------------------------------------
+# Each returns the JSON body GitLab answers with (201): true, or null when nothing had to change.
+
+
+async def block(conn: Conn, user_id: int, actor_id: int) -> bool | None:
+    found = await find_user(conn, user_id)
+    if found.state == "ldap_blocked":
+        raise Denied("LDAP blocked users cannot be modified by the API")
+    if found.id == actor_id:
+        raise Denied("The API initiating user cannot be blocked by the API")
+    if found.state == "blocked":
+        return None
+    await users_db.set_user_state(conn, user_id, "blocked")
+    return True
+
+
+async def unblock(conn: Conn, user_id: int) -> bool:
+    found = await find_user(conn, user_id)
+    if found.state == "ldap_blocked":
+        raise Denied("LDAP blocked users cannot be unblocked by the API")
+    if found.state == "deactivated":
+        raise Denied("Deactivated users cannot be unblocked by the API")
+    if found.state not in ("blocked", "active"):
+        return False
+    await users_db.set_user_state(conn, user_id, "active")
+    return True
+
+
+async def deactivate(conn: Conn, user_id: int) -> bool | None:
+    found = await find_user(conn, user_id)
+    if found.state == "deactivated":
+        return None
+    if found.state in ("blocked", "ldap_blocked"):
+        raise Denied("A blocked user cannot be deactivated by the API")
+    if found.state != "active":
+        raise Denied(f"The user you are trying to deactivate is {found.state.replace('_', ' ')}")
+    await users_db.set_user_state(conn, user_id, "deactivated")
+    return True
+
+
+async def activate(conn: Conn, user_id: int) -> bool:
+    found = await find_user(conn, user_id)
+    if found.state in ("blocked", "ldap_blocked"):
+        raise Denied("A blocked user must be unblocked to be activated")
+    await users_db.set_user_state(conn, user_id, "active")
+    return True
+
+
+async def approve(conn: Conn, user_id: int) -> dict[str, str]:
+    found = await find_user(conn, user_id)
+    if found.state != "blocked_pending_approval":
+        # Users::ApproveService's error, rendered with render_api_error!(message, 403)
+        raise ApiMessage("The user you are trying to approve is not pending approval", 403)
+    await users_db.set_user_state(conn, user_id, "active")
+    return {"message": "Success"}
+
+
+# --- SSH keys ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckedKey:
+    text: str
+    key_type: str
+    bits: int
+    fingerprint_md5: str
+    fingerprint_sha256: str
+
+
+def check_key(
+    text: str, title: str, expires_at: datetime | None, app: AppSettings, prefix: str = ""
+) -> CheckedKey:
+    """The Key model's validations. `prefix` names the association for deploy keys ("deploy_key.")."""
+    errors: dict[str, list[str]] = {}
+    if len(title) > MAX_TITLE_LENGTH:
+        errors[f"{prefix}title"] = [f"is too long (maximum is {MAX_TITLE_LENGTH} characters)"]
+    if not title.strip():
+        errors[f"{prefix}title"] = ["can't be blank"]
+    parsed = None
+    if len(text) > MAX_KEY_LENGTH:
+        errors[f"{prefix}key"] = [f"is too long (maximum is {MAX_KEY_LENGTH} characters)"]
+    else:
+        try:
+            parsed = parse_public_key(text)
+        except InvalidKey:
+            # No fingerprint can be computed from an unparseable key, and GitLab says so too.
+            errors[f"{prefix}key"] = ["is invalid"]
+            errors[f"{prefix}fingerprint_sha256"] = ["cannot be generated"]
+    if parsed is not None:
+        restricted = restriction_error(parsed.technology, parsed.bits, app.key_restrictions)
+        if restricted:
+            errors[f"{prefix}key"] = [restricted]
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        errors.setdefault(f"{prefix}key", []).append("has expired")
+    if errors or parsed is None:
+        raise Invalid(errors)
+    return CheckedKey(
+        parsed.text, parsed.key_type, parsed.bits, parsed.fingerprint_md5, parsed.fingerprint_sha256
+    )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # ISO 8601 without an offset is taken as UTC, as Rails does with the default time zone.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+async def add_key(
+    conn: Conn,
+    user_id: int,
+    *,
+    title: str,
+    text: str,
+    expires_at: datetime | None,
+    usage_type: str,
+    app: AppSettings,
+) -> KeyRow:
+    expires_at = _aware(expires_at)
+    await find_user(conn, user_id)
+    checked = check_key(text, title, expires_at, app)
+    if await users_db.key_fingerprint_taken(conn, checked.fingerprint_sha256):
+        raise Invalid({"fingerprint_sha256": ["has already been taken"]})
+    return await keys_db.insert_key(
+        conn,
+        user_id=user_id,
+        deploy_key=False,
+        key=checked.text,
+        title=title,
+        key_type=checked.key_type,
+        bits=checked.bits,
+        fingerprint_md5=checked.fingerprint_md5,
+        fingerprint_sha256=checked.fingerprint_sha256,
+        usage_type=usage_type,
+        expires_at=expires_at,
+    )
+
+
+class InvalidFingerprint(ValueError):
+    pass
+
+
+def parse_fingerprint(fingerprint: str) -> tuple[str | None, str | None]:
+    """KeysFinder: "SHA256:<base64>" or an MD5 "aa:bb:..." (optionally "MD5:"-prefixed) -> (sha256, md5)."""
+    text = fingerprint.strip()
+    if text.upper().startswith("SHA256:"):
+        return text[7:].rstrip("="), None
+    if text.upper().startswith("MD5:"):
+        text = text[4:]
+    parts = text.split(":")
+    if len(parts) == 16 and all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+        return None, text.lower()
+    raise InvalidFingerprint(fingerprint)

@@ -1,0 +1,99 @@
+"""GitLab's model validations for the attributes the admin API writes (Gitlab::PathRegex, Gitlab::Regex)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from service.domain.admin.errors import Invalid
+
+VISIBILITY_LEVELS = {"private": 0, "internal": 10, "public": 20}
+VISIBILITY_NAMES = {level: name for name, level in VISIBILITY_LEVELS.items()}
+
+# PathRegex: start with a letter, digit, '_' or '.', then letters, digits, '_', '-', '.';
+# never end in '.git' or '.atom'. Namespaces may not end in '.' either.
+_PATH = r"[a-zA-Z0-9_.][a-zA-Z0-9_.\-]{0,254}"
+_NAMESPACE_PATH = re.compile(rf"\A{_PATH}(?<!\.)(?<!\.git)(?<!\.atom)\Z")
+_PROJECT_PATH = re.compile(rf"\A{_PATH}(?<!\.git)(?<!\.atom)\Z")
+NAMESPACE_PATH_MESSAGE = (
+    "can contain only letters, digits, '_', '-' and '.'. "
+    "Cannot start with '-' or end in '.', '.git' or '.atom'."
+)
+PROJECT_PATH_MESSAGE = (
+    "can contain only letters, digits, '_', '-' and '.'. "
+    "Cannot start with '-', end in '.git' or end in '.atom'"
+)
+_PROJECT_NAME = re.compile(r"\A[\w\u00a9-\U0010ffff][\w\u00a9-\U0010ffff.+\- ]*\Z")
+PROJECT_NAME_MESSAGE = (
+    "can contain only letters, digits, emoji, '_', '.', '+', dashes, or spaces. "
+    "It must start with a letter, digit, emoji, or '_'."
+)
+_GROUP_NAME = re.compile(r"\A[\w\u00a9-\U0010ffff][\w\u00a9-\U0010ffff.()\- ]*\Z")
+GROUP_NAME_MESSAGE = (
+    "can contain only letters, digits, emoji, '_', '.', dash, space, parenthesis. "
+    "It must start with letter, digit, emoji or '_'."
+)
+_EMAIL = re.compile(r"\A[^@\s]+@[^@\s]+\Z")
+MIN_PASSWORD_LENGTH = 8
+PBKDF2_ITERATIONS = 100_000
+
+
+def check_namespace_path(path: str, attribute: str = "path") -> None:
+    if not _NAMESPACE_PATH.match(path):
+        raise Invalid({attribute: [NAMESPACE_PATH_MESSAGE]})
+
+
+def check_project_path(path: str) -> None:
+    if not _PROJECT_PATH.match(path):
+        raise Invalid({"path": [PROJECT_PATH_MESSAGE]})
+
+
+def check_project_name(name: str) -> None:
+    if not _PROJECT_NAME.match(name):
+        raise Invalid({"name": [PROJECT_NAME_MESSAGE]})
+
+
+def check_group_name(name: str) -> None:
+    if not _GROUP_NAME.match(name):
+        raise Invalid({"name": [GROUP_NAME_MESSAGE]})
+
+
+def check_email(email: str) -> None:
+    if not _EMAIL.match(email):
+        raise Invalid({"email": ["is invalid"]})
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid({"password": [f"is too short (minimum is {MIN_PASSWORD_LENGTH} characters)"]})
+
+
+def hash_password(password: str) -> str:
+    """PBKDF2-SHA512 with a random salt. A new hash on every password change also ends the user's
+    LFS tokens, whose key mixes in the hash's last characters (reference section 9.3)."""
+    salt = secrets.token_hex(16)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt.encode(), PBKDF2_ITERATIONS).hex()
+    return f"$pbkdf2-sha512${PBKDF2_ITERATIONS}${salt}${digest}"
+
+
+def random_password() -> str:
+    """reset_password / force_random_password: a password nobody knows until it is reset."""
+    return secrets.token_urlsafe(32)
+
+
+def path_from_name(name: str) -> str:
+    """Project path derived from a name when only the name is given (ActiveSupport parameterize)."""
+    path = re.sub(r"[^a-zA-Z0-9_.\-]+", "-", name.strip()).strip("-").lower()
+    return path or "project"
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+def as_id(text: str) -> int | None:
+    """A path segment as a database id: ASCII digits within bigint range, else None."""
+    if text.isascii() and text.isdigit() and len(text) <= 19:
+        number = int(text)
+        return number if number <= BIGINT_MAX else None
+    return None

@@ -1,0 +1,297 @@
+"""Per-change checks of a real push (Gitlab::Checks::PushCheck, BranchCheck, TagCheck).
+
+Each check is a small function that raises AccessDenied with GitLab's message. Questions only the
+repository can answer (is this a force push? is this commit already on a protected branch?) go
+through `RepositoryQuestions`; an answer of None means "unknown here" and the check is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from service.db.access import ProtectedRefRule
+from service.domain.errors import ERROR_MESSAGES, AccessDenied
+from service.domain.permissions import ADMIN, DEVELOPER, MAINTAINER, NO_ACCESS, Viewer, can_push_code
+
+BLANK_SHAS = ("0" * 40, "0" * 64)
+_HEX_BRANCH = re.compile(r"\A[0-9a-fA-F]{40}(-/|/|\Z)")
+_SHA_TAG = re.compile(r"\A(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})\Z")
+
+
+class InvalidChanges(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Change:
+    oldrev: str
+    newrev: str
+    ref: str
+
+    @property
+    def creation(self) -> bool:
+        return self.oldrev in BLANK_SHAS
+
+    @property
+    def deletion(self) -> bool:
+        return self.newrev in BLANK_SHAS
+
+    @property
+    def update(self) -> bool:
+        return not self.creation and not self.deletion
+
+    @property
+    def branch_name(self) -> str | None:
+        return self.ref[len("refs/heads/") :] if self.ref.startswith("refs/heads/") else None
+
+    @property
+    def tag_name(self) -> str | None:
+        return self.ref[len("refs/tags/") :] if self.ref.startswith("refs/tags/") else None
+
+    @property
+    def short_ref(self) -> str:
+        return self.branch_name or self.tag_name or self.ref
+
+
+def parse_changes(raw: str) -> list[Change]:
+    """`<oldrev> <newrev> <ref>` lines, as Gitaly passes pre-receive's standard input."""
+    changes = []
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3 or not all(re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", p) for p in parts[:2]):
+            raise InvalidChanges(line)
+        changes.append(Change(*parts))
+    return changes
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    access_level: int | None
+    user_id: int | None
+    deploy_key_id: int | None
+
+
+@dataclass
+class ProtectedRule:
+    name: str
+    allow_force_push: bool = False
+    entries: dict[str, list[AccessEntry]] = field(default_factory=dict)  # kind -> entries
+
+
+@dataclass(frozen=True)
+class ProtectedRefs:
+    branches: list[ProtectedRule]
+    tags: list[ProtectedRule]
+
+    @classmethod
+    def from_rows(cls, rows: list[ProtectedRefRule]) -> ProtectedRefs:
+        branches: dict[str, ProtectedRule] = {}
+        tags: dict[str, ProtectedRule] = {}
+        for item in rows:
+            target = branches if item.ref_kind == "branch" else tags
+            rule = target.setdefault(item.name, ProtectedRule(item.name, item.allow_force_push))
+            if item.kind is not None and (item.access_level, item.user_id, item.deploy_key_id) != (None, None, None):
+                rule.entries.setdefault(item.kind, []).append(
+                    AccessEntry(item.access_level, item.user_id, item.deploy_key_id)
+                )
+        return cls(list(branches.values()), list(tags.values()))
+
+
+@lru_cache(maxsize=1024)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    return re.compile(r"\A" + ".*?".join(re.escape(part) for part in pattern.split("*")) + r"\Z")
+
+
+def matching(rules: list[ProtectedRule], name: str) -> list[ProtectedRule]:
+    return [rule for rule in rules if rule.name == name or ("*" in rule.name and _wildcard(rule.name).match(name))]
+
+
+def entry_allows(entry: AccessEntry, viewer: Viewer) -> bool:
+    """ProtectedRefAccess#check_access."""
+    if viewer.deploy_key_id is not None:
+        return entry.deploy_key_id == viewer.deploy_key_id and viewer.deploy_key_enabled and viewer.deploy_key_can_push
+    if viewer.user_id is None:
+        return False
+    if entry.user_id is not None:
+        return entry.user_id == viewer.user_id
+    if entry.access_level is None or entry.access_level == NO_ACCESS:
+        return False
+    if entry.access_level == ADMIN:
+        return viewer.admin
+    return viewer.admin or viewer.access_level >= entry.access_level
+
+
+def rules_allow(rules: list[ProtectedRule], kind: str, viewer: Viewer) -> bool:
+    return any(entry_allows(entry, viewer) for rule in rules for entry in rule.entries.get(kind, []))
+
+
+@dataclass
+class TimedLogger:
+    """Gitlab::Checks::TimedLogger: the timing log a timed-out push shows."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        self.lines.append(message)
+
+    @contextmanager
+    def timed(self, message: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException as exc:
+            if not isinstance(exc, AccessDenied):
+                elapsed = (time.perf_counter() - started) * 1000
+                self.lines.append(f"{message} (cancelled after {elapsed:.1f}ms)")
+            raise
+        self.lines.append(f"{message} ({(time.perf_counter() - started) * 1000:.1f}ms)")
+
+
+@dataclass(frozen=True)
+class RepositoryQuestions:
+    """The repository's answers; each returns None when it cannot be asked here."""
+
+    is_force_push: Callable[[str, str], Awaitable[bool | None]]
+    commit_on_branches: Callable[[str, list[str]], Awaitable[bool | None]]
+
+
+@dataclass(frozen=True)
+class ChangeContext:
+    viewer: Viewer
+    default_branch: str | None
+    protocol: str | None
+    feature_level: int
+    refs: ProtectedRefs
+    repository: RepositoryQuestions
+    project_full_path: str = ""
+    project_members_url: str = ""
+
+
+def _deny(key: str) -> AccessDenied:
+    return AccessDenied(ERROR_MESSAGES[key])
+
+
+def push_check(change: Change, ctx: ChangeContext) -> None:
+    if not can_push_code(ctx.viewer, ctx.feature_level):
+        raise _deny("push_code")
+
+
+def can_push_to_branch(ctx: ChangeContext, rules: list[ProtectedRule]) -> bool:
+    if not can_push_code(ctx.viewer, ctx.feature_level):
+        return False
+    return not rules or rules_allow(rules, "push", ctx.viewer)
+
+
+def can_merge_to_branch(ctx: ChangeContext, rules: list[ProtectedRule]) -> bool:
+    return not rules or rules_allow(rules, "merge", ctx.viewer)
+
+
+async def branch_check(change: Change, ctx: ChangeContext, logger: TimedLogger) -> None:
+    branch = change.branch_name
+    if branch is None:
+        return
+    from_web = ctx.protocol == "web"
+    with logger.timed("Checking if default branch is being deleted..."):
+        if change.deletion and branch == ctx.default_branch:
+            raise _deny("delete_default_branch")
+    if not change.deletion and _HEX_BRANCH.match(branch):
+        raise _deny("prohibited_hex_branch_name")
+    rules = matching(ctx.refs.branches, branch)
+    if not rules:
+        return
+    with logger.timed("Checking if you are force pushing to a protected branch..."):
+        if change.update and not any(rule.allow_force_push for rule in rules):
+            if await ctx.repository.is_force_push(change.oldrev, change.newrev):
+                raise _deny("force_push_protected_branch")
+    if change.deletion:
+        with logger.timed("Checking if you are allowed to delete the protected branch..."):
+            viewer = ctx.viewer
+            if not (viewer.user_id is not None and (viewer.admin or viewer.access_level >= MAINTAINER)):
+                raise _deny("non_master_delete_protected_branch")
+            if not from_web:
+                raise _deny("non_web_delete_protected_branch")
+        return
+    if change.creation:
+        with logger.timed("Checking if you are allowed to create a protected branch..."):
+            if can_push_to_branch(ctx, rules):
+                return
+            if not can_merge_to_branch(ctx, rules):
+                raise _deny("create_protected_branch")
+            patterns = [rule.name for rule in ctx.refs.branches]
+            if await ctx.repository.commit_on_branches(change.newrev, patterns) is False:
+                raise _deny("invalid_commit_create_protected_branch")
+            if not from_web:
+                raise _deny("non_web_create_protected_branch")
+        return
+    with logger.timed("Checking if you are allowed to push to the protected branch..."):
+        if not can_push_to_branch(ctx, rules):
+            if ctx.default_branch is None:
+                raise AccessDenied(empty_repository_message(ctx))
+            raise _deny("push_protected_branch")
+
+
+def empty_repository_message(ctx: ChangeContext) -> str:
+    return (
+        f"A default branch (e.g. main) does not yet exist for {ctx.project_full_path}\n"
+        "Ask a project Owner or Maintainer to create a default branch:\n\n"
+        f"  {ctx.project_members_url}\n"
+    )
+
+
+async def tag_check(change: Change, ctx: ChangeContext, logger: TimedLogger) -> None:
+    tag = change.tag_name
+    if tag is None:
+        return
+    with logger.timed("Checking if you are allowed to change existing tags..."):
+        if change.creation and (tag.startswith("refs/tags/") or not _valid_ref_name(tag)):
+            raise _deny("prohibited_tag_name")
+        if change.creation and _SHA_TAG.match(tag):
+            raise _deny("prohibited_sha_tag_name")
+        # A tag exists when the change line's old value is not the blank sha.
+        viewer = ctx.viewer
+        if not change.creation and not (viewer.deploy_key_id is None and viewer.user_id is not None and (
+            viewer.admin or viewer.access_level >= DEVELOPER
+        )):
+            raise _deny("change_existing_tags")
+    if change.creation and tag == ctx.default_branch:
+        raise _deny("default_branch_collision")
+    rules = matching(ctx.refs.tags, tag)
+    if not rules:
+        return
+    with logger.timed("Checking if you are creating, updating or deleting a protected tag..."):
+        if change.update:
+            raise _deny("update_protected_tag")
+        if change.deletion:
+            if not (viewer.user_id is not None and (viewer.admin or viewer.access_level >= MAINTAINER)):
+                raise _deny("delete_protected_tag")
+            if ctx.protocol != "web":
+                raise _deny("delete_protected_tag_non_web")
+            return
+        if not rules_allow(rules, "create", viewer):
+            raise _deny("create_protected_tag")
+
+
+def _valid_ref_name(name: str) -> bool:
+    """git check-ref-format's main rules."""
+    if not name or name.startswith(("-", "/")) or name.endswith(("/", ".", ".lock")):
+        return False
+    if ".." in name or "@{" in name or "//" in name or name == "@":
+        return False
+    return not any(ch in name for ch in " ~^:?*[\\\x7f") and all(ord(ch) >= 32 for ch in name)
+
+
+async def check_changes(changes: list[Change], ctx: ChangeContext, logger: TimedLogger) -> None:
+    """Gitlab::Checks::ChangesAccess: every change, in order; the first failure wins."""
+    for change in changes:
+        logger.note(f"Running checks for ref: {change.short_ref}")
+        with logger.timed("Checking if you are allowed to push..."):
+            push_check(change, ctx)
+        await branch_check(change, ctx, logger)
+        await tag_check(change, ctx, logger)

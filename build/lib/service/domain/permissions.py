@@ -1,0 +1,70 @@
+"""Who may read, download and push: GitLab's project policy reduced to what the git checks ask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NO_ACCESS, MINIMAL, GUEST, PLANNER, REPORTER, DEVELOPER, MAINTAINER, OWNER, ADMIN = 0, 5, 10, 15, 20, 30, 40, 50, 60
+PRIVATE, INTERNAL, PUBLIC = 0, 10, 20
+# project_features levels
+FEATURE_DISABLED, FEATURE_PRIVATE, FEATURE_ENABLED, FEATURE_PUBLIC = 0, 10, 20, 30
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The actor as the policy sees it: a user (maybe admin or external), a deploy key, or nobody."""
+
+    user_id: int | None
+    admin: bool
+    external: bool
+    access_level: int  # highest membership in the project, 0 for none
+    deploy_key_id: int | None = None
+    deploy_key_enabled: bool = False  # the deploy key is enabled on this project
+    deploy_key_can_push: bool = False
+
+
+def can_read_project(viewer: Viewer, visibility: int) -> bool:
+    if viewer.deploy_key_id is not None:
+        return viewer.deploy_key_enabled
+    if viewer.user_id is None:
+        return visibility == PUBLIC
+    if viewer.admin or viewer.access_level >= GUEST:
+        return True
+    return visibility == PUBLIC or (visibility == INTERNAL and not viewer.external)
+
+
+def can_download(viewer: Viewer, visibility: int, feature_level: int) -> bool:
+    """download_code (or download_wiki_code with the wiki's feature level)."""
+    if feature_level == FEATURE_DISABLED:
+        return False
+    if viewer.deploy_key_id is not None:
+        return viewer.deploy_key_enabled
+    if viewer.user_id is not None:
+        if viewer.admin or viewer.access_level >= REPORTER:
+            return True
+        if feature_level == FEATURE_PRIVATE:
+            return False
+        if viewer.access_level >= GUEST and visibility != PRIVATE:
+            return True
+        return visibility == PUBLIC or (visibility == INTERNAL and not viewer.external)
+    return visibility == PUBLIC and feature_level >= FEATURE_ENABLED
+
+
+def can_push_code(viewer: Viewer, feature_level: int) -> bool:
+    """push_code (create_wiki for wikis): developers and up; deploy keys with write access."""
+    if feature_level == FEATURE_DISABLED:
+        return False
+    if viewer.deploy_key_id is not None:
+        return viewer.deploy_key_enabled and viewer.deploy_key_can_push
+    return viewer.user_id is not None and (viewer.admin or viewer.access_level >= DEVELOPER)
+
+
+def can_create_project_in(
+    *, namespace_type: str, namespace_owner_id: int | None, user_id: int, user_admin: bool, access_level: int | None
+) -> bool:
+    """create_projects: your own namespace, or a group where you are at least a maintainer."""
+    if user_admin:
+        return True
+    if namespace_type == "User":
+        return namespace_owner_id == user_id
+    return (access_level or 0) >= MAINTAINER

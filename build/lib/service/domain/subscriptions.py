@@ -1,0 +1,341 @@
+"""GitLab.com subscriptions (GitLab: ee/app/models/gitlab_subscription.rb, ee/lib/ee/api/namespaces.rb).
+
+The rules are plain functions over rows (`plan_create`, `plan_update`, `render`); the async
+functions around them read and write inside one transaction, so a subscription, its history row
+and its seat reset are stored together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+from service.db import billing as db
+from service.db.billing import NamespaceRow, PlanRow, SubscriptionRow, SubscriptionValues
+from service.db.rows import Conn
+
+FREE = "free"
+# Plan::PAID_HOSTED_PLANS, Plan::TOP_PLANS (ee/app/models/ee/plan.rb)
+PAID_HOSTED_PLANS = frozenset(
+    {
+        "bronze",
+        "silver",
+        "premium",
+        "gold",
+        "ultimate",
+        "ultimate_trial",
+        "ultimate_trial_paid_customer",
+        "premium_trial",
+        "opensource",
+    }
+)
+TOP_PLANS = frozenset({"gold", "ultimate", "opensource"})
+# EE::Group#exclude_guests?: these plans do not bill Guest members
+EXCLUDE_GUESTS_PLANS = frozenset({"gold", "ultimate", "ultimate_trial"})
+
+# GitlabSubscriptionHistory.change_type enum
+CHANGE_TYPE_UPDATED = 1
+# GitlabSubscriptionHistory::TRACKED_ATTRIBUTES that a request can change
+TRACKED_ATTRIBUTES = (
+    "start_date",
+    "end_date",
+    "trial_ends_on",
+    "hosted_plan_id",
+    "max_seats_used",
+    "seats",
+    "trial",
+    "trial_starts_on",
+    "auto_renew",
+    "trial_extension_type",
+)
+
+# Columns a request sets directly (plan_code goes through the plans table)
+WRITABLE_COLUMNS = (
+    "start_date",
+    "end_date",
+    "trial_starts_on",
+    "trial_ends_on",
+    "trial",
+    "auto_renew",
+    "seats",
+    "max_seats_used",
+    "trial_extension_type",
+)
+
+CANT_BE_BLANK = "can't be blank"
+TAKEN = "has already been taken"
+
+# GET of a namespace without subscription: GitLab presents `{}` with the entity, so every field is nil.
+EMPTY_ENTITY: dict[str, dict[str, Any]] = {
+    "plan": dict.fromkeys(("code", "name", "trial", "auto_renew", "upgradable", "exclude_guests")),
+    "usage": dict.fromkeys(("seats_in_subscription", "seats_in_use", "max_seats_used", "seats_owed")),
+    "billing": dict.fromkeys(("subscription_start_date", "subscription_end_date", "trial_ends_on")),
+}
+
+
+class SubscriptionInvalid(Exception):
+    """ActiveRecord validation errors: rendered as 400 {"message": {"seats": ["can't be blank"]}}."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+class SubscriptionNotFound(Exception):
+    """PUT on a namespace without subscription."""
+
+
+@dataclass(frozen=True)
+class PlannedUpdate:
+    values: SubscriptionValues
+    tracked_changed: bool
+    reset_seats: bool
+
+
+# --- pure rules ---------------------------------------------------------------------------------
+
+
+def has_a_paid_hosted_plan(plan_name: str | None, trial: bool | None, seats: int) -> bool:
+    return not trial and seats > 0 and plan_name in PAID_HOSTED_PLANS
+
+
+def is_upgradable(
+    plan_name: str | None, trial: bool | None, seats: int, end_date: date | None, today: date
+) -> bool:
+    if plan_name in TOP_PLANS:
+        return False
+    expired = end_date is not None and end_date < today
+    return has_a_paid_hosted_plan(plan_name, trial, seats) and not expired
+
+
+def excludes_guests(namespace: NamespaceRow, plan_name: str | None) -> bool:
+    # Only groups override exclude_guests?; a personal namespace always bills its one user.
+    return namespace.type == "Group" and plan_name in EXCLUDE_GUESTS_PLANS
+
+
+def seats_owed(plan_name: str | None, trial: bool | None, seats: int, max_seats_used: int) -> int:
+    """GitlabSubscription#calculate_seats_owed."""
+    if not has_a_paid_hosted_plan(plan_name, trial, seats):
+        return 0
+    return max(0, max_seats_used - seats)
+
+
+def with_trial_start_default(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`subscription_params[:trial_starts_on] ||= subscription_params[:start_date] if subscription_params[:trial]`.
+
+    Ruby's `||=` assigns even when start_date was not sent, so a trial PUT without either date
+    stores trial_starts_on = nil. Kept: CustomersDot's data must end up as GitLab would store it.
+    """
+    result = dict(params)
+    if result.get("trial") and not result.get("trial_starts_on"):
+        result["trial_starts_on"] = result.get("start_date")
+    return result
+
+
+def _blank_errors(values: SubscriptionValues | Mapping[str, Any]) -> dict[str, list[str]]:
+    get = values.get if isinstance(values, Mapping) else lambda name: getattr(values, name)
+    errors: dict[str, list[str]] = {}
+    # validates :seats, :start_date, presence: true (in that order). max_seats_used is NOT NULL
+    # here; GitLab would raise on nil in calculate_seats_owed, so it is refused the same way.
+    for name in ("seats", "start_date", "max_seats_used"):
+        if get(name) is None:
+            errors[name] = [CANT_BE_BLANK]
+    return errors
+
+
+def _plan_id(params: Mapping[str, Any], plan: PlanRow | None, current: int | None) -> int | None:
+    # plan_code= does Plan.find_by(name: code || 'free'): an unknown code silently clears the plan.
+    if "plan_code" not in params:
+        return current
+    return plan.id if plan is not None else None
+
+
+def _create_candidate(params: Mapping[str, Any], plan: PlanRow | None) -> dict[str, Any]:
+    return {
+        "hosted_plan_id": _plan_id(params, plan, None),
+        "start_date": params.get("start_date"),
+        "end_date": params.get("end_date"),
+        "trial_starts_on": params.get("trial_starts_on"),
+        "trial_ends_on": params.get("trial_ends_on"),
+        "trial": params.get("trial", False),  # column default
+        "auto_renew": params.get("auto_renew"),
+        "seats": params.get("seats", 0),  # column default
+        "max_seats_used": params.get("max_seats_used", 0),  # column default
+        "max_seats_used_changed_at": None,
+        "trial_extension_type": params.get("trial_extension_type"),
+    }
+
+
+def create_errors(params: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The model's validation errors for a new subscription (without the uniqueness check)."""
+    return _blank_errors(_create_candidate(params, None))
+
+
+def plan_create(params: Mapping[str, Any], plan: PlanRow | None) -> SubscriptionValues:
+    """The new row from declared params that passed create_errors."""
+    return SubscriptionValues(**_create_candidate(params, plan))
+
+
+def plan_update(
+    current: SubscriptionRow,
+    params: Mapping[str, Any],
+    plan: PlanRow | None,
+    plan_name: str | None,
+    now: datetime,
+) -> PlannedUpdate:
+    """GitlabSubscription#update with its before_update callbacks, minus the seat count itself.
+
+    `plan_name` is the name of the plan the row will have. `reset_seats` means max_seats_used must
+    become the live seat count (reset_seat_statistics), which the caller reads in the same transaction.
+    """
+    merged = {name: params[name] for name in WRITABLE_COLUMNS if name in params}
+    values = replace(
+        _values_of(current),
+        hosted_plan_id=_plan_id(params, plan, current.hosted_plan_id),
+        **merged,
+    )
+    errors = _blank_errors(values)
+    if errors:
+        raise SubscriptionInvalid(errors)
+    assert values.start_date is not None
+
+    changed = {name for name in TRACKED_ATTRIBUTES if getattr(values, name) != getattr(current, name)}
+    # new_term?: a renewal moves both dates, and the new term starts when (or after) the old one ended.
+    new_term = (
+        "start_date" in changed
+        and "end_date" in changed
+        and (current.end_date is None or values.start_date >= current.end_date)
+    )
+    # set_max_seats_used_changed_at runs first ...
+    changed_at = current.max_seats_used_changed_at
+    if not new_term and "max_seats_used" in changed:
+        changed_at = now
+    values = replace(values, max_seats_used_changed_at=changed_at)
+    # ... then reset_seat_statistics? (the ultimate_trial_paid_customer special case is not modelled)
+    reset = has_a_paid_hosted_plan(plan_name, values.trial, values.seats) and (
+        new_term
+        or ("trial" in changed and not values.trial)
+        or (changed_at is not None and changed_at.date() < values.start_date)
+    )
+    return PlannedUpdate(values=values, tracked_changed=bool(changed), reset_seats=reset)
+
+
+def _values_of(row: SubscriptionRow) -> SubscriptionValues:
+    return SubscriptionValues(
+        hosted_plan_id=row.hosted_plan_id,
+        start_date=row.start_date,
+        end_date=row.end_date,
+        trial_starts_on=row.trial_starts_on,
+        trial_ends_on=row.trial_ends_on,
+        trial=row.trial,
+        auto_renew=row.auto_renew,
+        seats=row.seats,
+        max_seats_used=row.max_seats_used,
+        max_seats_used_changed_at=row.max_seats_used_changed_at,
+        trial_extension_type=row.trial_extension_type,
+    )
+
+
+def render(
+    namespace: NamespaceRow, subscription: SubscriptionRow | None, seats_in_use: int, today: date
+) -> dict[str, Any]:
+    """API::Entities::GitlabSubscription.
+
+    seats_in_use is always the live count: GitLab shows a column refreshed every few hours by a
+    worker for paid plans, and this service has no such worker, so the column would only go stale.
+    """
+    if subscription is None:
+        return {section: dict(fields) for section, fields in EMPTY_ENTITY.items()}
+    plan = subscription.plan_name
+    return {
+        "plan": {
+            "code": plan,
+            "name": subscription.plan_title,
+            "trial": subscription.trial,
+            "auto_renew": subscription.auto_renew,
+            "upgradable": is_upgradable(
+                plan, subscription.trial, subscription.seats, subscription.end_date, today
+            ),
+            "exclude_guests": excludes_guests(namespace, plan),
+        },
+        "usage": {
+            "seats_in_subscription": subscription.seats,
+            "seats_in_use": seats_in_use,
+            "max_seats_used": subscription.max_seats_used,
+            "seats_owed": seats_owed(
+                plan, subscription.trial, subscription.seats, subscription.max_seats_used
+            ),
+        },
+        "billing": {
+            "subscription_start_date": subscription.start_date,
+            "subscription_end_date": subscription.end_date,
+            "trial_ends_on": subscription.trial_ends_on,
+        },
+    }
+
+
+# --- reads and writes ---------------------------------------------------------------------------
+
+
+async def seats_in_use(conn: Conn, namespace: NamespaceRow, plan_name: str | None) -> int:
+    """billed_user_ids.count: the owner alone for a personal namespace."""
+    if namespace.type != "Group":
+        return 1
+    return await db.count_billable_users(conn, namespace.id, excludes_guests(namespace, plan_name))
+
+
+async def _plan_for(conn: Conn, params: Mapping[str, Any]) -> PlanRow | None:
+    if "plan_code" not in params:
+        return None
+    return await db.find_plan_by_name(conn, params["plan_code"] or FREE)
+
+
+async def show(conn: Conn, namespace: NamespaceRow, today: date) -> dict[str, Any]:
+    subscription = await db.find_subscription(conn, namespace.id)
+    in_use = await seats_in_use(conn, namespace, subscription.plan_name) if subscription else 0
+    return render(namespace, subscription, in_use, today)
+
+
+async def create(
+    conn: Conn, namespace: NamespaceRow, params: Mapping[str, Any], today: date
+) -> dict[str, Any]:
+    """namespace.create_gitlab_subscription(declared params); raises SubscriptionInvalid."""
+    params = with_trial_start_default(params)
+    async with conn.transaction():
+        errors = create_errors(params)
+        if await db.find_subscription(conn, namespace.id) is not None:
+            errors["namespace_id"] = [TAKEN]
+        if errors:
+            raise SubscriptionInvalid(errors)
+        values = plan_create(params, await _plan_for(conn, params))
+        # The unique index decides a race between two POSTs; the loser gets the same answer.
+        if await db.insert_subscription(conn, namespace.id, values) is None:
+            raise SubscriptionInvalid({"namespace_id": [TAKEN]})
+        return await show(conn, namespace, today)
+
+
+async def update(
+    conn: Conn, namespace: NamespaceRow, params: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """subscription.update(declared params): history row, seat reset and the row in one transaction."""
+    params = with_trial_start_default(params)
+    async with conn.transaction():
+        current = await db.lock_subscription(conn, namespace.id)
+        if current is None:
+            raise SubscriptionNotFound()
+        plan = await _plan_for(conn, params)
+        plan_name = (plan.name if plan else None) if "plan_code" in params else current.plan_name
+        planned = plan_update(current, params, plan, plan_name, now)
+        values = planned.values
+        if planned.reset_seats:
+            values = replace(
+                values,
+                max_seats_used=await seats_in_use(conn, namespace, plan_name),
+                max_seats_used_changed_at=now,
+            )
+        if planned.tracked_changed:
+            await db.insert_subscription_history(conn, current, CHANGE_TYPE_UPDATED)
+        await db.update_subscription(conn, current.id, values)
+        return await show(conn, namespace, now.date())

@@ -1,0 +1,108 @@
+"""Personal access tokens: digests, scopes and GitLab's expiry rules (reference section 9.1)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import date, datetime, timedelta
+
+# Gitlab::Auth::API_SCOPES + REPOSITORY_SCOPES + REGISTRY_SCOPES (+ the later additions), sorted
+VALID_PAT_SCOPES = sorted(
+    {
+        "api",
+        "read_api",
+        "read_user",
+        "create_runner",
+        "manage_runner",
+        "k8s_proxy",
+        "self_rotate",
+        "read_repository",
+        "write_repository",
+        "read_registry",
+        "write_registry",
+    }
+)
+MAX_LIFETIME_DAYS = 365
+
+
+class InvalidTokenRequest(Exception):
+    """A PAT request GitLab answers with success:false and this message."""
+
+
+def token_digest(token: str) -> str:
+    """Tokens are random; a plain SHA-256 is what is stored and looked up."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(prefix: str) -> str:
+    # 20 URL-safe characters, like Devise.friendly_token, behind the instance prefix (glpat-)
+    return prefix + secrets.token_urlsafe(15)[:20]
+
+
+def ruby_array_inspect(items: list[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+
+
+def parse_date(raw: str) -> date:
+    """A lenient date parse in the spirit of Ruby's Date.parse: ISO dates, '24 Jul 2020', 'Jul 24 2020'."""
+    text = raw.strip()
+    for pattern in ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%d-%m-%Y", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(text, pattern).date()
+        except ValueError:
+            pass
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})[T ].*", text)
+    if match:
+        return datetime.strptime(match.group(1), "%Y-%m-%d").date()
+    words = re.findall(r"[A-Za-z]+|\d+", text)
+    month = next((_MONTHS[w[:3].lower()] for w in words if w[:3].lower() in _MONTHS), None)
+    numbers = [int(w) for w in words if w.isdigit()]
+    if month is not None and len(numbers) == 2:
+        day, year = (numbers[0], numbers[1]) if numbers[0] <= 31 and numbers[1] > 31 else (numbers[1], numbers[0])
+        try:
+            return date(year, month, day)
+        except ValueError:
+            pass
+    raise ValueError(raw)
+
+
+def validate_pat_request(
+    name: object,
+    scopes: object,
+    expires_at: object,
+    *,
+    require_expiry: bool,
+    max_lifetime_days: int | None,
+    today: date,
+) -> tuple[str, list[str], date | None]:
+    """The checks of POST /internal/personal_access_token after the actor, in GitLab's order."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidTokenRequest("No token name specified")
+    if isinstance(scopes, str):
+        scopes = [scopes] if scopes else []
+    if not isinstance(scopes, list) or not scopes:
+        raise InvalidTokenRequest("No token scopes specified")
+    scope_list = [str(scope) for scope in scopes]
+    for scope in scope_list:
+        if scope not in VALID_PAT_SCOPES:
+            raise InvalidTokenRequest(
+                f"Invalid scope: '{scope}'. Valid scopes are: {ruby_array_inspect(VALID_PAT_SCOPES)}"
+            )
+    expiry: date | None = None
+    if expires_at not in (None, ""):
+        try:
+            expiry = parse_date(str(expires_at))
+        except ValueError:
+            raise InvalidTokenRequest(f"Invalid token expiry date: '{expires_at}'") from None
+    limit = min(MAX_LIFETIME_DAYS, max_lifetime_days or MAX_LIFETIME_DAYS)
+    latest = today + timedelta(days=limit)
+    if expiry is None and require_expiry:
+        expiry = latest
+    if expiry is not None and expiry > latest:
+        raise InvalidTokenRequest(f"Failed to create token: Expires at must be before {latest.isoformat()}")
+    return name, scope_list, expiry

@@ -1,0 +1,215 @@
+"""kas usage metrics in Redis, under GitLab's own key names (reference sections 4.4 and 7).
+
+Totals: `INCRBY USAGE_KUBERNETES_AGENT_<EVENT>`, no TTL (Gitlab::UsageDataCounters::KubernetesAgentCounter).
+Unique counts: `PFADD {hll_counters}_<event>-<ISO year>-<ISO week>`, six weeks TTL (HLLRedisCounter).
+Every write of one request goes out as one batch on the auto-pipelining connection
+(service/redis_pipe.py, `execute_many`: one write, replies read in order): one round trip per
+request, shared with whatever else the event loop sends at that moment. INCRBY and PFADD are atomic
+on the server, so concurrent requests add up exactly; no MULTI is needed.
+
+POST /usage_metrics is kas's hottest call, so its parameters are checked here by hand against
+tables built at import rather than by a marshmallow schema: the checks are few, and the messages
+must be Grape's (including the order and the `mutually_exclusive` wording).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from service.redis_pipe import PipelinedRedis
+
+# KubernetesAgentCounter::KNOWN_EVENTS over the eras (15.4+ adds the flux and *_via_* counters).
+COUNTER_EVENTS = (
+    "gitops_sync",
+    "k8s_api_proxy_request",
+    "flux_git_push_notifications_total",
+    "k8s_api_proxy_requests_via_ci_access",
+    "k8s_api_proxy_requests_via_user_access",
+    "k8s_api_proxy_requests_via_pat_access",
+)
+# Era A: top-level `<event>_count` parameters, `_count` chopped off for the event name.
+LEGACY_COUNTERS = {"gitops_sync_count": "gitops_sync", "k8s_api_proxy_request_count": "k8s_api_proxy_request"}
+UNIQUE_EVENTS = (
+    "agent_users_using_ci_tunnel",
+    "k8s_api_proxy_requests_unique_users_via_ci_access",
+    "k8s_api_proxy_requests_unique_users_via_user_access",
+    "k8s_api_proxy_requests_unique_users_via_pat_access",
+    "k8s_api_proxy_requests_unique_agents_via_ci_access",
+    "k8s_api_proxy_requests_unique_agents_via_user_access",
+    "k8s_api_proxy_requests_unique_agents_via_pat_access",
+    "flux_git_push_notified_unique_projects",
+)
+# Fed by POST /agent_events only (service/domain/kas_events.py), never by usage_metrics.
+AGENT_EVENT_UNIQUE_EVENTS = ("register_agent_at_kas",)
+REPORTED_UNIQUE_EVENTS = UNIQUE_EVENTS + AGENT_EVENT_UNIQUE_EVENTS
+
+COUNTER_KEYS = {event: f"USAGE_KUBERNETES_AGENT_{event.upper()}" for event in COUNTER_EVENTS}
+# Gitlab::UsageDataCounters::HLLRedisCounter::REDIS_SLOT: one hash slot, so PFCOUNT over weeks works on a cluster.
+HLL_KEY_PREFIXES = {event: f"{{hll_counters}}_{event}-" for event in REPORTED_UNIQUE_EVENTS}
+HLL_TTL_SECONDS = int(timedelta(weeks=6).total_seconds())  # KEY_EXPIRY_LENGTH
+REPORTED_WEEKS = 6  # older weekly keys have expired
+
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # what Redis INCRBY accepts
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*\Z")
+
+
+class InvalidParameters(Exception):
+    """Grape's parameter validation failure: 400 {"error": message}."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidCount(Exception):
+    """KubernetesAgentCounter.validate!'s ArgumentError: 400 {"message": "400 Bad request - <message>"}."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class UsageUpdate:
+    counters: tuple[tuple[str, int], ...] = ()  # (event, increment > 0)
+    unique: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (event, non-empty values)
+
+    @property
+    def empty(self) -> bool:
+        return not self.counters and not self.unique
+
+
+def as_integer(value: Any) -> int | None:
+    """Grape's Integer coercion: numbers and decimal strings; not booleans, not fractions."""
+    if type(value) is int:
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and _INTEGER.match(value)
+    ):
+        number = int(value)
+    else:
+        return None
+    return number if MIN_INT <= number <= MAX_INT else None
+
+
+def _integer_list(value: Any) -> list[int] | None:
+    if not isinstance(value, list):
+        return None
+    numbers = [as_integer(item) for item in value]
+    return None if any(n is None for n in numbers) else numbers  # type: ignore[return-value]
+
+
+def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
+    """The increments of one POST /internal/kubernetes/usage_metrics, in any of its four forms.
+
+    Raises InvalidParameters (types, mutual exclusion) before InvalidCount (a negative count),
+    in the order GitLab checks them. Nothing is written when either is raised.
+    """
+    errors: list[str] = []
+    counts: dict[str, int] = {}
+    legacy_given = [name for name in LEGACY_COUNTERS if params.get(name) is not None]
+    for name in legacy_given:
+        number = as_integer(params[name])
+        if number is None:
+            errors.append(f"{name} is invalid")
+        else:
+            counts[LEGACY_COUNTERS[name]] = number
+    counters = params.get("counters")
+    if counters is not None:
+        if not isinstance(counters, Mapping):
+            errors.append("counters is invalid")
+        else:
+            for event in COUNTER_EVENTS:
+                if counters.get(event) is None:
+                    continue
+                number = as_integer(counters[event])
+                if number is None:
+                    errors.append(f"counters[{event}] is invalid")
+                else:
+                    counts[event] = number
+    unique: list[tuple[str, tuple[str, ...]]] = []
+    unique_counters = params.get("unique_counters")
+    if unique_counters is not None:
+        if not isinstance(unique_counters, Mapping):
+            errors.append("unique_counters is invalid")
+        else:
+            for event in UNIQUE_EVENTS:
+                if unique_counters.get(event) is None:
+                    continue
+                numbers = _integer_list(unique_counters[event])
+                if numbers is None:
+                    errors.append(f"unique_counters[{event}] is invalid")
+                elif numbers:
+                    unique.append((event, tuple(dict.fromkeys(str(n) for n in numbers))))
+    if counters is not None:
+        errors.extend(f"counters, {name} are mutually exclusive" for name in legacy_given)
+    if errors:
+        raise InvalidParameters(", ".join(errors))
+    for event, number in counts.items():
+        if number < 0:
+            raise InvalidCount(f"{event} count must be greater than or equal to zero")
+    # Zero increments and empty id lists are no-ops: nothing to send to Redis.
+    return UsageUpdate(tuple((e, n) for e, n in counts.items() if n > 0), tuple(unique))
+
+
+def iso_week(day: date) -> str:
+    """The weekly key suffix: ISO year and week, e.g. 2026-47 (strftime %G-%V)."""
+    return day.strftime("%G-%V")
+
+
+def hll_key(event: str, day: date) -> str:
+    return HLL_KEY_PREFIXES[event] + iso_week(day)
+
+
+def usage_commands(update: UsageUpdate, today: date) -> list[tuple[Any, ...]]:
+    """The Redis commands that apply an update."""
+    week = iso_week(today)
+    commands: list[tuple[Any, ...]] = [
+        ("INCRBY", COUNTER_KEYS[event], number) for event, number in update.counters
+    ]
+    for event, values in update.unique:
+        key = HLL_KEY_PREFIXES[event] + week
+        commands.append(("PFADD", key, *values))
+        commands.append(("EXPIRE", key, HLL_TTL_SECONDS))  # HLL.add refreshes the expiry on every add
+    return commands
+
+
+async def record_usage(redis: PipelinedRedis, update: UsageUpdate, today: date) -> None:
+    """All increments of one request in one batch (one round trip); nothing at all when empty."""
+    if not update.empty:
+        await redis.execute_many(usage_commands(update, today))
+
+
+def reported_weeks(today: date, count: int = REPORTED_WEEKS) -> list[str]:
+    return [iso_week(today - timedelta(weeks=back)) for back in range(count)]
+
+
+async def read_usage(redis: PipelinedRedis, today: date) -> dict[str, Any]:
+    """Totals, and unique counts per ISO week (newest first) with their union, in one round trip."""
+    weeks = reported_weeks(today)
+    commands: list[tuple[Any, ...]] = [("GET", COUNTER_KEYS[event]) for event in COUNTER_EVENTS]
+    for event in REPORTED_UNIQUE_EVENTS:
+        keys = [HLL_KEY_PREFIXES[event] + week for week in weeks]
+        commands.extend(("PFCOUNT", key) for key in keys)
+        commands.append(("PFCOUNT", *keys))  # the union: ids seen in any of these weeks, counted once
+    results = iter(await redis.execute_many(commands))
+    totals = {event: int(next(results) or 0) for event in COUNTER_EVENTS}
+    unique: dict[str, Any] = {}
+    for event in REPORTED_UNIQUE_EVENTS:
+        weekly = {week: int(next(results)) for week in weeks}
+        unique[event] = {"weekly": weekly, f"last_{len(weeks)}_weeks": int(next(results))}
+    return {"counters": totals, "unique_counters": unique, "weeks": weeks}
+
+
+def unique_update(pairs: Iterable[tuple[str, Iterable[int]]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(event, ids) pairs as UsageUpdate.unique, dropping empty ones."""
+    result = []
+    for event, ids in pairs:
+        values = tuple(dict.fromkeys(str(i) for i in ids))
+        if values:
+            result.append((event, values))
+    return tuple(result)

@@ -1,0 +1,217 @@
+"""An auto-pipelining Redis connection for the hot paths (reference counters, rate limits, kas metrics).
+
+Why not redis-py here: redis-py takes a pooled connection per command and makes at least one write
+and one read system call for each (plus a liveness probe read). On this service's machines a
+round trip of system calls costs ~180 µs of CPU, measured, while the commands themselves cost Redis
+microseconds. This connection instead queues every command issued during one event-loop iteration
+and sends them in a single write; replies arrive together and are matched to callers in order
+(Redis answers in order on a connection). Measured on the same machine: 178 µs of CPU per command
+with redis-py, 4 µs here, at the same concurrency. Replies are parsed by hiredis, the C parser
+redis-py itself uses.
+
+Semantics kept simple on purpose: one TCP or unix connection, RESP2, AUTH and SELECT from the URL.
+If the connection breaks or a reply is late past `timeout`, every waiting command fails with
+RedisUnavailable and the next command reconnects. redis-py stays in use for everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import hiredis
+
+
+class RedisUnavailable(ConnectionError):
+    pass
+
+
+class RedisReplyError(Exception):
+    """An error reply from Redis (for example NOSCRIPT)."""
+
+
+def pack_command(*args: Any) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, str):
+            data = arg.encode()
+        elif isinstance(arg, bool):
+            raise TypeError("booleans are not Redis arguments")
+        else:
+            data = str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, owner: PipelinedRedis) -> None:
+        self.owner = owner
+        self.reader = hiredis.Reader(encoding="utf-8", replyError=RedisReplyError)
+        self.transport: Any = None  # asyncio's or uvloop's transport (not an asyncio.Transport subclass)
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        waiters = self.owner._waiters
+        while True:
+            reply = self.reader.gets()
+            if reply is False:
+                break
+            future = waiters.popleft()
+            if not future.done():  # a caller that gave up still had its reply read, in order
+                if isinstance(reply, RedisReplyError):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+        self.owner._progress()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._lost(self, exc)
+
+
+class PipelinedRedis:
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._outgoing: list[bytes] = []
+        self._flush_scheduled = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._scripts: dict[str, str] = {}
+        # asyncio.get_running_loop() makes a getpid() system call on every call in Python 3.11;
+        # the connection lives on one loop, so remember it.
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- connection ----------------------------------------------------------------------------
+
+    async def _connect(self) -> _Protocol:
+        loop = self._loop = asyncio.get_running_loop()
+        parts = urlsplit(self.url)
+        query = parse_qs(parts.query)
+        if parts.scheme == "unix":
+            transport, protocol = await loop.create_unix_connection(lambda: _Protocol(self), parts.path)
+            db = int(query.get("db", ["0"])[0])
+        else:
+            context = ssl.create_default_context() if parts.scheme == "rediss" else None
+            transport, protocol = await loop.create_connection(
+                lambda: _Protocol(self), parts.hostname or "127.0.0.1", parts.port or 6379, ssl=context
+            )
+            db = int((parts.path or "/0").lstrip("/") or query.get("db", ["0"])[0])
+        setup: list[tuple[Any, ...]] = []
+        if parts.password:
+            user = unquote(parts.username) if parts.username else None
+            setup.append(("AUTH", user, unquote(parts.password)) if user else ("AUTH", unquote(parts.password)))
+        if db:
+            setup.append(("SELECT", db))
+        self._protocol = protocol
+        for command in setup:
+            await self.execute(*command)
+        return protocol
+
+    async def _ensure(self) -> None:
+        if self._protocol is not None:
+            return
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._protocol is None:
+                try:
+                    await asyncio.wait_for(self._connect(), self.timeout)
+                except (OSError, asyncio.TimeoutError) as exc:
+                    raise RedisUnavailable(f"cannot connect to Redis: {exc}") from None
+
+    def _lost(self, protocol: _Protocol, exc: Exception | None) -> None:
+        if protocol is not self._protocol:
+            return
+        self._protocol = None
+        self._outgoing.clear()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        waiters, self._waiters = self._waiters, deque()
+        for future in waiters:
+            if not future.done():
+                future.set_exception(RedisUnavailable(f"Redis connection lost: {exc}"))
+
+    def _progress(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._waiters:
+            self._arm_watchdog()
+
+    def _arm_watchdog(self) -> None:
+        if self._watchdog is None and self._loop is not None:
+            self._watchdog = self._loop.call_later(self.timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._watchdog = None
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.abort()  # connection_lost fails every waiter
+            self._lost(protocol, TimeoutError(f"no reply within {self.timeout}s"))
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        protocol = self._protocol
+        if not self._outgoing or protocol is None or protocol.transport is None:
+            return
+        protocol.transport.write(b"".join(self._outgoing))
+        self._outgoing.clear()
+        self._arm_watchdog()
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def _send(self, packed: bytes) -> asyncio.Future[Any]:
+        loop = self._loop or asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiters.append(future)
+        self._outgoing.append(packed)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    async def execute(self, *args: Any) -> Any:
+        if self._protocol is None:
+            await self._ensure()
+        return await self._send(pack_command(*args))
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Several commands in one write (a pipeline); results in order, errors as exceptions."""
+        if self._protocol is None:
+            await self._ensure()
+        futures = [self._send(pack_command(*command)) for command in commands]
+        return list(await asyncio.gather(*futures))
+
+    async def evalsha(self, script: str, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
+        """Run a Lua script by its SHA1, loading it once per server (NOSCRIPT after a restart)."""
+        sha = self._scripts.get(script)
+        if sha is None:
+            sha = await self.execute("SCRIPT", "LOAD", script)
+            self._scripts[script] = sha
+        try:
+            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+        except RedisReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            self._scripts.pop(script, None)
+            return await self.execute("EVAL", script, len(keys), *keys, *args)
+
+    async def close(self) -> None:
+        protocol = self._protocol
+        if protocol is None:
+            return
+        if protocol.transport is not None:
+            protocol.transport.close()
+        self._lost(protocol, None)

@@ -1,0 +1,28 @@
+"""Route registration: every route is added together with the consumer whose credentials it needs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from service import auth, keys
+from service.routes import admin, billing, health, kas, shell
+
+# (route table, consumer): the only way a route gets into the application.
+ROUTE_TABLES: list[tuple[web.RouteTableDef, auth.Consumer]] = [
+    (health.routes, auth.PUBLIC),
+    (shell.routes, auth.SHELL),
+    (shell.error_tracking_routes, auth.ERROR_TRACKING),
+    *kas.ROUTE_TABLES,
+    *admin.ROUTE_TABLES,
+    *billing.ROUTE_TABLES,
+]
+
+
+def setup_routes(app: web.Application) -> None:
+    consumers: dict[object, auth.Consumer] = {}
+    for table, consumer in ROUTE_TABLES:
+        for definition in table:
+            assert isinstance(definition, web.RouteDef)
+            route = app.router.add_route(definition.method, definition.path, definition.handler)
+            consumers[route] = consumer
+    app[keys.ROUTE_CONSUMERS] = consumers

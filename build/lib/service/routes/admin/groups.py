@@ -1,0 +1,138 @@
+"""Groups, subgroups and group members (GitLab lib/api/groups.rb, lib/api/members.rb)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from schemas.admin import GroupCreateIn, GroupListIn, GroupUpdateIn, PageIn
+from service.db import admin_namespaces as namespaces_db
+from service.db.admin_namespaces import NamespaceRow
+from service.domain.admin import entities
+from service.domain.admin import namespaces as namespaces_domain
+from service.errors import json_response
+from service.routes.admin import members
+from service.routes.admin.common import (
+    AdminRoutes,
+    accepted,
+    actor_id,
+    created,
+    load_params,
+    page,
+    paginated,
+    pool,
+    urls,
+)
+
+admin_routes = AdminRoutes()  # auth.ADMIN
+
+
+async def _group(request: web.Request) -> NamespaceRow:
+    # aiohttp hands the segment over URL-decoded, so "parent%2Fchild" arrives as "parent/child".
+    async with pool(request).acquire() as conn:
+        return await namespaces_domain.find_group(conn, request.match_info["id"])
+
+
+@admin_routes.get("/api/v4/groups")
+async def list_groups(request: web.Request) -> web.Response:
+    """GET /groups?search= (groups.rb)."""
+    values = await load_params(request, GroupListIn())
+    current = page(values)
+    async with pool(request).acquire() as conn:
+        result = await namespaces_db.list_groups(
+            conn, search=values.get("search"), limit=current.limit, offset=current.offset
+        )
+    return paginated(request, current, result, lambda g: entities.group(g, urls(request)))
+
+
+@admin_routes.post("/api/v4/groups")
+async def create_group(request: web.Request) -> web.Response:
+    """POST /groups (groups.rb): name, path, parent_id, visibility, description."""
+    values = await load_params(request, GroupCreateIn())
+    async with pool(request).acquire() as conn:
+        group_id = await namespaces_domain.create_group(
+            conn,
+            name=values["name"],
+            path=values["path"],
+            parent_id=values.get("parent_id"),
+            visibility=values.get("visibility"),
+            description=values["description"],
+            creator_id=actor_id(request),
+        )
+        group = await namespaces_domain.find_group(conn, group_id)
+    return created(entities.group(group, urls(request)))
+
+
+@admin_routes.get("/api/v4/groups/{id}")
+async def get_group(request: web.Request) -> web.Response:
+    """GET /groups/:id, by id or URL-encoded full path (groups.rb)."""
+    return json_response(entities.group(await _group(request), urls(request)))
+
+
+@admin_routes.put("/api/v4/groups/{id}")
+async def update_group(request: web.Request) -> web.Response:
+    """PUT /groups/:id (groups.rb): a new path moves every route under the group."""
+    group = await _group(request)
+    values = await load_params(request, GroupUpdateIn())
+    async with pool(request).acquire() as conn:
+        await namespaces_domain.update_group(
+            conn,
+            group,
+            name=values.get("name"),
+            path=values.get("path"),
+            visibility=values.get("visibility"),
+            description=values.get("description"),
+        )
+        group = await namespaces_domain.find_group(conn, group.id)
+    return json_response(entities.group(group, urls(request)))
+
+
+@admin_routes.delete("/api/v4/groups/{id}")
+async def delete_group(request: web.Request) -> web.Response:
+    """DELETE /groups/:id (groups.rb): 202, with its subgroups and projects."""
+    group = await _group(request)
+    async with pool(request).acquire() as conn:
+        await namespaces_domain.delete_group(conn, group)
+    return accepted()
+
+
+@admin_routes.get("/api/v4/groups/{id}/subgroups")
+async def list_subgroups(request: web.Request) -> web.Response:
+    """GET /groups/:id/subgroups (groups.rb)."""
+    group = await _group(request)
+    values = await load_params(request, PageIn())
+    current = page(values)
+    async with pool(request).acquire() as conn:
+        result = await namespaces_db.list_subgroups(
+            conn, group.id, limit=current.limit, offset=current.offset
+        )
+    return paginated(request, current, result, lambda g: entities.group(g, urls(request)))
+
+
+@admin_routes.get("/api/v4/groups/{id}/members")
+async def list_group_members(request: web.Request) -> web.Response:
+    """GET /groups/:id/members (members.rb)."""
+    return await members.list_members(request, "Namespace", (await _group(request)).id)
+
+
+@admin_routes.post("/api/v4/groups/{id}/members")
+async def add_group_member(request: web.Request) -> web.Response:
+    """POST /groups/:id/members (members.rb): user_id, access_level, expires_at; 409 if present."""
+    return await members.add_member(request, "Namespace", (await _group(request)).id)
+
+
+@admin_routes.get("/api/v4/groups/{id}/members/{user_id}")
+async def get_group_member(request: web.Request) -> web.Response:
+    """GET /groups/:id/members/:user_id (members.rb)."""
+    return await members.get_member(request, "Namespace", (await _group(request)).id)
+
+
+@admin_routes.put("/api/v4/groups/{id}/members/{user_id}")
+async def update_group_member(request: web.Request) -> web.Response:
+    """PUT /groups/:id/members/:user_id (members.rb)."""
+    return await members.update_member(request, "Namespace", (await _group(request)).id)
+
+
+@admin_routes.delete("/api/v4/groups/{id}/members/{user_id}")
+async def remove_group_member(request: web.Request) -> web.Response:
+    """DELETE /groups/:id/members/:user_id (members.rb): 204."""
+    return await members.remove_member(request, "Namespace", (await _group(request)).id)

@@ -1,0 +1,81 @@
+"""Direct members of groups and projects (GitLab lib/api/members.rb), shared by both sources."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from schemas.admin import MemberCreateIn, MemberUpdateIn, PageIn
+from service.db import admin_namespaces as namespaces_db
+from service.domain.admin import entities
+from service.domain.admin import namespaces as namespaces_domain
+from service.domain.admin.errors import Missing
+from service.errors import json_response
+from service.params import params
+from service.routes.admin.common import (
+    actor_id,
+    created,
+    int_param,
+    load_params,
+    no_content,
+    page,
+    paginated,
+    pool,
+    urls,
+)
+
+
+async def list_members(request: web.Request, source_type: str, source_id: int) -> web.Response:
+    values = await load_params(request, PageIn())
+    current = page(values)
+    async with pool(request).acquire() as conn:
+        result = await namespaces_db.list_members(
+            conn, source_type, source_id, limit=current.limit, offset=current.offset
+        )
+    return paginated(request, current, result, lambda m: entities.member(m, urls(request)))
+
+
+async def get_member(request: web.Request, source_type: str, source_id: int) -> web.Response:
+    user_id = int_param(request, "user_id")
+    async with pool(request).acquire() as conn:
+        found = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+    if found is None:
+        raise Missing("Member")
+    return json_response(entities.member(found, urls(request)))
+
+
+async def add_member(request: web.Request, source_type: str, source_id: int) -> web.Response:
+    values = await load_params(request, MemberCreateIn())
+    async with pool(request).acquire() as conn:
+        member = await namespaces_domain.add_member(
+            conn,
+            source_type,
+            source_id,
+            user_id=values["user_id"],
+            access_level=values["access_level"],
+            expires_at=values.get("expires_at"),
+            actor_id=actor_id(request),
+        )
+    return created(entities.member(member, urls(request)))
+
+
+async def update_member(request: web.Request, source_type: str, source_id: int) -> web.Response:
+    user_id = int_param(request, "user_id")
+    values = await load_params(request, MemberUpdateIn())
+    async with pool(request).acquire() as conn:
+        member = await namespaces_domain.update_member(
+            conn,
+            source_type,
+            source_id,
+            user_id,
+            access_level=values["access_level"],
+            expires_at=values.get("expires_at"),
+            expires_given="expires_at" in await params(request),
+        )
+    return json_response(entities.member(member, urls(request)))
+
+
+async def remove_member(request: web.Request, source_type: str, source_id: int) -> web.Response:
+    user_id = int_param(request, "user_id")
+    async with pool(request).acquire() as conn:
+        await namespaces_domain.remove_member(conn, source_type, source_id, user_id)
+    return no_content()

@@ -1,0 +1,160 @@
+"""Projects, archive, transfer and project members (GitLab lib/api/projects.rb, lib/api/members.rb)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from schemas.admin import ProjectCreateIn, ProjectListIn, ProjectUpdateIn, TransferIn
+from service.db import admin_projects as projects_db
+from service.db import admin_users as users_db
+from service.db.admin_projects import AdminProject
+from service.domain.admin import entities
+from service.domain.admin import projects as projects_domain
+from service.domain.admin.projects import NewProject
+from service.errors import json_response
+from service.routes.admin import members
+from service.routes.admin.common import (
+    AdminRoutes,
+    accepted,
+    actor_id,
+    created,
+    load_params,
+    page,
+    paginated,
+    pool,
+    require_one_of,
+    urls,
+)
+
+admin_routes = AdminRoutes()  # auth.ADMIN
+
+
+async def project_from(request: web.Request) -> AdminProject:
+    """The :id segment, a number or a URL-encoded full path (aiohttp decodes %2F before matching)."""
+    async with pool(request).acquire() as conn:
+        return await projects_domain.find_project(conn, request.match_info["id"])
+
+
+async def _render(request: web.Request, project_id: int) -> dict[str, object]:
+    async with pool(request).acquire() as conn:
+        project = await projects_domain.find_project(conn, project_id)
+    return entities.project(project, urls(request))
+
+
+@admin_routes.get("/api/v4/projects")
+async def list_projects(request: web.Request) -> web.Response:
+    """GET /projects?search= (projects.rb)."""
+    values = await load_params(request, ProjectListIn())
+    current = page(values)
+    async with pool(request).acquire() as conn:
+        result = await projects_db.list_projects(
+            conn, search=values.get("search"), namespace_id=None, limit=current.limit, offset=current.offset
+        )
+    return paginated(request, current, result, lambda p: entities.project(p, urls(request)))
+
+
+@admin_routes.post("/api/v4/projects")
+async def create_project(request: web.Request) -> web.Response:
+    """POST /projects (projects.rb): name and/or path, namespace_id (default: the caller's own)."""
+    values = await load_params(request, ProjectCreateIn())
+    require_one_of(values, "name", "path")
+    async with pool(request).acquire() as conn:
+        me = await users_db.find_user(conn, actor_id(request))
+        project_id = await projects_domain.create_project(
+            conn,
+            NewProject(
+                name=values.get("name"),
+                path=values.get("path"),
+                namespace_id=values.get("namespace_id"),
+                visibility=values["visibility"],
+                default_branch=values.get("default_branch"),
+                lfs_enabled=values["lfs_enabled"],
+                description=values["description"],
+            ),
+            creator_id=actor_id(request),
+            personal_namespace_id=me.namespace_id if me else None,
+        )
+    return created(await _render(request, project_id))
+
+
+@admin_routes.get("/api/v4/projects/{id}")
+async def get_project(request: web.Request) -> web.Response:
+    """GET /projects/:id, by id or URL-encoded full path (projects.rb)."""
+    return json_response(entities.project(await project_from(request), urls(request)))
+
+
+@admin_routes.put("/api/v4/projects/{id}")
+async def update_project(request: web.Request) -> web.Response:
+    """PUT /projects/:id (projects.rb): a new path leaves a redirect route from the old one."""
+    project = await project_from(request)
+    values = await load_params(request, ProjectUpdateIn())
+    async with pool(request).acquire() as conn:
+        await projects_domain.update_project(conn, project, values)
+    return json_response(await _render(request, project.id))
+
+
+@admin_routes.delete("/api/v4/projects/{id}")
+async def delete_project(request: web.Request) -> web.Response:
+    """DELETE /projects/:id (projects.rb): 202 {"message": "202 Accepted"}."""
+    project = await project_from(request)
+    async with pool(request).acquire() as conn:
+        await projects_domain.delete_project(conn, project)
+    return accepted()
+
+
+@admin_routes.post("/api/v4/projects/{id}/archive")
+async def archive_project(request: web.Request) -> web.Response:
+    """POST /projects/:id/archive (projects.rb): 201 with the project."""
+    project = await project_from(request)
+    async with pool(request).acquire() as conn:
+        await projects_domain.set_archived(conn, project, True)
+    return created(await _render(request, project.id))
+
+
+@admin_routes.post("/api/v4/projects/{id}/unarchive")
+async def unarchive_project(request: web.Request) -> web.Response:
+    """POST /projects/:id/unarchive (projects.rb): 201 with the project."""
+    project = await project_from(request)
+    async with pool(request).acquire() as conn:
+        await projects_domain.set_archived(conn, project, False)
+    return created(await _render(request, project.id))
+
+
+@admin_routes.put("/api/v4/projects/{id}/transfer")
+async def transfer_project(request: web.Request) -> web.Response:
+    """PUT /projects/:id/transfer (projects.rb): namespace = id or full path; leaves a redirect."""
+    project = await project_from(request)
+    values = await load_params(request, TransferIn())
+    async with pool(request).acquire() as conn:
+        await projects_domain.transfer_project(conn, project, values["namespace"])
+    return json_response(await _render(request, project.id))
+
+
+@admin_routes.get("/api/v4/projects/{id}/members")
+async def list_project_members(request: web.Request) -> web.Response:
+    """GET /projects/:id/members (members.rb)."""
+    return await members.list_members(request, "Project", (await project_from(request)).id)
+
+
+@admin_routes.post("/api/v4/projects/{id}/members")
+async def add_project_member(request: web.Request) -> web.Response:
+    """POST /projects/:id/members (members.rb): user_id, access_level, expires_at; 409 if present."""
+    return await members.add_member(request, "Project", (await project_from(request)).id)
+
+
+@admin_routes.get("/api/v4/projects/{id}/members/{user_id}")
+async def get_project_member(request: web.Request) -> web.Response:
+    """GET /projects/:id/members/:user_id (members.rb)."""
+    return await members.get_member(request, "Project", (await project_from(request)).id)
+
+
+@admin_routes.put("/api/v4/projects/{id}/members/{user_id}")
+async def update_project_member(request: web.Request) -> web.Response:
+    """PUT /projects/:id/members/:user_id (members.rb)."""
+    return await members.update_member(request, "Project", (await project_from(request)).id)
+
+
+@admin_routes.delete("/api/v4/projects/{id}/members/{user_id}")
+async def remove_project_member(request: web.Request) -> web.Response:
+    """DELETE /projects/:id/members/:user_id (members.rb): 204."""
+    return await members.remove_member(request, "Project", (await project_from(request)).id)

@@ -1,0 +1,129 @@
+"""Personal access tokens (GitLab lib/api/personal_access_tokens.rb, users.rb)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from aiohttp import web
+
+from schemas.admin import TokenCreateIn, TokenListIn
+from service.db import admin_users as users_db
+from service.db.users import PersonalAccessTokenRow
+from service.domain.admin import entities
+from service.domain.admin import tokens as tokens_domain
+from service.domain.admin import users as users_domain
+from service.domain.admin.errors import Missing
+from service.errors import grape_error, json_response
+from service.routes.admin.common import (
+    AdminRoutes,
+    app_settings,
+    created,
+    identity,
+    int_param,
+    load_params,
+    no_content,
+    page,
+    paginated,
+    pool,
+)
+
+admin_routes = AdminRoutes()  # auth.ADMIN
+user_routes = AdminRoutes()  # auth.USER
+
+
+def _render(token: PersonalAccessTokenRow) -> dict[str, object]:
+    return entities.personal_access_token(token, today=date.today())
+
+
+async def _own_token(request: web.Request) -> PersonalAccessTokenRow:
+    # The middleware authenticated this very token and kept its id.
+    token_id = identity(request).token_id
+    assert token_id is not None
+    async with pool(request).acquire() as conn:
+        found = await users_db.find_token(conn, token_id)
+    assert found is not None
+    return found
+
+
+async def _visible_token(request: web.Request) -> PersonalAccessTokenRow:
+    """Administrators see every token; a user only their own (others are "404 Not Found")."""
+    token_id = int_param(request, "id")
+    async with pool(request).acquire() as conn:
+        found = await users_db.find_token(conn, token_id)
+    caller = identity(request)
+    if found is None or (not caller.is_admin and found.user_id != caller.user_id):
+        raise Missing("Personal Access Token")
+    return found
+
+
+@user_routes.get("/api/v4/personal_access_tokens")
+async def list_tokens(request: web.Request) -> web.Response:
+    """GET /personal_access_tokens?user_id=&revoked=&state= : all for an admin, else one's own."""
+    values = await load_params(request, TokenListIn())
+    current = page(values)
+    caller = identity(request)
+    user_id = values.get("user_id") if caller.is_admin else caller.user_id
+    async with pool(request).acquire() as conn:
+        result = await users_db.list_tokens(
+            conn,
+            user_id=user_id,
+            revoked=values.get("revoked"),
+            state=values.get("state"),
+            limit=current.limit,
+            offset=current.offset,
+        )
+    return paginated(request, current, result, _render)
+
+
+@user_routes.get("/api/v4/personal_access_tokens/self")
+async def get_own_token(request: web.Request) -> web.Response:
+    """GET /personal_access_tokens/self: the token this request carries."""
+    return json_response(_render(await _own_token(request)))
+
+
+@user_routes.delete("/api/v4/personal_access_tokens/self")
+async def revoke_own_token(request: web.Request) -> web.Response:
+    """DELETE /personal_access_tokens/self: revokes the token this request carries, 204."""
+    token = await _own_token(request)
+    async with pool(request).acquire() as conn:
+        await users_db.revoke_token(conn, token.id)
+    return no_content()
+
+
+@user_routes.get("/api/v4/personal_access_tokens/{id}")
+async def get_token(request: web.Request) -> web.Response:
+    """GET /personal_access_tokens/:id."""
+    return json_response(_render(await _visible_token(request)))
+
+
+@user_routes.delete("/api/v4/personal_access_tokens/{id}")
+async def revoke_token(request: web.Request) -> web.Response:
+    """DELETE /personal_access_tokens/:id: revokes, 204."""
+    token = await _visible_token(request)
+    async with pool(request).acquire() as conn:
+        await users_db.revoke_token(conn, token.id)
+    return no_content()
+
+
+@admin_routes.post("/api/v4/users/{id}/personal_access_tokens")
+async def create_token(request: web.Request) -> web.Response:
+    """POST /users/:id/personal_access_tokens (users.rb, admin): the token is shown once."""
+    user_id = int_param(request, "id")
+    values = await load_params(request, TokenCreateIn())
+    try:
+        scopes = tokens_domain.check_scopes(values["scopes"])
+    except tokens_domain.InvalidScopes:
+        raise grape_error("scopes does not have a valid value") from None
+    settings = await app_settings(request)
+    expires_at = tokens_domain.expiry_for(values.get("expires_at"), settings, date.today())
+    async with pool(request).acquire() as conn:
+        await users_domain.find_user(conn, user_id)
+        token, plaintext = await tokens_domain.create_token(
+            conn,
+            user_id,
+            name=values["name"],
+            scopes=scopes,
+            expires_at=expires_at,
+            prefix=settings.personal_access_token_prefix,
+        )
+    return created({**_render(token), "token": plaintext})

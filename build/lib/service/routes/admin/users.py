@@ -1,0 +1,296 @@
+"""Users, their SSH keys and the key lookup (GitLab lib/api/users.rb, lib/api/keys.rb)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from schemas.admin import KeyCreateIn, KeyLookupIn, PageIn, UserCreateIn, UserListIn, UserUpdateIn
+from service.db import admin_users as users_db
+from service.db.keys import KeyRow
+from service.domain.admin import entities, validation
+from service.domain.admin import users as users_domain
+from service.domain.admin.errors import ApiMessage, Missing
+from service.domain.admin.users import InvalidFingerprint, NewUser, parse_fingerprint
+from service.errors import json_response
+from service.routes.admin.common import (
+    AdminRoutes,
+    actor_id,
+    app_settings,
+    created,
+    identity,
+    int_param,
+    load_params,
+    no_content,
+    page,
+    paginated,
+    pool,
+    require_one_of,
+    urls,
+)
+
+admin_routes = AdminRoutes()  # auth.ADMIN
+user_routes = AdminRoutes()  # auth.USER: any user with an api-scoped token
+
+
+def _user_body(request: web.Request, found: users_db.AdminUser) -> dict[str, object]:
+    return entities.user(found, urls(request), with_admin=identity(request).is_admin)
+
+
+@user_routes.get("/api/v4/users")
+async def list_users(request: web.Request) -> web.Response:
+    """GET /users?username=&search=&active=&blocked= (users.rb)."""
+    values = await load_params(request, UserListIn())
+    current = page(values)
+    async with pool(request).acquire() as conn:
+        result = await users_db.list_users(
+            conn,
+            username=values.get("username"),
+            search=values.get("search"),
+            active=bool(values.get("active")),
+            blocked=bool(values.get("blocked")),
+            limit=current.limit,
+            offset=current.offset,
+        )
+    return paginated(request, current, result, lambda u: _user_body(request, u))
+
+
+@admin_routes.post("/api/v4/users")
+async def create_user(request: web.Request) -> web.Response:
+    """POST /users (users.rb, admin): the user, its namespace and route in one transaction."""
+    values = await load_params(request, UserCreateIn())
+    require_one_of(values, "password", "reset_password", "force_random_password")
+    settings = await app_settings(request)
+    password = values.get("password")
+    if not password:
+        password = validation.random_password()
+    new = NewUser(
+        username=values["username"],
+        email=values["email"],
+        name=values["name"],
+        password=password,
+        admin=values["admin"],
+        can_create_group=values.get("can_create_group", True),
+        external=values["external"],
+        projects_limit=values.get("projects_limit", 100000),
+        # With e-mail confirmation off, GitLab confirms new users at once.
+        confirmed=values["skip_confirmation"] or settings.email_confirmation_setting == "off",
+    )
+    async with pool(request).acquire() as conn:
+        user_id = await users_domain.create_user(conn, new)
+        found = await users_domain.find_user(conn, user_id)
+    return created(_user_body(request, found))
+
+
+@user_routes.get("/api/v4/users/{id}")
+async def get_user(request: web.Request) -> web.Response:
+    """GET /users/:id (users.rb)."""
+    user_id = int_param(request, "id")
+    async with pool(request).acquire() as conn:
+        found = await users_domain.find_user(conn, user_id)
+    return json_response(_user_body(request, found))
+
+
+@admin_routes.put("/api/v4/users/{id}")
+async def update_user(request: web.Request) -> web.Response:
+    """PUT /users/:id (users.rb, admin); a new username moves the user's namespace and projects."""
+    user_id = int_param(request, "id")
+    values = await load_params(request, UserUpdateIn())
+    async with pool(request).acquire() as conn:
+        await users_domain.update_user(conn, user_id, values)
+        found = await users_domain.find_user(conn, user_id)
+    return json_response(_user_body(request, found))
+
+
+@admin_routes.delete("/api/v4/users/{id}")
+async def delete_user(request: web.Request) -> web.Response:
+    """DELETE /users/:id (users.rb, admin): 204; keys, tokens and personal projects go too."""
+    user_id = int_param(request, "id")
+    async with pool(request).acquire() as conn:
+        await users_domain.delete_user(conn, user_id)
+    return no_content()
+
+
+async def _state_change(request: web.Request, action: str) -> web.Response:
+    user_id = int_param(request, "id")
+    async with pool(request).acquire() as conn:
+        if action == "block":
+            body: object = await users_domain.block(conn, user_id, actor_id(request))
+        elif action == "unblock":
+            body = await users_domain.unblock(conn, user_id)
+        elif action == "deactivate":
+            body = await users_domain.deactivate(conn, user_id)
+        elif action == "activate":
+            body = await users_domain.activate(conn, user_id)
+        else:
+            body = await users_domain.approve(conn, user_id)
+    return created(body)
+
+
+@admin_routes.post("/api/v4/users/{id}/block")
+async def block_user(request: web.Request) -> web.Response:
+    """POST /users/:id/block: 201 true (null when already blocked)."""
+    return await _state_change(request, "block")
+
+
+@admin_routes.post("/api/v4/users/{id}/unblock")
+async def unblock_user(request: web.Request) -> web.Response:
+    """POST /users/:id/unblock: 201 true."""
+    return await _state_change(request, "unblock")
+
+
+@admin_routes.post("/api/v4/users/{id}/deactivate")
+async def deactivate_user(request: web.Request) -> web.Response:
+    """POST /users/:id/deactivate: 201 true (null when already deactivated)."""
+    return await _state_change(request, "deactivate")
+
+
+@admin_routes.post("/api/v4/users/{id}/activate")
+async def activate_user(request: web.Request) -> web.Response:
+    """POST /users/:id/activate: 201 true."""
+    return await _state_change(request, "activate")
+
+
+@admin_routes.post("/api/v4/users/{id}/approve")
+async def approve_user(request: web.Request) -> web.Response:
+    """POST /users/:id/approve: 201 {"message": "Success"}."""
+    return await _state_change(request, "approve")
+
+
+@user_routes.get("/api/v4/user")
+async def current_user(request: web.Request) -> web.Response:
+    """GET /user: the token's owner (users.rb); administrators see the admin fields."""
+    async with pool(request).acquire() as conn:
+        found = await users_domain.find_user(conn, actor_id(request))
+    return json_response(_user_body(request, found))
+
+
+# --- SSH keys ----------------------------------------------------------------------------------
+
+
+async def _list_keys(request: web.Request, user_id: int) -> web.Response:
+    values = await load_params(request, PageIn())
+    current = page(values)
+    async with pool(request).acquire() as conn:
+        await users_domain.find_user(conn, user_id)
+        result = await users_db.list_user_keys(conn, user_id, limit=current.limit, offset=current.offset)
+    return paginated(request, current, result, entities.ssh_key)
+
+
+async def _add_key(request: web.Request, user_id: int) -> web.Response:
+    values = await load_params(request, KeyCreateIn())
+    settings = await app_settings(request)
+    async with pool(request).acquire() as conn:
+        key = await users_domain.add_key(
+            conn,
+            user_id,
+            title=values["title"],
+            text=values["key"],
+            expires_at=values.get("expires_at"),
+            usage_type=values["usage_type"],
+            app=settings,
+        )
+    return created(entities.ssh_key(key))
+
+
+async def _user_key(request: web.Request, user_id: int, key_id: int) -> KeyRow:
+    async with pool(request).acquire() as conn:
+        await users_domain.find_user(conn, user_id)
+        key = await users_db.find_key(conn, key_id)
+    if key is None or key.user_id != user_id or key.type is not None:
+        raise Missing("Key")
+    return key
+
+
+async def _delete_key(request: web.Request, user_id: int, key_id: int) -> web.Response:
+    async with pool(request).acquire() as conn:
+        await users_domain.find_user(conn, user_id)
+        if not await users_db.delete_user_key(conn, user_id, key_id):
+            raise Missing("Key")
+    return no_content()
+
+
+@user_routes.get("/api/v4/users/{id}/keys")
+async def list_user_keys(request: web.Request) -> web.Response:
+    """GET /users/:id/keys (users.rb)."""
+    return await _list_keys(request, int_param(request, "id"))
+
+
+@admin_routes.post("/api/v4/users/{id}/keys")
+async def add_user_key(request: web.Request) -> web.Response:
+    """POST /users/:id/keys (users.rb, admin): title, key, expires_at, usage_type."""
+    return await _add_key(request, int_param(request, "id"))
+
+
+@user_routes.get("/api/v4/users/{id}/keys/{key_id}")
+async def get_user_key(request: web.Request) -> web.Response:
+    """GET /users/:id/keys/:key_id (users.rb)."""
+    key = await _user_key(request, int_param(request, "id"), int_param(request, "key_id"))
+    return json_response(entities.ssh_key(key))
+
+
+@admin_routes.delete("/api/v4/users/{id}/keys/{key_id}")
+async def delete_user_key(request: web.Request) -> web.Response:
+    """DELETE /users/:id/keys/:key_id (users.rb, admin): 204."""
+    return await _delete_key(request, int_param(request, "id"), int_param(request, "key_id"))
+
+
+@user_routes.get("/api/v4/user/keys")
+async def list_own_keys(request: web.Request) -> web.Response:
+    """GET /user/keys (users.rb)."""
+    return await _list_keys(request, actor_id(request))
+
+
+@user_routes.post("/api/v4/user/keys")
+async def add_own_key(request: web.Request) -> web.Response:
+    """POST /user/keys (users.rb)."""
+    return await _add_key(request, actor_id(request))
+
+
+@user_routes.get("/api/v4/user/keys/{key_id}")
+async def get_own_key(request: web.Request) -> web.Response:
+    """GET /user/keys/:key_id (users.rb)."""
+    key = await _user_key(request, actor_id(request), int_param(request, "key_id"))
+    return json_response(entities.ssh_key(key))
+
+
+@user_routes.delete("/api/v4/user/keys/{key_id}")
+async def delete_own_key(request: web.Request) -> web.Response:
+    """DELETE /user/keys/:key_id (users.rb): 204."""
+    return await _delete_key(request, actor_id(request), int_param(request, "key_id"))
+
+
+async def _key_with_user(request: web.Request, key: KeyRow) -> dict[str, object]:
+    owner = None
+    if key.user_id is not None:
+        async with pool(request).acquire() as conn:
+            found = await users_db.find_user(conn, key.user_id)
+        owner = entities.user(found, urls(request), with_admin=True) if found else None
+    body = entities.deploy_key(key) if key.type == "DeployKey" else entities.ssh_key(key)
+    body["user"] = owner
+    return body
+
+
+@admin_routes.get("/api/v4/keys/{id}")
+async def get_key(request: web.Request) -> web.Response:
+    """GET /keys/:id (keys.rb, admin): the key with its user."""
+    key_id = int_param(request, "id")
+    async with pool(request).acquire() as conn:
+        key = await users_db.find_key(conn, key_id)
+    if key is None:
+        raise Missing("Key")
+    return json_response(await _key_with_user(request, key))
+
+
+@admin_routes.get("/api/v4/keys")
+async def find_key_by_fingerprint(request: web.Request) -> web.Response:
+    """GET /keys?fingerprint= (keys.rb, admin): SHA256:<base64> or the MD5 colon form."""
+    values = await load_params(request, KeyLookupIn())
+    try:
+        sha256, md5 = parse_fingerprint(values["fingerprint"])
+    except InvalidFingerprint:
+        raise ApiMessage("Failed to return the key", 400) from None
+    async with pool(request).acquire() as conn:
+        key = await users_db.find_key_by_fingerprint(conn, sha256=sha256, md5=md5)
+    if key is None:
+        raise Missing("Key")
+    return json_response(await _key_with_user(request, key))
