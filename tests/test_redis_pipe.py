@@ -47,3 +47,18 @@ async def test_unreachable_server_fails_fast():
     pipe = PipelinedRedis("redis://127.0.0.1:1/0", timeout=0.5)
     with pytest.raises(RedisUnavailable):
         await pipe.execute("PING")
+
+
+async def test_reconnects_after_the_server_drops_the_connection(backends, redis):
+    """A Redis restart or a CLIENT KILL: the next command opens a new connection (after AUTH/SELECT)."""
+    pipe = PipelinedRedis(backends.redis_url, timeout=2)
+    try:
+        await pipe.execute("SET", "pipe-reconnect", "1")
+        await redis.client_kill_filter(_type="normal", skipme=True)
+        for _ in range(50):  # the close reaches the client asynchronously
+            if pipe._protocol is None:
+                break
+            await asyncio.sleep(0.02)
+        assert await pipe.execute("GET", "pipe-reconnect") == "1"  # same database selected again
+    finally:
+        await pipe.close()

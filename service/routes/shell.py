@@ -268,13 +268,12 @@ async def personal_access_token(request: web.Request) -> web.Response:
     raw = await params(request)
     app_settings = await get_settings(request.app)
     async with request.app[keys.DB_POOL].acquire() as conn:
-        key_id = as_id(raw.get("key_id"))
-        key = await keys_db.find_key_actor(conn, key_id) if key_id is not None else None
+        key, problem = await _key_actor_or_message(conn, raw)
+        # Unlike recovery codes, GitLab checks for a deploy key before the user checks here.
         if key is not None and key.is_deploy_key:
             return json_response(
                 {"success": False, "message": "Deploy keys cannot be used to create personal access tokens"}
             )
-        key, problem = await _key_actor_or_message(conn, raw)
         if problem:
             return json_response({"success": False, "message": problem})
         try:
