@@ -26,6 +26,7 @@ USAGE = """usage: python3 dev.py COMMAND [ARGS...]
   serve [--host H] [--port P] [--workers N]   run the service (embedded PostgreSQL/Redis unless
                                               DATABASE_URL / REDIS_URL are set)
   test [PYTEST ARGS]                          run the whole test suite
+  lint                                        ruff and mypy --strict
   bench [ARGS]                                run the load benchmark in bench/
   cli ARGS                                    any other gitlab-internal-api subcommand
                                               (migrate, seed-demo, create-admin ...)
@@ -68,6 +69,11 @@ def main(argv: list[str]) -> int:
         args = [str(python), "-m", "pytest", *rest]
     elif command == "serve":
         args = [str(python), "-m", "service", "serve", *rest]
+    elif command == "lint":
+        bin_dir = python.parent
+        ruff = subprocess.call([str(bin_dir / "ruff"), "check", "service", "schemas", "tests", "bench", "dev.py"], cwd=ROOT)
+        mypy = subprocess.call([str(bin_dir / "mypy")], cwd=ROOT)
+        return 1 if ruff or mypy else 0
     elif command == "bench":
         args = [str(python), str(ROOT / "bench" / "run.py"), *rest]
     elif command == "cli":

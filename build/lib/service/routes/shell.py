@@ -7,7 +7,7 @@ live in service/domain.
 from __future__ import annotations
 
 import base64
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -134,7 +134,7 @@ async def authorized_keys(request: web.Request) -> web.Response:
     )
 
 
-def _iso(moment: Any) -> str | None:
+def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -268,13 +268,12 @@ async def personal_access_token(request: web.Request) -> web.Response:
     raw = await params(request)
     app_settings = await get_settings(request.app)
     async with request.app[keys.DB_POOL].acquire() as conn:
-        key_id = as_id(raw.get("key_id"))
-        key = await keys_db.find_key_actor(conn, key_id) if key_id is not None else None
+        key, problem = await _key_actor_or_message(conn, raw)
+        # Unlike recovery codes, GitLab checks for a deploy key before the user checks here.
         if key is not None and key.is_deploy_key:
             return json_response(
                 {"success": False, "message": "Deploy keys cannot be used to create personal access tokens"}
             )
-        key, problem = await _key_actor_or_message(conn, raw)
         if problem:
             return json_response({"success": False, "message": problem})
         try:
@@ -344,7 +343,8 @@ async def post_receive(request: web.Request) -> web.Response:
         raise bad_request(str(exc)) from None
     project_id = repository.container_id if repository and repository.repo_type in ("project", "wiki") else None
     pusher = parse_identifier(raw.get("identifier"))
-    changes = raw.get("changes") if isinstance(raw.get("changes"), str) else ""
+    raw_changes = raw.get("changes")
+    changes = raw_changes if isinstance(raw_changes, str) else ""
     counter = request.app[REFERENCE_COUNTER]
     lookup = post_receive_db.PushLookup(
         project_id=project_id,
@@ -362,7 +362,8 @@ async def post_receive(request: web.Request) -> web.Response:
     else:
         ctx = await pending_context
         decrease = await counter.decrease(gl_repository, ctx.user_id, project_id)
-    if ctx.project_id is not None and ctx.default_branch is None and repository.repo_type == "project":
+    is_project = repository is not None and repository.repo_type == "project"
+    if ctx.project_id is not None and ctx.default_branch is None and is_project:
         async with request.app[keys.DB_POOL].acquire() as conn:
             ctx = await post_receive_db.adopt_default_branch(conn, ctx, created_branch_names(changes))
     messages = post_receive_messages(ctx, decrease, changes, repository, request.app[URLS])
