@@ -137,7 +137,10 @@ async def check_shell(request: web.Request) -> Identity:
                 decoded = None
             if _legacy_secret_matches(decoded, secret):
                 return Identity("gitlab-shell")
-        param = (await params(request)).get("secret_token")
+        try:
+            param = (await params(request)).get("secret_token")
+        except ApiError:  # an unreadable body is not credentials: 401, not the body's 400
+            param = None
         if isinstance(param, str):
             # Rails compares the parameter as sent; the seed documents call it base64, so try both.
             try:

@@ -54,13 +54,15 @@ class _Protocol(asyncio.Protocol):
         self.owner = owner
         self.reader = hiredis.Reader(encoding="utf-8", replyError=RedisReplyError)
         self.transport: Any = None  # asyncio's or uvloop's transport (not an asyncio.Transport subclass)
+        # this connection's callers, in the order their commands were written
+        self.waiters: deque[asyncio.Future[Any]] = deque()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
-        waiters = self.owner._waiters
+        waiters = self.waiters
         while True:
             reply = self.reader.gets()
             if reply is False:
@@ -71,7 +73,7 @@ class _Protocol(asyncio.Protocol):
                     future.set_exception(reply)
                 else:
                     future.set_result(reply)
-        self.owner._progress()
+        self.owner._progress(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner._lost(self, exc)
@@ -83,7 +85,6 @@ class PipelinedRedis:
         self.timeout = timeout
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
-        self._waiters: deque[asyncio.Future[Any]] = deque()
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
@@ -95,6 +96,7 @@ class PipelinedRedis:
     # --- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> _Protocol:
+        """Open a connection and finish AUTH / SELECT on it before anyone else may use it."""
         loop = self._loop = asyncio.get_running_loop()
         parts = urlsplit(self.url)
         query = parse_qs(parts.query)
@@ -113,9 +115,18 @@ class PipelinedRedis:
             setup.append(("AUTH", user, unquote(parts.password)) if user else ("AUTH", unquote(parts.password)))
         if db:
             setup.append(("SELECT", db))
-        self._protocol = protocol
-        for command in setup:
-            await self.execute(*command)
+        try:
+            replies = []
+            for command in setup:
+                future: asyncio.Future[Any] = loop.create_future()
+                protocol.waiters.append(future)
+                replies.append(future)
+            if setup:
+                transport.write(b"".join(pack_command(*command) for command in setup))
+                await asyncio.gather(*replies)  # an error reply (WRONGPASS...) raises here
+        except BaseException:
+            transport.abort()
+            raise
         return protocol
 
     async def _ensure(self) -> None:
@@ -126,28 +137,30 @@ class PipelinedRedis:
         async with self._connecting:
             if self._protocol is None:
                 try:
-                    await asyncio.wait_for(self._connect(), self.timeout)
-                except (OSError, asyncio.TimeoutError) as exc:
-                    raise RedisUnavailable(f"cannot connect to Redis: {exc}") from None
+                    self._protocol = await asyncio.wait_for(self._connect(), self.timeout)
+                except (OSError, asyncio.TimeoutError, RedisReplyError, RedisUnavailable) as exc:
+                    raise RedisUnavailable(f"cannot connect to Redis: {exc!r}") from None
 
     def _lost(self, protocol: _Protocol, exc: Exception | None) -> None:
+        waiters, protocol.waiters = protocol.waiters, deque()
+        for future in waiters:
+            if not future.done():
+                future.set_exception(RedisUnavailable(f"Redis connection lost: {exc}"))
         if protocol is not self._protocol:
-            return
+            return  # a connection that never finished its handshake, or an old one
         self._protocol = None
         self._outgoing.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        waiters, self._waiters = self._waiters, deque()
-        for future in waiters:
-            if not future.done():
-                future.set_exception(RedisUnavailable(f"Redis connection lost: {exc}"))
 
-    def _progress(self) -> None:
+    def _progress(self, protocol: _Protocol) -> None:
+        if protocol is not self._protocol:
+            return
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        if self._waiters:
+        if protocol.waiters:
             self._arm_watchdog()
 
     def _arm_watchdog(self) -> None:
@@ -175,7 +188,8 @@ class PipelinedRedis:
     def _send(self, packed: bytes) -> asyncio.Future[Any]:
         loop = self._loop or asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._waiters.append(future)
+        assert self._protocol is not None
+        self._protocol.waiters.append(future)
         self._outgoing.append(packed)
         if not self._flush_scheduled:
             self._flush_scheduled = True

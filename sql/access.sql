@@ -83,7 +83,8 @@ LEFT JOIN deploy_keys_projects dkp ON dkp.deploy_key_id = k.id AND dkp.project_i
 ORDER BY req.n;
 
 -- name: namespace_for_project_creation
--- The namespace a push would auto-create a project in, and the pusher's access level there.
+-- The namespace a push would auto-create a project in, the pusher's access level there, and how
+-- many projects the pusher created against their projects_limit.
 -- $1 namespace full path, $2 user id
 SELECT
     n.id,
@@ -95,7 +96,8 @@ SELECT
       WHERE m.user_id = $2 AND m.state = 'active' AND m.requested_at IS NULL
         AND (m.expires_at IS NULL OR m.expires_at > current_date)
         AND m.source_type = 'Namespace' AND m.source_id = ANY (n.traversal_ids)) AS access_level,
-    (SELECT count(*) FROM projects p WHERE p.creator_id = $2 AND NOT p.pending_delete) AS projects_created
+    (SELECT count(*) FROM projects p WHERE p.creator_id = $2 AND NOT p.pending_delete) AS projects_created,
+    (SELECT u.projects_limit FROM users u WHERE u.id = $2) AS projects_limit
 FROM routes route
 JOIN namespaces n ON n.id = route.source_id
 WHERE route.source_type = 'Namespace' AND lower(route.path) = lower($1);

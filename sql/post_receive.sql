@@ -1,7 +1,7 @@
 -- name: post_receive_contexts
 -- What the post-receive answer needs, for a batch of pushes in one round trip (one row per push,
 -- in order): the pusher (from the identifier user-<id>, key-<id> for a user's own key, or
--- username-<name>), the project, the pusher's access level in it, the banner broadcast to show,
+-- username-<name>; for a deploy key, its creator), the project, the pusher's access level in it, the banner broadcast to show,
 -- and the open merge requests of the pushed branches.
 -- $1 project ids, $2 user ids, $3 key ids, $4 usernames, $5 pushed branch names (a JSON array per push)
 WITH req AS (
@@ -33,7 +33,7 @@ SELECT
 FROM req
 LEFT JOIN users pusher ON pusher.id = COALESCE(
     req.user_id,
-    (SELECT owned.user_id FROM keys owned WHERE owned.id = req.key_id AND owned.type IS NULL),
+    (SELECT owned.user_id FROM keys owned WHERE owned.id = req.key_id),
     (SELECT by_name.id FROM users by_name WHERE lower(by_name.username) = lower(req.username)))
 LEFT JOIN projects p ON p.id = req.project_id
 LEFT JOIN routes route ON route.source_type = 'Project' AND route.source_id = p.id

@@ -62,3 +62,30 @@ async def test_reconnects_after_the_server_drops_the_connection(backends, redis)
         assert await pipe.execute("GET", "pipe-reconnect") == "1"  # same database selected again
     finally:
         await pipe.close()
+
+
+async def test_commands_sent_while_connecting_use_the_selected_database(backends, redis):
+    """Nothing goes out before AUTH and SELECT are answered, however many callers arrive at once."""
+    pipe = PipelinedRedis(backends.redis_url, timeout=2)
+    try:
+        await asyncio.gather(*(pipe.execute("SET", f"pipe-db-{n}", n) for n in range(50)))
+        assert [await redis.get(f"pipe-db-{n}") for n in range(50)] == [str(n) for n in range(50)]
+    finally:
+        await pipe.close()
+
+
+async def test_a_refused_handshake_leaves_no_half_open_connection(backends):
+    """A wrong password (or any error reply to AUTH/SELECT) fails the command and is retried anew."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(backends.redis_url)
+    if parts.scheme == "unix":
+        bad = backends.redis_url + ("&" if "?" in backends.redis_url else "?") + "db=0"
+        bad = bad.replace("unix://", "unix://:wrong-password@", 1)
+    else:
+        bad = urlunsplit(parts._replace(netloc=f":wrong-password@{parts.hostname}:{parts.port or 6379}"))
+    pipe = PipelinedRedis(bad, timeout=2)
+    for _ in range(2):  # the second attempt connects again rather than reusing a broken connection
+        with pytest.raises(RedisUnavailable):
+            await pipe.execute("PING")
+    assert pipe._protocol is None

@@ -63,6 +63,7 @@ class NamespaceForCreation:
     traversal_ids: list[int]
     access_level: int | None
     projects_created: int
+    projects_limit: int | None
 
 
 @dataclass(frozen=True)

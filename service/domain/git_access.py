@@ -36,6 +36,8 @@ from service.domain.errors import (
     RateLimited,
 )
 from service.domain.permissions import (
+    GUEST,
+    REPORTER,
     Viewer,
     can_create_project_in,
     can_download,
@@ -235,7 +237,8 @@ def check_access(
         console.append(EXPIRING_SOON_MESSAGE)
 
     if not pushing:
-        if not can_download(viewer, visibility, feature):
+        minimum = GUEST if repo_type == "wiki" else REPORTER
+        if not can_download(viewer, visibility, feature, minimum):
             raise AccessDenied(ERROR_MESSAGES["download"])
         return Verdict(console)
 
@@ -288,7 +291,9 @@ async def _create_project(deps: AccessDeps, ctx: AccessContextRow, req: AllowedR
             user_admin=bool(ctx.user_admin),
             access_level=namespace.access_level,
         )
-        if not allowed:
+        # User#can_create_project?: projects left under the user's projects_limit.
+        within_limit = namespace.projects_created < (namespace.projects_limit or 0)
+        if not allowed or not within_limit:
             raise NotFound(ERROR_MESSAGES["project_not_found"])
         if not _valid_project_path(project_path):
             raise ProjectCreationError(f"Could not create project: {_PROJECT_PATH_RULE}")

@@ -33,14 +33,15 @@ def can_read_project(viewer: Viewer, visibility: int) -> bool:
     return visibility == PUBLIC or (visibility == INTERNAL and not viewer.external)
 
 
-def can_download(viewer: Viewer, visibility: int, feature_level: int) -> bool:
-    """download_code (or download_wiki_code with the wiki's feature level)."""
+def can_download(viewer: Viewer, visibility: int, feature_level: int, member_minimum: int = REPORTER) -> bool:
+    """download_code, or download_wiki_code with the wiki's feature level and `member_minimum=GUEST`
+    (guests may read a wiki, but not the code of a private project)."""
     if feature_level == FEATURE_DISABLED:
         return False
     if viewer.deploy_key_id is not None:
         return viewer.deploy_key_enabled
     if viewer.user_id is not None:
-        if viewer.admin or viewer.access_level >= REPORTER:
+        if viewer.admin or viewer.access_level >= member_minimum:
             return True
         if feature_level == FEATURE_PRIVATE:
             return False

@@ -68,6 +68,9 @@ async def allowed(request: web.Request) -> web.Response:
     elif isinstance(env, dict):
         hook_env = env
     changes = raw.get("changes")
+    if raw.get("action") == "git-receive-pack" and not isinstance(changes, str):
+        # GitLab crashes on this (500); a push without its change list is a caller error.
+        raise bad_request("changes is missing")
     req = AllowedRequest(
         action=raw.get("action") if isinstance(raw.get("action"), str) else None,
         protocol=raw.get("protocol") if isinstance(raw.get("protocol"), str) else None,
@@ -91,7 +94,8 @@ async def allowed(request: web.Request) -> web.Response:
         return _allowed_denial(422, exc.message)
     except RateLimited as exc:
         # ApplicationRateLimiter's shape, not the /allowed one.
-        return json_response({"message": {"error": exc.message}}, 429, {"Retry-After": "60"})
+        # No Retry-After: gitlab-shell's HTTP client would wait that long before each retry.
+        return json_response({"message": {"error": exc.message}}, 429)
     return json_response(success_payload(granted, req.action, app_settings, deps.settings))
 
 
@@ -335,7 +339,8 @@ async def pre_receive(request: web.Request) -> web.Response:
 async def post_receive(request: web.Request) -> web.Response:
     """POST /internal/post_receive: DECR the counter and answer the messages for the pusher."""
     raw = await params(request)
-    check_client_context(raw.get("gitaly_client_context_bin"))
+    # gitaly_client_context_bin is not validated here: Gitaly needs exactly 200 from post_receive,
+    # and refusing would leave the reference counter raised for ten minutes.
     gl_repository = str(raw.get("gl_repository") or "")
     try:
         repository = repository_from_params({"gl_repository": gl_repository}) if gl_repository else None

@@ -369,6 +369,10 @@ async def test_rate_limit_per_action_project_and_actor(client, db):
         assert (await allowed(client, project=project["full_path"], user_id=user["id"]))[0] == 200
     status, body = await allowed(client, project=project["full_path"], user_id=user["id"])
     assert (status, body) == (429, {"message": {"error": "This endpoint has been requested too many times. Try again later."}})
+    # and no Retry-After: gitlab-shell's client would wait that long before each retry
+    resp = await client.post(ALLOWED, json={"action": "git-upload-pack", "changes": "_any", "protocol": "ssh",
+                                            "project": project["full_path"], "user_id": user["id"]}, headers=shell_headers())
+    assert resp.status == 429 and "Retry-After" not in resp.headers
     # another actor is counted separately
     other = await make_user(db)
     await add_member(db, other, project, 30)
@@ -418,3 +422,30 @@ async def test_gitaly_client_context_bin(client, db):
         assert await allowed(client, project=project["full_path"], user_id=user["id"], gitaly_client_context_bin=value) == (
             400, {"message": message},
         )
+
+
+async def test_guests_may_clone_the_wiki_but_not_the_code(client, db):
+    owner = await make_user(db)
+    guest = await make_user(db)
+    project = await make_project(db, owner=owner)  # private
+    await add_member(db, guest, project, 10)
+    assert (await allowed(client, project=project["full_path"] + ".wiki.git", user_id=guest["id"]))[0] == 200
+    await denied(client, 401, "You are not allowed to download code from this project.", project=project["full_path"], user_id=guest["id"])
+
+
+async def test_a_push_without_changes_is_refused(client, db):
+    user = await make_user(db)
+    project = await make_project(db, owner=user)
+    status, body = await allowed(client, project=project["full_path"], user_id=user["id"], action="git-receive-pack", changes=None)
+    assert (status, body) == (400, {"message": "400 Bad request - changes is missing"})
+
+
+async def test_auto_create_respects_the_projects_limit(client, db):
+    user = await make_user(db, projects_limit=1)
+    assert (await allowed(client, action="git-receive-pack", project=f"{user['username']}/first", user_id=user["id"]))[0] == 200
+    await denied(client, 404, PROJECT_NOT_FOUND, action="git-receive-pack", project=f"{user['username']}/second", user_id=user["id"])
+
+
+async def test_unreadable_body_without_credentials_is_401(client):
+    resp = await client.post(ALLOWED, data=b"{broken", headers={"Content-Type": "application/json"})
+    assert (resp.status, await resp.json()) == (401, {"message": "401 Unauthorized"})

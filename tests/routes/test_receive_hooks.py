@@ -163,3 +163,10 @@ async def test_first_push_gives_an_empty_project_its_default_branch(client, db):
     body = await post_receive(client, gl_repository=f"project-{project['id']}", identifier=f"user-{member['id']}", changes=changes)
     assert await db.fetchval("SELECT default_branch FROM projects WHERE id = $1", project["id"]) == "main"
     assert [m["message"].split(",")[0] for m in body["messages"]] == ["To create a merge request for develop"]
+
+
+async def test_post_receive_decreases_even_with_a_malformed_client_context(client, redis):
+    await pre_receive(client)
+    body = await post_receive(client, gitaly_client_context_bin="%%% not base64")
+    assert body["reference_counter_decreased"] is True
+    assert await redis.get(COUNTER) == "0"
