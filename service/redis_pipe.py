@@ -117,7 +117,7 @@ class PipelinedRedis:
             setup.append(("SELECT", db))
         try:
             replies = []
-            for command in setup:
+            for _ in setup:
                 future: asyncio.Future[Any] = loop.create_future()
                 protocol.waiters.append(future)
                 replies.append(future)
