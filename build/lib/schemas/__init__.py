@@ -1,1 +1,0 @@
-"""marshmallow request and response schemas, one module per consumer."""

@@ -1,1 +1,0 @@
-"""gitlab-internal-api: GitLab's internal API on aiohttp, PostgreSQL and Redis."""
