@@ -277,10 +277,15 @@ async def check_user_api(request: web.Request) -> Identity:
 
 
 async def check_admin(request: web.Request) -> Identity:
-    """authenticated_as_admin!: 401 without a valid token, 403 for a non-admin."""
+    """authenticated_as_admin!: 401 without a valid token, 403 for a non-admin; with the admin_mode
+    setting on, the token must also carry the admin_mode scope (GitLab's admin mode for the API)."""
+    from service.domain.app_settings import get_settings
+
     identity = await check_user_api(request)
     if not identity.is_admin:
         raise forbidden()
+    if "admin_mode" not in identity.scopes and (await get_settings(request.app)).admin_mode:
+        raise forbidden("Admin mode is enabled: the token needs the admin_mode scope")
     return identity
 
 

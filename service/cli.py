@@ -203,6 +203,9 @@ def seed_demo(args: argparse.Namespace) -> int:
 def _create_admin_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("username")
     parser.add_argument("--email", help="the new user's e-mail address (default <username>@example.com)")
+    parser.add_argument(
+        "--admin-mode", action="store_true", help="add the admin_mode scope (needed when the admin_mode setting is on)"
+    )
 
 
 @command(
@@ -232,7 +235,7 @@ def create_admin_command(args: argparse.Namespace) -> int:
         settings, services = _with_services(settings)
         try:
             asyncio.run(migrate(settings.database_url))
-            token = asyncio.run(create_admin(settings.database_url, args.username, args.email))
+            token = asyncio.run(create_admin(settings.database_url, args.username, args.email, args.admin_mode))
         finally:
             services.stop()
     except NotAnAdmin:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
@@ -92,6 +93,11 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if exc.status >= 400:
             return json_response({"message": f"{exc.status} {exc.reason}"}, exc.status)
         raise
+    except asyncpg.DataError as exc:
+        # PostgreSQL refused a value the request carried (a NUL byte, a number out of range...):
+        # the caller's input, so a 400, never a 500.
+        log.info("invalid input on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return json_response({"message": "400 Bad request"}, 400)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response({"message": "500 Internal Server Error"}, 500)

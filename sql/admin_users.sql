@@ -27,7 +27,7 @@ WITH matched AS (
       AND ($2::text IS NULL
            OR u.username ILIKE '%' || $2::text || '%'
            OR u.name ILIKE '%' || $2::text || '%'
-           OR lower(u.email) = lower($2::text))
+           OR ($7::boolean AND lower(u.email) = lower($2::text)))
       AND (NOT $3::boolean OR u.state = 'active')
       AND (NOT $4::boolean OR u.state IN ('blocked', 'ldap_blocked'))
 )

@@ -34,9 +34,11 @@ INSERT INTO routes (source_type, source_id, path, name) VALUES ($1, $2, $3, $4)
 RETURNING id;
 
 -- name: delete_redirect_routes_for_path
--- A new route takes over an old path that used to redirect elsewhere (GitLab deletes the redirect).
+-- A new route takes over an old path: the redirects at that path and under it stop leading to the
+-- previous owner (Route#delete_conflicting_redirects).
 -- $1 full path
-DELETE FROM redirect_routes WHERE lower(path) = lower($1);
+DELETE FROM redirect_routes
+WHERE lower(path) = lower($1) OR left(lower(path), length($1) + 1) = lower($1) || '/';
 
 -- name: find_error_tracking_client_key
 -- Whether a project has an active error-tracking client key with this public key.

@@ -68,8 +68,10 @@ async def list_users(
     blocked: bool,
     limit: int,
     offset: int,
+    search_email: bool = False,
 ) -> Paged[AdminUser]:
-    return paged(AdminUser, await conn.fetch(_LIST, username, search, active, blocked, limit, offset))
+    """search_email: match `search` against e-mail addresses too (administrators only, as GitLab)."""
+    return paged(AdminUser, await conn.fetch(_LIST, username, search, active, blocked, limit, offset, search_email))
 
 
 async def user_conflicts(

@@ -148,3 +148,17 @@ async def test_personal_access_tokens_self(client, db):
     resp = await client.get("/api/v4/personal_access_tokens/self", headers={"PRIVATE-TOKEN": token})
     body = await resp.json()
     assert resp.status == 200 and body["name"] == "mine" and body["user_id"] == user["id"]
+
+
+async def test_admin_mode_needs_the_admin_mode_scope(client, db):
+    from tests.factories import set_application_settings
+
+    admin = await make_user(db, admin=True)
+    plain = await make_personal_access_token(db, admin, scopes=["api"])
+    elevated = await make_personal_access_token(db, admin, scopes=["api", "admin_mode"])
+    assert (await client.get("/api/v4/application/settings", headers={"PRIVATE-TOKEN": plain})).status == 200
+    await set_application_settings(db, admin_mode=True)
+    resp = await client.get("/api/v4/application/settings", headers={"PRIVATE-TOKEN": plain})
+    assert resp.status == 403
+    assert (await client.get("/api/v4/application/settings", headers={"PRIVATE-TOKEN": elevated})).status == 200
+    assert (await client.get("/api/v4/user", headers={"PRIVATE-TOKEN": plain})).status == 200  # not an admin route

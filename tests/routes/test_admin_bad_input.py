@@ -97,3 +97,21 @@ async def test_broken_json_body(client, db):
     )
     assert resp.status == 400
     assert await resp.json() == {"message": "400 Bad request - There was a problem with the JSON"}
+
+
+async def test_reclaimed_path_drops_redirects_under_it(db):
+    """A new owner of an old path: redirects at and below it stop leading to the previous owner."""
+    from service.db import projects as projects_db
+
+    await db.execute("INSERT INTO redirect_routes (source_type, source_id, path) VALUES ('Project', 1, 'alice/p'), ('Project', 2, 'alice2/x'), ('Project', 3, 'alicex/p')")
+    await projects_db.insert_route(db, "Namespace", 99, "alice", "alice")
+    assert sorted(r["path"] for r in await db.fetch("SELECT path FROM redirect_routes")) == ["alice2/x", "alicex/p"]
+
+
+async def test_nul_bytes_in_path_segments_are_4xx(client, db):
+    from tests.admin_helpers import make_admin
+
+    _, token = await make_admin(db)
+    for url in ("/api/v4/projects/a%00b", "/api/v4/groups/a%00b"):
+        resp = await client.get(url, headers={"PRIVATE-TOKEN": token})
+        assert 400 <= resp.status < 500, (url, resp.status)

@@ -25,7 +25,7 @@ class NotAnAdmin(Exception):
     """The username belongs to a user who is not an administrator; create-admin will not promote them."""
 
 
-async def create_admin(database_url: str, username: str, email: str | None) -> str:
+async def create_admin(database_url: str, username: str, email: str | None, admin_mode: bool = False) -> str:
     """Creates the administrator unless it exists; returns a new api-scoped personal access token."""
     conn = await asyncpg.connect(database_url)
     try:
@@ -57,7 +57,8 @@ async def create_admin(database_url: str, username: str, email: str | None) -> s
                 conn,
                 user_id,
                 name=TOKEN_NAME,
-                scopes=["api"],
+                # admin_mode: needed for the admin API once the instance's admin mode is on
+                scopes=["api", "admin_mode"] if admin_mode else ["api"],
                 expires_at=expires_at,
                 prefix=app.personal_access_token_prefix,
             )

@@ -318,6 +318,9 @@ async def find_agent(conn: Conn, project: AdminProject, agent_id: int) -> AgentR
     return found
 
 
+AGENT_TOKEN_LOCK = 0x61677474  # advisory lock namespace: agent token creation
+
+
 def new_agent_token() -> str:
     return AGENT_TOKEN_PREFIX + secrets.token_urlsafe(38)[:50]
 
@@ -327,6 +330,8 @@ async def create_agent_token(
 ) -> tuple[AgentTokenRow, str]:
     """A new agent token: the plaintext is returned once, only its digest is stored."""
     async with conn.transaction():
+        # One creation at a time per agent, so concurrent requests cannot all pass the count.
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", AGENT_TOKEN_LOCK, agent.id)
         if await projects_admin_db.count_active_agent_tokens(conn, agent.id) >= MAX_ACTIVE_AGENT_TOKENS:
             raise BadRequest("An agent can have only two active tokens at a time")
         plaintext = new_agent_token()

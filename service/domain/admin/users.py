@@ -179,7 +179,7 @@ async def deactivate(conn: Conn, user_id: int) -> bool | None:
 
 async def activate(conn: Conn, user_id: int) -> bool:
     found = await find_user(conn, user_id)
-    if found.state in ("blocked", "ldap_blocked"):
+    if found.state in ("blocked", "ldap_blocked", "blocked_pending_approval"):
         raise Denied("A blocked user must be unblocked to be activated")
     await users_db.set_user_state(conn, user_id, "active")
     return True

@@ -50,6 +50,7 @@ async def list_users(request: web.Request) -> web.Response:
             blocked=bool(values.get("blocked")),
             limit=current.limit,
             offset=current.offset,
+            search_email=identity(request).is_admin,
         )
     return paginated(request, current, result, lambda u: _user_body(request, u))
 
