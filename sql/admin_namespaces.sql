@@ -79,13 +79,12 @@ WHERE id = $1;
 SELECT EXISTS (SELECT 1 FROM routes WHERE lower(path) = lower($1));
 
 -- name: admin_drop_redirects_for_moved_routes
--- Before routes under an old prefix move to a new prefix: redirects sitting on the new paths are
--- dropped, since those paths become real routes again.
--- $1 old full path, $2 new full path
-DELETE FROM redirect_routes rr
-USING routes r
-WHERE (lower(r.path) = lower($1) OR left(lower(r.path), length($1) + 1) = lower($1) || '/')
-  AND lower(rr.path) = lower($2 || substr(r.path, length($1) + 1));
+-- Before routes under an old prefix move to a new prefix: every redirect at or under the new
+-- prefix is dropped (Route#delete_conflicting_redirects), so no old path there keeps leading to a
+-- previous owner.
+-- $1 new full path
+DELETE FROM redirect_routes
+WHERE lower(path) = lower($1) OR left(lower(path), length($1) + 1) = lower($1) || '/';
 
 -- name: admin_redirect_moved_routes
 -- Leaves a redirect for every route at or under an old full path (the namespace or project itself

@@ -115,7 +115,7 @@ async def move_routes(conn: Conn, old_full_path: str, new_full_path: str) -> Non
     Each old path is left behind as a redirect, except on a change of letter case only (the old
     path still resolves to the same route then).
     """
-    await conn.execute(_DROP_REDIRECTS, old_full_path, new_full_path)
+    await conn.execute(_DROP_REDIRECTS, new_full_path)
     if old_full_path.lower() != new_full_path.lower():
         await conn.execute(_REDIRECT, old_full_path)
     await conn.execute(_REWRITE, old_full_path, new_full_path)
