@@ -120,6 +120,10 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     }
     if "default" not in storages:
         raise ValueError("config: repositories.storages.default is required")
+    for storage in storages.values():
+        if not storage.gitaly_address.strip():
+            # GitLab Shell dials it and kas refuses an agent_info without it.
+            raise ValueError(f"config: repositories.storages.{storage.name}.gitaly_address is empty")
     return Settings(
         host=server["host"],
         port=int(server["port"]),

@@ -189,3 +189,10 @@ SET next_reconciliation_date = EXCLUDED.next_reconciliation_date,
 -- $1 namespace id
 DELETE FROM upcoming_reconciliations WHERE namespace_id = $1
 RETURNING id;
+
+-- name: raise_max_seats_used
+-- A paid subscription remembers its highest seat usage (GitLab's seat refresh worker).
+-- $1 subscription id, $2 seats in use now
+UPDATE gitlab_subscriptions
+SET max_seats_used = $2, max_seats_used_changed_at = now(), updated_at = now()
+WHERE id = $1 AND max_seats_used < $2;

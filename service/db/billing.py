@@ -19,6 +19,7 @@ _LOCK_SUBSCRIPTION = sql("lock_subscription_by_namespace")
 _INSERT_SUBSCRIPTION = sql("insert_subscription")
 _UPDATE_SUBSCRIPTION = sql("update_subscription")
 _INSERT_HISTORY = sql("insert_subscription_history")
+_RAISE_MAX_SEATS = sql("raise_max_seats_used")
 _INSERT_PACK = sql("insert_additional_pack")
 _PACK_BY_XID = sql("find_additional_pack_by_purchase_xid")
 _SHARE_OWNER = sql("namespaces_share_an_owner")
@@ -178,6 +179,10 @@ async def update_subscription(conn: Conn, subscription_id: int, values: Subscrip
         values.max_seats_used_changed_at,
         values.trial_extension_type,
     )
+
+
+async def raise_max_seats_used(conn: Conn, subscription_id: int, seats: int) -> None:
+    await conn.execute(_RAISE_MAX_SEATS, subscription_id, seats)
 
 
 async def insert_subscription_history(conn: Conn, previous: SubscriptionRow, change_type: int) -> None:

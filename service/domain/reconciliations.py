@@ -48,11 +48,9 @@ def record_errors(item: ReconciliationRequest, namespace_exists: bool) -> list[s
 
 
 async def upsert(conn: Conn, items: Sequence[ReconciliationRequest]) -> int:
-    """Upsert the records, all or none: one invalid record refuses the batch with GitLab's error body.
-
-    GitLab still upserts the valid records of a failing batch; the answer is a 400 either way, and
-    CustomersDot resends the batch, so nothing here is left half-applied for it to reconcile.
-    """
+    """Upsert every valid record (one statement: all of them or none), then raise
+    ReconciliationsInvalid for the invalid ones, as GitLab does. Each record stands alone, and
+    refusing the whole batch would let one deleted namespace block every other customer's alert."""
     existing = await db.existing_namespace_ids(conn, [item.namespace_id for item in items])
     errors: list[dict[str, list[str]]] = []
     # namespace_id -> (next reconciliation date, display alert from); a namespace repeated in one
@@ -65,8 +63,6 @@ async def upsert(conn: Conn, items: Sequence[ReconciliationRequest]) -> int:
             errors.append({str(item.namespace_id): messages})
         else:
             valid[item.namespace_id] = (item.next_reconciliation_date, item.display_alert_from)
-    if errors:
-        raise ReconciliationsInvalid(orjson.dumps(errors).decode())
     if valid:
         await db.upsert_upcoming_reconciliations(
             conn,
@@ -74,6 +70,8 @@ async def upsert(conn: Conn, items: Sequence[ReconciliationRequest]) -> int:
             [dates[0] for dates in valid.values()],
             [dates[1] for dates in valid.values()],
         )
+    if errors:
+        raise ReconciliationsInvalid(orjson.dumps(errors).decode())
     return len(valid)
 
 

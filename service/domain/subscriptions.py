@@ -244,7 +244,8 @@ def render(
     """API::Entities::GitlabSubscription.
 
     seats_in_use is always the live count: GitLab shows a column refreshed every few hours by a
-    worker for paid plans, and this service has no such worker, so the column would only go stale.
+    worker for paid plans; here it is counted when read (and max_seats_used follows it, see
+    _record_peak_usage).
     """
     if subscription is None:
         return {section: dict(fields) for section, fields in EMPTY_ENTITY.items()}
@@ -289,13 +290,38 @@ async def seats_in_use(conn: Conn, namespace: NamespaceRow, plan_name: str | Non
 async def _plan_for(conn: Conn, params: Mapping[str, Any]) -> PlanRow | None:
     if "plan_code" not in params:
         return None
-    return await db.find_plan_by_name(conn, params["plan_code"] or FREE)
+    # Ruby's `code || 'free'`: only a missing code means Free; "" finds no plan and clears it.
+    code = params["plan_code"]
+    return await db.find_plan_by_name(conn, FREE if code is None else code)
 
 
-async def show(conn: Conn, namespace: NamespaceRow, today: date) -> dict[str, Any]:
+async def show(conn: Conn, namespace: NamespaceRow, today: date, record_peak: bool = False) -> dict[str, Any]:
+    """The entity; with record_peak (GET), a paid plan's max_seats_used first catches up with the
+    live count. POST and PUT answer with the stored value, as GitLab does before its worker runs."""
     subscription = await db.find_subscription(conn, namespace.id)
     in_use = await seats_in_use(conn, namespace, subscription.plan_name) if subscription else 0
+    if subscription is not None and record_peak:
+        subscription = await _record_peak_usage(conn, namespace, subscription, in_use)
     return render(namespace, subscription, in_use, today)
+
+
+async def _record_peak_usage(
+    conn: Conn, namespace: NamespaceRow, subscription: SubscriptionRow, in_use: int
+) -> SubscriptionRow:
+    """What GitLab's seat refresh worker does, done when the subscription is read: a paid plan's
+    max_seats_used rises to the live count (with a history row), so seats_owed shows the overage
+    CustomersDot bills."""
+    if not has_a_paid_hosted_plan(subscription.plan_name, subscription.trial, subscription.seats):
+        return subscription
+    if in_use <= subscription.max_seats_used:
+        return subscription
+    async with conn.transaction():
+        current = await db.lock_subscription(conn, namespace.id)
+        if current is None or in_use <= current.max_seats_used:
+            return current or subscription
+        await db.insert_subscription_history(conn, current, CHANGE_TYPE_UPDATED)
+        await db.raise_max_seats_used(conn, current.id, in_use)
+    return await db.find_subscription(conn, namespace.id) or subscription
 
 
 async def create(

@@ -118,7 +118,7 @@ async def show_subscription(request: web.Request) -> web.Response:
                 raise not_found("Namespace")
             if not access.is_owner:
                 raise forbidden()
-        view = await subscriptions.show(conn, namespace, _today())
+        view = await subscriptions.show(conn, namespace, _today(), record_peak=True)
     return json_response(SubscriptionOut().dump(view))
 
 

@@ -647,3 +647,26 @@ async def test_admin_token_locations(client, db, where):
     resp = await client.post(url(namespace_id) + query, headers=headers)
 
     assert resp.status == 201
+
+
+async def test_paid_subscription_records_peak_usage_and_seats_owed(client, db):
+    """GitLab's seat refresh: max_seats_used follows the live count up, seats_owed the overage."""
+    from tests.billing_helpers import admin_headers, admin_token
+    from tests.factories import add_member, make_group, make_user
+
+    token = await admin_token(db)
+    group = await make_group(db, "overage")
+    for _ in range(5):
+        await add_member(db, await make_user(db), group, 30)
+    path = f"/api/v4/namespaces/{group['id']}/gitlab_subscription"
+    resp = await client.post(path, json={"start_date": "2026-01-01", "seats": 3, "plan_code": "premium"}, headers=admin_headers(token))
+    assert resp.status == 201
+    body = await (await client.get(path, headers=admin_headers(token))).json()
+    assert body["usage"] == {"seats_in_subscription": 3, "seats_in_use": 5, "max_seats_used": 5, "seats_owed": 2}
+    history = await db.fetchval(
+        "SELECT count(*) FROM gitlab_subscription_histories h JOIN gitlab_subscriptions s ON s.id = h.gitlab_subscription_id"
+        " WHERE s.namespace_id = $1", group["id"])
+    assert history >= 1
+    # an empty plan_code clears the plan (Ruby's `code || 'free'` keeps "")
+    body = await (await client.put(path, json={"plan_code": ""}, headers=admin_headers(token))).json()
+    assert body["plan"]["code"] is None

@@ -400,3 +400,20 @@ async def test_agent_events_invalid_ids(client, db, redis, events, error):
     assert resp.status == 400
     assert await resp.json() == {"error": error}
     assert await redis.dbsize() == 0
+
+
+
+async def test_nul_bytes_from_an_agent_configuration_are_a_400(client, db):
+    """kas forwards the user's config file; a value PostgreSQL cannot store is the caller's 400."""
+    from tests.helpers import kas_headers
+    from tests.kas_factories import make_agent
+
+    agent = await make_agent(db)
+    before = await db.fetchval("SELECT count(*) FROM agent_ci_access_project_authorizations")
+    resp = await client.post(
+        "/api/v4/internal/kubernetes/agent_configuration",
+        json={"agent_id": agent["id"], "agent_config": {"ci_access": {"projects": [{"id": "x\u0000y"}]}}},
+        headers=kas_headers(),
+    )
+    assert 400 <= resp.status < 500
+    assert await db.fetchval("SELECT count(*) FROM agent_ci_access_project_authorizations") == before
