@@ -175,3 +175,20 @@ RETURNING id;
 -- Removes a member.
 -- $1 source type, $2 source id, $3 user id
 DELETE FROM members WHERE source_type = $1 AND source_id = $2 AND user_id = $3 RETURNING id;
+
+-- name: admin_other_group_owners
+-- How many owners a group has besides this user (a group must keep at least one).
+-- $1 group id, $2 user id
+SELECT count(*) FROM members
+WHERE source_type = 'Namespace' AND source_id = $1 AND user_id <> $2
+  AND access_level = 50 AND state = 'active' AND requested_at IS NULL;
+
+-- name: admin_group_solely_owned_by
+-- A group this user is the only owner of, if any (such a user cannot be deleted).
+-- $1 user id
+SELECT m.source_id FROM members m
+WHERE m.user_id = $1 AND m.source_type = 'Namespace' AND m.access_level = 50
+  AND NOT EXISTS (SELECT 1 FROM members o
+                  WHERE o.source_type = 'Namespace' AND o.source_id = m.source_id AND o.user_id <> $1
+                    AND o.access_level = 50 AND o.state = 'active' AND o.requested_at IS NULL)
+LIMIT 1;

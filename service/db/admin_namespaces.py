@@ -27,6 +27,8 @@ _FIND_MEMBER = sql("admin_find_member")
 _INSERT_MEMBER = sql("admin_insert_member")
 _UPDATE_MEMBER = sql("admin_update_member")
 _DELETE_MEMBER = sql("admin_delete_member")
+_OTHER_OWNERS = sql("admin_other_group_owners")
+_SOLELY_OWNED = sql("admin_group_solely_owned_by")
 
 
 @dataclass(frozen=True)
@@ -169,3 +171,13 @@ async def update_member(
 
 async def delete_member(conn: Conn, source_type: str, source_id: int, user_id: int) -> bool:
     return await conn.fetchval(_DELETE_MEMBER, source_type, source_id, user_id) is not None
+
+
+async def other_group_owners(conn: Conn, group_id: int, user_id: int) -> int:
+    count: int = await conn.fetchval(_OTHER_OWNERS, group_id, user_id)
+    return count
+
+
+async def group_solely_owned_by(conn: Conn, user_id: int) -> int | None:
+    group_id: int | None = await conn.fetchval(_SOLELY_OWNED, user_id)
+    return group_id

@@ -115,3 +115,23 @@ async def test_nul_bytes_in_path_segments_are_4xx(client, db):
     for url in ("/api/v4/projects/a%00b", "/api/v4/groups/a%00b"):
         resp = await client.get(url, headers={"PRIVATE-TOKEN": token})
         assert 400 <= resp.status < 500, (url, resp.status)
+
+
+async def test_a_group_keeps_an_owner(client, db):
+    """The sole owner can be neither deleted, demoted nor removed; with a second owner, all work."""
+    from tests.admin_helpers import make_admin
+    from tests.factories import add_member, make_group, make_user
+
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    owner = await make_user(db)
+    group = await make_group(db, "owned")
+    await add_member(db, owner, group, 50)
+    members = f"/api/v4/groups/{group['id']}/members/{owner['id']}"
+    assert (await client.delete(f"/api/v4/users/{owner['id']}", headers=headers)).status == 409
+    assert (await client.put(members, json={"access_level": 30}, headers=headers)).status == 403
+    assert (await client.delete(members, headers=headers)).status == 403
+    second = await make_user(db)
+    await add_member(db, second, group, 50)
+    assert (await client.put(members, json={"access_level": 30}, headers=headers)).status == 200
+    assert (await client.delete(f"/api/v4/users/{owner['id']}", headers=headers)).status == 204

@@ -10,7 +10,7 @@ from service.db import projects as projects_db
 from service.db.admin_namespaces import MemberRow, NamespaceRow
 from service.db.rows import Conn
 from service.domain.admin import validation
-from service.domain.admin.errors import Conflict, Invalid, Missing
+from service.domain.admin.errors import Conflict, Denied, Invalid, Missing
 
 OWNER = 50
 
@@ -180,6 +180,8 @@ async def update_member(
         current = await namespaces_db.find_member(conn, source_type, source_id, user_id)
         if current is None:
             raise Missing("Member")
+        if source_type == "Namespace" and current.access_level == OWNER and access_level < OWNER:
+            await _keep_an_owner(conn, source_id, user_id)
         if expires_given and expires_at is not None and expires_at <= date.today():
             raise Invalid({"expires_at": ["cannot be a date in the past"]})
         await namespaces_db.update_member(
@@ -196,5 +198,24 @@ async def update_member(
 
 
 async def remove_member(conn: Conn, source_type: str, source_id: int, user_id: int) -> None:
-    if not await namespaces_db.delete_member(conn, source_type, source_id, user_id):
-        raise Missing("Member")
+    async with conn.transaction():
+        current = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+        if current is None:
+            raise Missing("Member")
+        if source_type == "Namespace" and current.access_level == OWNER:
+            await _keep_an_owner(conn, source_id, user_id)
+        if not await namespaces_db.delete_member(conn, source_type, source_id, user_id):
+            raise Missing("Member")
+
+
+OWNER = 50
+
+
+async def _keep_an_owner(conn: Conn, group_id: int, user_id: int) -> None:
+    """GitLab's last-owner rule: the only owner of a group can be neither demoted nor removed."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", GROUP_OWNERS_LOCK, group_id)
+    if await namespaces_db.other_group_owners(conn, group_id, user_id) == 0:
+        raise Denied()
+
+
+GROUP_OWNERS_LOCK = 0x676F776E  # advisory lock namespace: owner changes of one group

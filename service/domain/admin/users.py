@@ -134,6 +134,9 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
 async def delete_user(conn: Conn, user_id: int) -> None:
     async with conn.transaction():
         await find_user(conn, user_id)
+        if await namespaces_db.group_solely_owned_by(conn, user_id) is not None:
+            # users.rb: a group must not be left without an owner
+            raise Conflict("User cannot be removed while is the sole-owner of a group")
         await users_db.delete_user(conn, user_id)
 
 
