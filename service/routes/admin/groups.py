@@ -108,31 +108,8 @@ async def list_subgroups(request: web.Request) -> web.Response:
     return paginated(request, current, result, lambda g: entities.group(g, urls(request)))
 
 
-@admin_routes.get("/api/v4/groups/{id}/members")
-async def list_group_members(request: web.Request) -> web.Response:
-    """GET /groups/:id/members (members.rb)."""
-    return await members.list_members(request, "Namespace", (await _group(request)).id)
+async def _group_id(request: web.Request) -> int:
+    return (await _group(request)).id
 
 
-@admin_routes.post("/api/v4/groups/{id}/members")
-async def add_group_member(request: web.Request) -> web.Response:
-    """POST /groups/:id/members (members.rb): user_id, access_level, expires_at; 409 if present."""
-    return await members.add_member(request, "Namespace", (await _group(request)).id)
-
-
-@admin_routes.get("/api/v4/groups/{id}/members/{user_id}")
-async def get_group_member(request: web.Request) -> web.Response:
-    """GET /groups/:id/members/:user_id (members.rb)."""
-    return await members.get_member(request, "Namespace", (await _group(request)).id)
-
-
-@admin_routes.put("/api/v4/groups/{id}/members/{user_id}")
-async def update_group_member(request: web.Request) -> web.Response:
-    """PUT /groups/:id/members/:user_id (members.rb)."""
-    return await members.update_member(request, "Namespace", (await _group(request)).id)
-
-
-@admin_routes.delete("/api/v4/groups/{id}/members/{user_id}")
-async def remove_group_member(request: web.Request) -> web.Response:
-    """DELETE /groups/:id/members/:user_id (members.rb): 204."""
-    return await members.remove_member(request, "Namespace", (await _group(request)).id)
+members.add_member_routes(admin_routes, "groups", "Namespace", _group_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from schemas.admin import MemberCreateIn, MemberUpdateIn, PageIn
@@ -12,6 +14,7 @@ from service.domain.admin.errors import Missing
 from service.errors import json_response
 from service.params import params
 from service.routes.admin.common import (
+    AdminRoutes,
     actor_id,
     created,
     int_param,
@@ -79,3 +82,40 @@ async def remove_member(request: web.Request, source_type: str, source_id: int) 
     async with pool(request).acquire() as conn:
         await namespaces_domain.remove_member(conn, source_type, source_id, user_id)
     return no_content()
+
+
+SourceId = Callable[[web.Request], Awaitable[int]]
+
+
+def add_member_routes(table: AdminRoutes, collection: str, source_type: str, source_id: SourceId) -> None:
+    """The five members routes of one kind of source: /api/v4/<collection>/:id/members[/:user_id].
+
+    `source_id` resolves the :id segment (a number or a URL-encoded full path) or raises Missing.
+    """
+    base = f"/api/v4/{collection}/{{id}}/members"
+
+    async def list_(request: web.Request) -> web.Response:
+        """GET members (members.rb)."""
+        return await list_members(request, source_type, await source_id(request))
+
+    async def add(request: web.Request) -> web.Response:
+        """POST members (members.rb): user_id, access_level, expires_at; 409 if present."""
+        return await add_member(request, source_type, await source_id(request))
+
+    async def get(request: web.Request) -> web.Response:
+        """GET members/:user_id (members.rb)."""
+        return await get_member(request, source_type, await source_id(request))
+
+    async def update(request: web.Request) -> web.Response:
+        """PUT members/:user_id (members.rb)."""
+        return await update_member(request, source_type, await source_id(request))
+
+    async def remove(request: web.Request) -> web.Response:
+        """DELETE members/:user_id (members.rb): 204."""
+        return await remove_member(request, source_type, await source_id(request))
+
+    table.get(base)(list_)
+    table.post(base)(add)
+    table.get(base + "/{user_id}")(get)
+    table.put(base + "/{user_id}")(update)
+    table.delete(base + "/{user_id}")(remove)

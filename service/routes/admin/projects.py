@@ -130,31 +130,8 @@ async def transfer_project(request: web.Request) -> web.Response:
     return json_response(await _render(request, project.id))
 
 
-@admin_routes.get("/api/v4/projects/{id}/members")
-async def list_project_members(request: web.Request) -> web.Response:
-    """GET /projects/:id/members (members.rb)."""
-    return await members.list_members(request, "Project", (await project_from(request)).id)
+async def _project_id(request: web.Request) -> int:
+    return (await project_from(request)).id
 
 
-@admin_routes.post("/api/v4/projects/{id}/members")
-async def add_project_member(request: web.Request) -> web.Response:
-    """POST /projects/:id/members (members.rb): user_id, access_level, expires_at; 409 if present."""
-    return await members.add_member(request, "Project", (await project_from(request)).id)
-
-
-@admin_routes.get("/api/v4/projects/{id}/members/{user_id}")
-async def get_project_member(request: web.Request) -> web.Response:
-    """GET /projects/:id/members/:user_id (members.rb)."""
-    return await members.get_member(request, "Project", (await project_from(request)).id)
-
-
-@admin_routes.put("/api/v4/projects/{id}/members/{user_id}")
-async def update_project_member(request: web.Request) -> web.Response:
-    """PUT /projects/:id/members/:user_id (members.rb)."""
-    return await members.update_member(request, "Project", (await project_from(request)).id)
-
-
-@admin_routes.delete("/api/v4/projects/{id}/members/{user_id}")
-async def remove_project_member(request: web.Request) -> web.Response:
-    """DELETE /projects/:id/members/:user_id (members.rb): 204."""
-    return await members.remove_member(request, "Project", (await project_from(request)).id)
+members.add_member_routes(admin_routes, "projects", "Project", _project_id)
