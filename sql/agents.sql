@@ -93,10 +93,11 @@ JOIN namespaces n ON n.id = p.namespace_id
 WHERE a.id = $1
 FOR UPDATE OF a;
 
--- name: replace_ci_access_project_authorizations
--- Makes the agent's CI access project authorizations exactly the listed projects that exist under
--- the root namespace of its configuration project (CiAccess::RefreshService#refresh_projects!).
--- $1 agent id, $2 root namespace id, $3 jsonb array of {"path": full path, "config": {...}}
+-- name: replace_agent_project_authorizations
+-- Makes the agent's project authorizations of one kind (ci_access or user_access) exactly the
+-- listed projects that exist under the root namespace of its configuration project
+-- (CiAccess/UserAccess::RefreshService#refresh_projects!).
+-- $1 agent id, $2 root namespace id, $3 jsonb array of {"path": full path, "config": {...}}, $4 access kind
 WITH wanted AS (
     SELECT DISTINCT ON (p.id) p.id AS project_id, e.entry -> 'config' AS config
     FROM jsonb_array_elements($3::jsonb) AS e(entry)
@@ -106,16 +107,16 @@ WITH wanted AS (
     WHERE n.traversal_ids[1] = $2
 ),
 removed AS (
-    DELETE FROM agent_ci_access_project_authorizations old
-    WHERE old.agent_id = $1 AND old.project_id NOT IN (SELECT project_id FROM wanted)
+    DELETE FROM agent_project_authorizations old
+    WHERE old.agent_id = $1 AND old.access = $4 AND old.project_id NOT IN (SELECT project_id FROM wanted)
 )
-INSERT INTO agent_ci_access_project_authorizations (agent_id, project_id, config)
-SELECT $1, project_id, config FROM wanted
-ON CONFLICT (agent_id, project_id) DO UPDATE SET config = EXCLUDED.config;
+INSERT INTO agent_project_authorizations (agent_id, access, project_id, config)
+SELECT $1, $4, project_id, config FROM wanted
+ON CONFLICT (agent_id, access, project_id) DO UPDATE SET config = EXCLUDED.config;
 
--- name: replace_ci_access_group_authorizations
+-- name: replace_agent_group_authorizations
 -- The same for groups: the root namespace (when it is a group) and its descendants only.
--- $1 agent id, $2 root namespace id, $3 jsonb array of {"path": full path, "config": {...}}
+-- $1 agent id, $2 root namespace id, $3 jsonb array of {"path": full path, "config": {...}}, $4 access kind
 WITH wanted AS (
     SELECT DISTINCT ON (g.id) g.id AS group_id, e.entry -> 'config' AS config
     FROM jsonb_array_elements($3::jsonb) AS e(entry)
@@ -124,49 +125,12 @@ WITH wanted AS (
     WHERE g.traversal_ids[1] = $2
 ),
 removed AS (
-    DELETE FROM agent_ci_access_group_authorizations old
-    WHERE old.agent_id = $1 AND old.group_id NOT IN (SELECT group_id FROM wanted)
+    DELETE FROM agent_group_authorizations old
+    WHERE old.agent_id = $1 AND old.access = $4 AND old.group_id NOT IN (SELECT group_id FROM wanted)
 )
-INSERT INTO agent_ci_access_group_authorizations (agent_id, group_id, config)
-SELECT $1, group_id, config FROM wanted
-ON CONFLICT (agent_id, group_id) DO UPDATE SET config = EXCLUDED.config;
-
--- name: replace_user_access_project_authorizations
--- As replace_ci_access_project_authorizations, for `user_access` (UserAccess::RefreshService).
--- $1 agent id, $2 root namespace id, $3 jsonb array of {"path": full path, "config": {...}}
-WITH wanted AS (
-    SELECT DISTINCT ON (p.id) p.id AS project_id, e.entry -> 'config' AS config
-    FROM jsonb_array_elements($3::jsonb) AS e(entry)
-    JOIN routes r ON r.source_type = 'Project' AND lower(r.path) = lower(e.entry ->> 'path')
-    JOIN projects p ON p.id = r.source_id
-    JOIN namespaces n ON n.id = p.namespace_id
-    WHERE n.traversal_ids[1] = $2
-),
-removed AS (
-    DELETE FROM agent_user_access_project_authorizations old
-    WHERE old.agent_id = $1 AND old.project_id NOT IN (SELECT project_id FROM wanted)
-)
-INSERT INTO agent_user_access_project_authorizations (agent_id, project_id, config)
-SELECT $1, project_id, config FROM wanted
-ON CONFLICT (agent_id, project_id) DO UPDATE SET config = EXCLUDED.config;
-
--- name: replace_user_access_group_authorizations
--- As replace_ci_access_group_authorizations, for `user_access`.
--- $1 agent id, $2 root namespace id, $3 jsonb array of {"path": full path, "config": {...}}
-WITH wanted AS (
-    SELECT DISTINCT ON (g.id) g.id AS group_id, e.entry -> 'config' AS config
-    FROM jsonb_array_elements($3::jsonb) AS e(entry)
-    JOIN routes r ON r.source_type = 'Namespace' AND lower(r.path) = lower(e.entry ->> 'path')
-    JOIN namespaces g ON g.id = r.source_id AND g.type = 'Group'
-    WHERE g.traversal_ids[1] = $2
-),
-removed AS (
-    DELETE FROM agent_user_access_group_authorizations old
-    WHERE old.agent_id = $1 AND old.group_id NOT IN (SELECT group_id FROM wanted)
-)
-INSERT INTO agent_user_access_group_authorizations (agent_id, group_id, config)
-SELECT $1, group_id, config FROM wanted
-ON CONFLICT (agent_id, group_id) DO UPDATE SET config = EXCLUDED.config;
+INSERT INTO agent_group_authorizations (agent_id, access, group_id, config)
+SELECT $1, $4, group_id, config FROM wanted
+ON CONFLICT (agent_id, access, group_id) DO UPDATE SET config = EXCLUDED.config;
 
 -- name: existing_users_and_projects
 -- Which of these user ids and project ids exist (agent_events tracks only events whose user and

@@ -18,12 +18,10 @@ _PROJECT_BY_ID = sql("find_kas_project_by_id")
 _PROJECT_BY_PATH = sql("find_kas_project_by_full_path")
 _LOCK_AGENT = sql("lock_agent_for_configuration")
 _EXISTING = sql("existing_users_and_projects")
-# A fixed choice between named queries: (access kind, entity) -> statement
+# A fixed choice between named queries: entity -> statement (the access kind is a parameter)
 _REPLACE_AUTHORIZATIONS = {
-    ("ci_access", "projects"): sql("replace_ci_access_project_authorizations"),
-    ("ci_access", "groups"): sql("replace_ci_access_group_authorizations"),
-    ("user_access", "projects"): sql("replace_user_access_project_authorizations"),
-    ("user_access", "groups"): sql("replace_user_access_group_authorizations"),
+    "projects": sql("replace_agent_project_authorizations"),
+    "groups": sql("replace_agent_group_authorizations"),
 }
 
 
@@ -97,7 +95,7 @@ async def replace_authorizations(
 ) -> None:
     """entries: [{"path": full path, "config": {...}}]; kind ci_access|user_access, entity projects|groups."""
     await conn.execute(
-        _REPLACE_AUTHORIZATIONS[(kind, entity)], agent_id, root_namespace_id, orjson.dumps(entries).decode()
+        _REPLACE_AUTHORIZATIONS[entity], agent_id, root_namespace_id, orjson.dumps(entries).decode(), kind
     )
 
 

@@ -4,49 +4,29 @@
 -- and the scan execution policies an operator sets for an agent's configuration project.
 -- Names follow GitLab's db/structure.sql where a table means the same thing.
 
--- The projects and groups an agent's configuration file shares it with (`ci_access`), with that
--- entry of the file (default_namespace, access_as, environments...) as config. Rewritten as a whole
--- by each POST /internal/kubernetes/agent_configuration.
-CREATE TABLE agent_ci_access_project_authorizations (
+-- The projects and groups an agent's configuration file shares it with, under `ci_access` (config:
+-- that entry of the file: default_namespace, access_as, environments...) or `user_access` (config:
+-- {"access_as": ...}, as GitLab stores it). GitLab keeps four tables; the only difference between
+-- them is `access`. Rewritten as a whole by each POST /internal/kubernetes/agent_configuration.
+CREATE TABLE agent_project_authorizations (
     id bigserial PRIMARY KEY,
     agent_id bigint NOT NULL REFERENCES cluster_agents (id) ON DELETE CASCADE,
+    access text NOT NULL CHECK (access IN ('ci_access', 'user_access')),
     project_id bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     config jsonb NOT NULL DEFAULT '{}',
-    UNIQUE (agent_id, project_id)
+    UNIQUE (agent_id, access, project_id)
 );
-CREATE INDEX index_agent_ci_access_project_authorizations_on_project_id
-    ON agent_ci_access_project_authorizations (project_id);
+CREATE INDEX index_agent_project_authorizations_on_project_id ON agent_project_authorizations (project_id);
 
-CREATE TABLE agent_ci_access_group_authorizations (
+CREATE TABLE agent_group_authorizations (
     id bigserial PRIMARY KEY,
     agent_id bigint NOT NULL REFERENCES cluster_agents (id) ON DELETE CASCADE,
+    access text NOT NULL CHECK (access IN ('ci_access', 'user_access')),
     group_id bigint NOT NULL REFERENCES namespaces (id) ON DELETE CASCADE,
     config jsonb NOT NULL DEFAULT '{}',
-    UNIQUE (agent_id, group_id)
+    UNIQUE (agent_id, access, group_id)
 );
-CREATE INDEX index_agent_ci_access_group_authorizations_on_group_id
-    ON agent_ci_access_group_authorizations (group_id);
-
--- `user_access`: config is the file's {"access_as": ...} for every entry, as GitLab stores it.
-CREATE TABLE agent_user_access_project_authorizations (
-    id bigserial PRIMARY KEY,
-    agent_id bigint NOT NULL REFERENCES cluster_agents (id) ON DELETE CASCADE,
-    project_id bigint NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
-    config jsonb NOT NULL DEFAULT '{}',
-    UNIQUE (agent_id, project_id)
-);
-CREATE INDEX index_agent_user_access_project_authorizations_on_project_id
-    ON agent_user_access_project_authorizations (project_id);
-
-CREATE TABLE agent_user_access_group_authorizations (
-    id bigserial PRIMARY KEY,
-    agent_id bigint NOT NULL REFERENCES cluster_agents (id) ON DELETE CASCADE,
-    group_id bigint NOT NULL REFERENCES namespaces (id) ON DELETE CASCADE,
-    config jsonb NOT NULL DEFAULT '{}',
-    UNIQUE (agent_id, group_id)
-);
-CREATE INDEX index_agent_user_access_group_authorizations_on_group_id
-    ON agent_user_access_group_authorizations (group_id);
+CREATE INDEX index_agent_group_authorizations_on_group_id ON agent_group_authorizations (group_id);
 
 -- Alerts of an agent's project (AlertManagement::Alert). An alert that is not resolved absorbs
 -- every later alert with the same fingerprint: `events` counts them.

@@ -198,10 +198,15 @@ async def configured(db):
     }
 
 
-async def _authorizations(db, table: str, column: str) -> dict[int, dict]:
+async def _authorizations(db, access: str, entity: str) -> dict[int, dict]:
+    """The stored authorizations of one kind: {project or group id: config}."""
     import orjson
 
-    rows = await db.fetch(f"SELECT {column} AS id, config FROM {table} ORDER BY id")
+    if entity == "projects":
+        query = "SELECT project_id AS id, config FROM agent_project_authorizations WHERE access = $1 ORDER BY id"
+    else:
+        query = "SELECT group_id AS id, config FROM agent_group_authorizations WHERE access = $1 ORDER BY id"
+    rows = await db.fetch(query, access)
     return {r["id"]: orjson.loads(r["config"]) for r in rows}
 
 
@@ -229,16 +234,16 @@ async def test_agent_configuration_stores_ci_and_user_access(client, db, configu
         headers=kas_headers(),
     )
     assert resp.status == 204
-    assert await _authorizations(db, "agent_ci_access_project_authorizations", "project_id") == {
+    assert await _authorizations(db, "ci_access", "projects") == {
         configured["app"]["id"]: {"default_namespace": "prod", "access_as": {"ci_job": {}}}
     }
-    assert await _authorizations(db, "agent_ci_access_group_authorizations", "group_id") == {
+    assert await _authorizations(db, "ci_access", "groups") == {
         configured["platform"]["id"]: {"environments": ["staging"]}
     }
-    assert await _authorizations(db, "agent_user_access_project_authorizations", "project_id") == {
+    assert await _authorizations(db, "user_access", "projects") == {
         configured["app"]["id"]: {"access_as": {"agent": {}}}
     }
-    assert await _authorizations(db, "agent_user_access_group_authorizations", "group_id") == {
+    assert await _authorizations(db, "user_access", "groups") == {
         configured["acme"]["id"]: {"access_as": {"agent": {}}}
     }
 
@@ -250,12 +255,12 @@ async def test_agent_configuration_stores_ci_and_user_access(client, db, configu
         headers=kas_headers(),
     )
     assert resp.status == 204
-    assert await _authorizations(db, "agent_ci_access_project_authorizations", "project_id") == {}
-    assert await _authorizations(db, "agent_ci_access_group_authorizations", "group_id") == {
+    assert await _authorizations(db, "ci_access", "projects") == {}
+    assert await _authorizations(db, "ci_access", "groups") == {
         configured["acme"]["id"]: {}
     }
-    assert await _authorizations(db, "agent_user_access_project_authorizations", "project_id") == {}
-    assert await _authorizations(db, "agent_user_access_group_authorizations", "group_id") == {}
+    assert await _authorizations(db, "user_access", "projects") == {}
+    assert await _authorizations(db, "user_access", "groups") == {}
 
 
 async def test_agent_configuration_accepts_config_as_a_json_string(client, db, configured):
@@ -266,7 +271,7 @@ async def test_agent_configuration_accepts_config_as_a_json_string(client, db, c
         headers=kas_headers(),
     )
     assert resp.status == 204
-    assert list(await _authorizations(db, "agent_ci_access_project_authorizations", "project_id")) == [
+    assert list(await _authorizations(db, "ci_access", "projects")) == [
         configured["app"]["id"]
     ]
 
@@ -280,7 +285,7 @@ async def test_agent_configuration_limits_entries_to_100(client, db, configured)
         headers=kas_headers(),
     )
     assert resp.status == 204
-    assert await _authorizations(db, "agent_ci_access_project_authorizations", "project_id") == {}
+    assert await _authorizations(db, "ci_access", "projects") == {}
 
 
 @pytest.mark.parametrize(
@@ -320,7 +325,7 @@ async def test_agent_configuration_ignores_malformed_entries(client, db, configu
         headers=kas_headers(),
     )
     assert resp.status == 204
-    assert list(await _authorizations(db, "agent_ci_access_project_authorizations", "project_id")) == [
+    assert list(await _authorizations(db, "ci_access", "projects")) == [
         configured["app"]["id"]
     ]
 
@@ -409,11 +414,11 @@ async def test_nul_bytes_from_an_agent_configuration_are_a_400(client, db):
     from tests.kas_factories import make_agent
 
     agent = await make_agent(db)
-    before = await db.fetchval("SELECT count(*) FROM agent_ci_access_project_authorizations")
+    before = await db.fetchval("SELECT count(*) FROM agent_project_authorizations")
     resp = await client.post(
         "/api/v4/internal/kubernetes/agent_configuration",
         json={"agent_id": agent["id"], "agent_config": {"ci_access": {"projects": [{"id": "x\u0000y"}]}}},
         headers=kas_headers(),
     )
     assert 400 <= resp.status < 500
-    assert await db.fetchval("SELECT count(*) FROM agent_ci_access_project_authorizations") == before
+    assert await db.fetchval("SELECT count(*) FROM agent_project_authorizations") == before
