@@ -161,8 +161,9 @@ def iso_week(day: date) -> str:
     return day.strftime("%G-%V")
 
 
-def hll_key(event: str, day: date) -> str:
-    return HLL_KEY_PREFIXES[event] + iso_week(day)
+def hll_key(event: str, week: str) -> str:
+    """GitLab's weekly HyperLogLog key, e.g. {hll_counters}_<event>-2026-47."""
+    return HLL_KEY_PREFIXES[event] + week
 
 
 def usage_commands(update: UsageUpdate, today: date) -> list[tuple[Any, ...]]:
@@ -172,7 +173,7 @@ def usage_commands(update: UsageUpdate, today: date) -> list[tuple[Any, ...]]:
         ("INCRBY", COUNTER_KEYS[event], number) for event, number in update.counters
     ]
     for event, values in update.unique:
-        key = HLL_KEY_PREFIXES[event] + week
+        key = hll_key(event, week)
         commands.append(("PFADD", key, *values))
         commands.append(("EXPIRE", key, HLL_TTL_SECONDS))  # HLL.add refreshes the expiry on every add
     return commands
@@ -193,7 +194,7 @@ async def read_usage(redis: PipelinedRedis, today: date) -> dict[str, Any]:
     weeks = reported_weeks(today)
     commands: list[tuple[Any, ...]] = [("GET", COUNTER_KEYS[event]) for event in COUNTER_EVENTS]
     for event in REPORTED_UNIQUE_EVENTS:
-        keys = [HLL_KEY_PREFIXES[event] + week for week in weeks]
+        keys = [hll_key(event, week) for week in weeks]
         commands.extend(("PFCOUNT", key) for key in keys)
         commands.append(("PFCOUNT", *keys))  # the union: ids seen in any of these weeks, counted once
     results = iter(await redis.execute_many(commands))
