@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -33,7 +34,7 @@ def created_branch_names(changes: str) -> list[str]:
     return [branch for branch, created, deleted in pushed_branches(changes) if created and not deleted]
 
 
-def merge_request_messages(ctx: PostReceiveContext, changes: str, urls: InstanceUrls) -> list[str]:
+def merge_request_messages(ctx: PostReceiveContext, branches: Sequence[str], urls: InstanceUrls) -> list[str]:
     """MergeRequests::GetUrlsService: a link per pushed branch, except the default and deleted ones."""
     if ctx.full_path is None or ctx.default_branch is None:
         return []
@@ -41,7 +42,7 @@ def merge_request_messages(ctx: PostReceiveContext, changes: str, urls: Instance
         return []
     open_requests = {mr["source_branch"]: mr for mr in orjson.loads(ctx.open_merge_requests)}
     messages = []
-    for branch in branch_names(changes):
+    for branch in branches:
         if branch == ctx.default_branch:
             continue
         existing = open_requests.get(branch)
@@ -58,17 +59,20 @@ def merge_request_messages(ctx: PostReceiveContext, changes: str, urls: Instance
 def post_receive_messages(
     ctx: PostReceiveContext,
     decrease: Decrease,
-    changes: str,
+    branches: Sequence[str],
     repository: RepositoryRef | None,
     urls: InstanceUrls,
 ) -> list[dict[str, Any]]:
-    """Alerts go in front, basic messages after them; blank texts are left out."""
+    """Alerts go in front, basic messages after them; blank texts are left out.
+
+    branches: the pushed branches that were not deleted, in push order (branch_names).
+    """
     alerts: list[str] = []
     basics: list[str] = []
     if ctx.broadcast_message:
         alerts.insert(0, ctx.broadcast_message)
     if repository is not None and repository.repo_type == "project":
-        basics.extend(merge_request_messages(ctx, changes, urls))
+        basics.extend(merge_request_messages(ctx, branches, urls))
     if ctx.user_id is not None:
         basics.extend(m for m in (decrease.moved_message, decrease.created_message) if m)
     return [{"message": m, "type": "alert"} for m in alerts if m.strip()] + [

@@ -371,7 +371,7 @@ async def post_receive(request: web.Request) -> web.Response:
     if ctx.project_id is not None and ctx.default_branch is None and is_project:
         async with request.app[keys.DB_POOL].acquire() as conn:
             ctx = await post_receive_db.adopt_default_branch(conn, ctx, created_branch_names(changes))
-    messages = post_receive_messages(ctx, decrease, changes, repository, request.app[URLS])
+    messages = post_receive_messages(ctx, decrease, lookup.branches, repository, request.app[URLS])
     return json_response({"messages": messages, "reference_counter_decreased": decrease.decreased})
 
 
