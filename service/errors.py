@@ -9,6 +9,11 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from service import keys
+from service.db.pool import describe_outage, is_database_outage
+from service.domain import errors as domain
+from service.unavailable import RETRY_AFTER_SECONDS, BackendUnavailable
+
 log = logging.getLogger("gitlab_internal_api")
 
 JSON = "application/json"
@@ -71,6 +76,58 @@ def grape_error(message: str) -> ApiError:
     return ApiError(400, {"error": message})
 
 
+def from_domain(exc: domain.DomainError) -> ApiError:
+    """The one place where the domain's refusals become GitLab's answers."""
+    if isinstance(exc, domain.GitAccessError):
+        return _allowed_denial(exc)
+    if isinstance(exc, domain.CommandRefused):
+        # The second special case: gitlab-shell prints the message of a 200 with success:false.
+        body = {"success": False} if exc.message is None else {"success": False, "message": exc.message}
+        return ApiError(200, body)
+    if isinstance(exc, domain.Invalid):
+        return validation_error(exc.errors)
+    if isinstance(exc, domain.Conflict):
+        return conflict(exc.message)
+    if isinstance(exc, domain.Missing):
+        return not_found(exc.resource) if exc.resource else record_not_found()
+    if isinstance(exc, domain.NoRoute):
+        return not_found()
+    if isinstance(exc, domain.Denied):
+        return forbidden(exc.reason)
+    if isinstance(exc, domain.NotPermitted):
+        return render_api_error(exc.message, 403)
+    if isinstance(exc, domain.BadRequest):
+        return bad_request(exc.reason)
+    if isinstance(exc, domain.Refused):
+        return render_api_error(exc.message, 400)
+    if isinstance(exc, domain.InvalidParameter):
+        return grape_error(exc.message)
+    if isinstance(exc, domain.Unprocessable):
+        return unprocessable_entity()
+    raise TypeError(f"unmapped domain error {exc!r}")
+
+
+# The documented special case: /allowed (the only route whose domain raises GitAccessError) answers
+# its denials as {"status": false, "message": ...}, which gitlab-shell shows the user. The 401 (not
+# 403) is GitLab's: "If we return 403 the custom message we return won't be shown to the user"
+# (lib/api/internal/base.rb).
+_ALLOWED_STATUS: dict[type[domain.GitAccessError], int] = {
+    domain.AccessDenied: 401,
+    domain.NotFound: 404,
+    domain.AccessTimeout: 503,
+    domain.ProjectCreationError: 422,
+}
+
+
+def _allowed_denial(exc: domain.GitAccessError) -> ApiError:
+    if isinstance(exc, domain.RateLimited):
+        # ApplicationRateLimiter's shape, not the /allowed one. No Retry-After: gitlab-shell's HTTP
+        # client would wait that long before each retry.
+        return ApiError(429, {"message": {"error": exc.message}})
+    status = next(code for kind, code in _ALLOWED_STATUS.items() if isinstance(exc, kind))
+    return ApiError(status, {"status": False, "message": exc.message})
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -78,6 +135,12 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return response
     except ApiError as exc:
         return json_response(exc.body, exc.status, exc.headers)
+    except domain.DomainError as exc:
+        api = from_domain(exc)
+        return json_response(api.body, api.status, api.headers)
+    except asyncpg.UniqueViolationError:
+        # Two requests raced for the same name or path; the checks before the INSERT saw neither.
+        return json_response({"message": "409 Conflict"}, 409)
     except web.HTTPException as exc:
         if exc.status == 404:
             # GitLab's catch-all route answers unknown paths this way.
@@ -93,11 +156,25 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if exc.status >= 400:
             return json_response({"message": f"{exc.status} {exc.reason}"}, exc.status)
         raise
-    except asyncpg.DataError as exc:
-        # PostgreSQL refused a value the request carried (a NUL byte, a number out of range...):
-        # the caller's input, so a 400, never a 500.
+    except BackendUnavailable:
+        return _retry_later()  # whoever raised it logged the outage (the Redis store does, once)
+    except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
+        # PostgreSQL refused a value the request carried (a NUL byte, a number out of range, a key
+        # too long for an index...): the caller's input, so a 400, never a 500. The schemas' limits
+        # (schemas/*.py) should have refused it first; this is the net under them.
         log.info("invalid input on %s %s: %s", request.method, request.path, type(exc).__name__)
         return json_response({"message": "400 Bad request"}, 400)
-    except Exception:
+    except Exception as exc:
+        if is_database_outage(exc):
+            # Connections of the pool may be dead (a restart, a failover): drop them all, so the
+            # next requests connect anew (to the promoted primary) instead of inheriting them.
+            await request.app[keys.DB_POOL].expire_connections()
+            request.app[keys.OUTAGES].down("database", describe_outage(exc))
+            return _retry_later()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response({"message": "500 Internal Server Error"}, 500)
+
+
+def _retry_later() -> web.Response:
+    """A retryable 503: GitLab Shell, Gitaly and kas retry it (honouring Retry-After)."""
+    return json_response({"message": "503 Service Unavailable"}, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})

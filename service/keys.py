@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
 
-from service.redis_pipe import PipelinedRedis
+from service.redis_store import RedisStore
+from service.unavailable import OutageLog
 
 if TYPE_CHECKING:
     from service.auth import Consumer, Identity, VerifiedTokens
@@ -16,21 +16,27 @@ if TYPE_CHECKING:
     from service.db.batch import BatchLoader
     from service.db.keys import AuthorizedKey
     from service.db.post_receive import PostReceiveContext, PushLookup
+    from service.db.push_jobs import JobRequest
     from service.domain.app_settings import SettingsCache
     from service.domain.git_access import AccessDeps
     from service.domain.reference_counter import ReferenceCounter
     from service.domain.urls import InstanceUrls
     from service.domain.repository import RepositoryInspector
+    from service.metrics import MetricsAccess
+    from service.domain.token_box import TokenBox
     from service.secrets import Secrets
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
+# seals and opens the webhook tokens stored in the database (a key derived from db_key_base)
+TOKEN_BOX: web.AppKey[TokenBox] = web.AppKey("token_box")
 SHELL_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("shell_tokens")
 KAS_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("kas_tokens")
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
-REDIS = web.AppKey("redis", Redis)
-# the auto-pipelining connection of the hot paths; REDIS (redis-py) serves everything else
-REDIS_PIPE = web.AppKey("redis_pipe", PipelinedRedis)
+# which backends are down now, so an outage is logged once, not once per request
+OUTAGES = web.AppKey("outages", OutageLog)
+# the one Redis abstraction (standalone, Sentinel or Cluster): service/redis_store.py
+REDIS = web.AppKey("redis", RedisStore)
 APP_SETTINGS: web.AppKey[SettingsCache] = web.AppKey("app_settings")
 REPOSITORIES: web.AppKey[RepositoryInspector] = web.AppKey("repositories")
 URLS: web.AppKey[InstanceUrls] = web.AppKey("urls")
@@ -40,7 +46,11 @@ ACCESS_DEPS: web.AppKey[AccessDeps] = web.AppKey("access_deps")
 AUTHORIZED_KEYS: web.AppKey[BatchLoader[str, AuthorizedKey | None]] = web.AppKey("authorized_keys")
 # post-receive lookups, batched across concurrent pushes
 PUSH_CONTEXTS: web.AppKey[BatchLoader[PushLookup, PostReceiveContext]] = web.AppKey("push_contexts")
+# PostReceive jobs queued by post_receive, one INSERT for concurrent pushes (service/jobs.py)
+POST_RECEIVE_JOBS: web.AppKey[BatchLoader[JobRequest, bool]] = web.AppKey("post_receive_jobs")
 # route -> the consumer whose credentials it needs; filled by setup_routes, read by the middleware
 ROUTE_CONSUMERS: web.AppKey[dict[Any, Consumer]] = web.AppKey("route_consumers")
+# who may read /-/metrics (the monitoring allow-list and token)
+METRICS_ACCESS: web.AppKey[MetricsAccess] = web.AppKey("metrics_access")
 
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")

@@ -1,20 +1,100 @@
-"""JSON logs: one line per request (with X-Request-Id) and one per application log record."""
+"""JSON logs: one line per request and one per application log record, each with the request's
+correlation id (its X-Request-Id, or one generated for it: service/metrics.py's middleware)."""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import logging
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
+from typing import IO
 
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 REQUEST_ID_HEADER = "X-Request-Id"
+# The correlation id of the request being served in this task ("" outside any request).
+CORRELATION_ID: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
+
+FILTERED = "[FILTERED]"
+# A log line is cut here before it is redacted and written: a request can put megabytes into an
+# error line (aiohttp quotes the bad bytes), and neither the log nor the regexes need them.
+MAX_LOGGED_CHARS = 16 * 1024
+# A credential by its name: private_token=..., "secret_token": "...", Authorization: Bearer ...,
+# Gitlab-Shell-Api-Request: ..., PRIVATE-TOKEN: ..., password=... (also inside a bytes repr or a
+# JSON dump, where quotes and backslashes surround the separator). Linear time on any input, since
+# an unauthenticated client chooses what reaches this: a name is only tried where a word starts
+# (the look-behind), is taken whole and never given back (possessive `++`), and contains one of
+# the keywords (the look-ahead stays within the word).
+_WORD = r"[\w.\-]"
+_NAMED_SECRET = re.compile(
+    rf"(?i)(?<!{_WORD})(?={_WORD}*?(?:token|secret|password|passwd|authorization|api[-_]request|private[-_]key))"
+    rf"({_WORD}++)"
+    r"(\\?[\"']?\s*[=:]\s*\\?[\"']?)"
+    r"(?:(?:bearer|basic|token)\s+)?"
+    r"[^\s&\"'\\,;}\])]+"
+)
+# Credentials that need no name to be recognised: a JWT, GitLab's token prefixes.
+_BARE_SECRET = re.compile(
+    r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*|\bgl(?:pat|agent|dt|rt|cbt|soat|ffct|imt|ptt|oas|ft|runner)-[\w-]+"
+)
+# An Authorization value without its header name (aiohttp quotes only the value of a too-long header).
+_SCHEME_SECRET = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s&\"'\\,;}\])]+")
+# The password of a URL: postgresql://gitlab:PASSWORD@db/..., redis://:PASSWORD@redis:6379.
+_URL_PASSWORD = re.compile(r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*+://[^\s:/@]*+:)[^\s@/]++@")
+
+
+def redact(text: str) -> str:
+    """`text` (cut to MAX_LOGGED_CHARS) with every credential value replaced by [FILTERED]."""
+    if not text:
+        return text
+    if len(text) > MAX_LOGGED_CHARS:
+        text = f"{text[:MAX_LOGGED_CHARS]}... [{len(text) - MAX_LOGGED_CHARS} more characters]"
+    text = _NAMED_SECRET.sub(lambda m: f"{m[1]}{m[2]}{FILTERED}", text)
+    text = _SCHEME_SECRET.sub(lambda m: f"{m[1]}{m[2]}{FILTERED}", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m[1]}{FILTERED}@", text)
+    return _BARE_SECRET.sub(FILTERED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites every record a handler emits so that no credential reaches the log.
+
+    On the handler rather than on a logger, so records propagated from any library (aiohttp logs
+    an over-long request line with its start: `/api/v4/users?private_token=glpat-...`) pass it too.
+    The message is rendered once here; the traceback is rendered, redacted and kept in exc_text.
+    """
+
+    _plain = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: log what there is rather than fail the caller
+            message = f"{record.msg!s} {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._plain.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class CorrelationFilter(logging.Filter):
+    """Stamps each record with the correlation id of the request it was written for, if any."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "correlation_id", ""):
+            record.correlation_id = CORRELATION_ID.get()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,7 +105,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
+        correlation_id = getattr(record, "correlation_id", "") or CORRELATION_ID.get()
+        if correlation_id:
+            entry["correlation_id"] = correlation_id
+        if record.exc_text:  # rendered (and redacted) by RedactingFilter
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
 
@@ -88,7 +173,9 @@ class JsonAccessLogger(AbstractAccessLogger):
             orjson.dumps(
                 {
                     "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                    "correlation_id": request.headers.get(REQUEST_ID_HEADER, ""),
+                    # set by the middleware on every answer (the client's X-Request-Id or a new one)
+                    "correlation_id": response.headers.get(REQUEST_ID_HEADER)
+                    or request.headers.get(REQUEST_ID_HEADER, ""),
                     "method": request.method,
                     "path": request.path,
                     "status": response.status,
@@ -102,9 +189,18 @@ class JsonAccessLogger(AbstractAccessLogger):
         )
 
 
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def json_handler(stream: IO[str]) -> logging.Handler:
+    """A handler writing JSON lines, with the correlation id and without credentials. Every handler
+    the service installs is one of these."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
+    handler.addFilter(CorrelationFilter())
+    return handler
+
+
+def configure_logging(level: str, stream: IO[str] | None = None) -> None:
+    handler = json_handler(stream or sys.stdout)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,19 +1,38 @@
-"""Request parameters the way Grape sees them: query string merged with a JSON or form body."""
+"""Request parameters the way Grape sees them: the query string merged with a JSON, urlencoded or
+multipart body. The one place a request body is read.
+
+Every body is bounded by its route's consumer (service/auth.py: a push's change list is
+legitimately megabytes, an admin call is not): beyond the limit the answer is 413, decided from
+Content-Length before anything is read, or while reading a chunked or compressed body. A body
+that cannot be read as its content type says (bad JSON, invalid UTF-8, a broken multipart) is
+GitLab's 400 `{"message": "400 Bad request - ..."}`, never a 500.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from marshmallow import Schema, ValidationError
 
-from service.errors import ApiError, grape_error
-
-T = TypeVar("T")
+from service import keys
+from service.errors import ApiError, bad_request, grape_error
 
 _PARAMS_KEY = web.RequestKey("merged_params", dict)
+
+# The most that is read of a body to find credentials in it, before anyone is authenticated.
+PRE_AUTH_BODY_LIMIT = 64 * 1024
+# The body limit of a route whose consumer names none (aiohttp's own default).
+DEFAULT_BODY_LIMIT = 1024**2
+# Bodies over this size are not kept once their request is answered (release_large_body).
+LARGE_BODY = 256 * 1024
+
+JSON_TYPES = frozenset(("application/json", "text/plain", "application/octet-stream", ""))
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 
 # marshmallow message -> Grape's wording (reference section 0.1)
 _GRAPE_WORDING = {
@@ -22,6 +41,15 @@ _GRAPE_WORDING = {
     "Field may not be blank.": "is empty",
     "Shorter than minimum length 1.": "is empty",
 }
+
+
+def too_large() -> ApiError:
+    return ApiError(413, {"message": "413 Request Entity Too Large"})
+
+
+def body_limit(request: web.Request) -> int:
+    consumer = request.app[keys.ROUTE_CONSUMERS].get(request.match_info.route)
+    return consumer.max_body if consumer is not None else DEFAULT_BODY_LIMIT
 
 
 def _add_form_value(target: dict[str, Any], key: str, value: str) -> None:
@@ -40,6 +68,101 @@ def _add_form_value(target: dict[str, Any], key: str, value: str) -> None:
     target[key] = value
 
 
+def release_large_body(request: web.Request) -> None:
+    """Drop a large body's parameters once the request is answered (the auth middleware calls this).
+
+    aiohttp's connection loop keeps the last request in a local variable until the next request
+    arrives on that keep-alive connection, so whatever the request holds stays in memory meanwhile:
+    an idle worker kept ~300 MB after four concurrent 30 MB pushes. Large bodies are read without
+    aiohttp's cache (_read), and their parsed parameters are dropped here.
+    """
+    length = request.content_length
+    if length is None or length > LARGE_BODY:
+        request.pop(_PARAMS_KEY, None)
+
+
+async def _read(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused with 413 once it is larger than `limit`."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise too_large()
+    if length is not None and length <= LARGE_BODY and "Content-Encoding" not in request.headers:
+        # The common case: aiohttp reads exactly Content-Length bytes (its client_max_size is the
+        # largest consumer limit, see service/app.py).
+        return await request.read()
+    # Large (not to be cached by aiohttp, see release_large_body), chunked or compressed: the limit
+    # applies to what arrives after decompression.
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise too_large()
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _decode_json(body: bytes, content_type: str) -> dict[str, Any]:
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        if content_type == "application/json":
+            raise bad_request("There was a problem with the JSON") from None
+        return {}  # curl's default text/plain with a body that is not JSON: no parameters
+    if not isinstance(decoded, dict):
+        raise bad_request("The request body must be a JSON object")
+    return decoded
+
+
+def _decode_form(body: bytes, target: dict[str, Any]) -> None:
+    try:
+        # Rack refuses a form that is not UTF-8 (Gitlab::Middleware::HandleMalformedStrings).
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise bad_request("invalid byte sequence in UTF-8") from None
+    for key, value in pairs:
+        _add_form_value(target, key, value)
+
+
+async def _decode_multipart(request: web.Request, limit: int, target: dict[str, Any]) -> None:
+    """Text fields of a multipart/form-data body; file fields (an avatar...) are not parameters here."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large()
+    size = 0
+    try:
+        reader = await request.multipart()
+        while True:
+            part = await reader.next()
+            if part is None:
+                return
+            if not isinstance(part, BodyPartReader):
+                raise bad_request("nested multipart bodies are not supported")
+            chunks: list[bytes] = []
+            while chunk := await part.read_chunk():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large()
+                if part.filename is None:
+                    chunks.append(chunk)
+            if part.name is None or part.filename is not None:
+                continue
+            if part.headers.get("Content-Encoding", "identity").lower() != "identity":
+                # a compressed field could inflate far beyond the limit counted above
+                raise bad_request("compressed multipart fields are not supported")
+            charset = part.get_charset("utf-8")
+            try:
+                value = part.decode(b"".join(chunks)).decode(charset)
+            except (LookupError, UnicodeDecodeError):
+                raise bad_request("invalid byte sequence in UTF-8") from None
+            _add_form_value(target, part.name, value)
+    except ApiError:
+        raise
+    except (ValueError, RuntimeError, AssertionError, Warning):
+        # aiohttp's parser says what is wrong (no boundary, a truncated part, a bad header) with these;
+        # Warning: BadContentDispositionHeader, an error where warnings are errors (the tests).
+        raise bad_request("malformed multipart body") from None
+
+
 async def params(request: web.Request) -> dict[str, Any]:
     """All parameters of the request; the body wins over the query string, as in Grape."""
     cached: dict[str, Any] | None = request.get(_PARAMS_KEY)
@@ -49,26 +172,42 @@ async def params(request: web.Request) -> dict[str, Any]:
     for key, value in request.query.items():
         _add_form_value(merged, key, value)
     if request.body_exists:
-        body = await request.read()
         content_type = request.content_type
-        if body.strip() and content_type in ("application/json", "text/plain", "application/octet-stream", ""):
-            try:
-                decoded = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                if content_type == "application/json":
-                    raise ApiError(400, {"message": "400 Bad request - There was a problem with the JSON"}) from None
-                decoded = None
-            if isinstance(decoded, dict):
-                merged.update(decoded)
-            elif decoded is not None:
-                raise ApiError(400, {"message": "400 Bad request - The request body must be a JSON object"})
-        elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            form = await request.post()
-            for key, field_value in form.items():
-                if isinstance(field_value, str):
-                    _add_form_value(merged, key, field_value)
+        limit = body_limit(request)
+        if content_type == MULTIPART:
+            await _decode_multipart(request, limit, merged)
+        else:
+            body = await _read(request, limit)
+            if content_type == FORM:
+                _decode_form(body, merged)
+            elif content_type in JSON_TYPES and body.strip():
+                merged.update(_decode_json(body, content_type))
+            # any other type (XML...) carries no parameters Grape would read
     request[_PARAMS_KEY] = merged
     return merged
+
+
+async def query_or_body_param(request: web.Request, name: str) -> Any:
+    """A credential parameter: from the query string, and from the body only when the query has none.
+
+    The body is then read within the route's limit, before anyone is authenticated; every other
+    credential comes from a header, checked before the body is touched.
+    """
+    value = request.query.get(name)
+    if value is not None or not request.body_exists:
+        return value
+    length = request.content_length
+    if length is None or length > PRE_AUTH_BODY_LIMIT:
+        # No client that sends its credentials in the body sends more than this with them (old
+        # GitLab Shell's small JSON with `secret_token`): an anonymous client gets 401, not a read
+        # of up to the route's limit (32 MiB on shell routes).
+        return None
+    try:
+        return (await params(request)).get(name)
+    except ApiError as exc:
+        if exc.status == 413:
+            raise
+        return None  # an unreadable body is not credentials: 401, not the body's 400
 
 
 def _grape_messages(errors: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -88,7 +227,13 @@ def _grape_messages(errors: Mapping[str, Any], prefix: str = "") -> list[str]:
                 continue
             wording = _GRAPE_WORDING.get(str(text))
             if wording is None:
-                wording = "does not have a valid value" if str(text).startswith("Must be one of") else "is invalid"
+                if str(text).startswith("Must be one of"):
+                    wording = "does not have a valid value"
+                elif str(text).startswith("Longer than maximum length"):
+                    # Grape's `length: { maximum: }` wording
+                    wording = f"is expected to have length less than or equal to {str(text).split()[-1].rstrip('.')}"
+                else:
+                    wording = "is invalid"
             messages.append(f"{name} {wording}")
             break
     return messages

@@ -9,14 +9,26 @@ and sends them in a single write; replies arrive together and are matched to cal
 with redis-py, 4 µs here, at the same concurrency. Replies are parsed by hiredis, the C parser
 redis-py itself uses.
 
-Semantics kept simple on purpose: one TCP or unix connection, RESP2, AUTH and SELECT from the URL.
-If the connection breaks or a reply is late past `timeout`, every waiting command fails with
-RedisUnavailable and the next command reconnects. redis-py stays in use for everything else.
+Semantics kept simple on purpose: one TCP or unix connection to ONE server, RESP2, AUTH and SELECT
+from the URL. If the connection breaks or a reply is late past `timeout`, every waiting command
+fails with RedisUnavailable and the next command reconnects. It knows nothing of topology: which
+server to talk to (Sentinel's master, a cluster slot's primary) and every redirection (MOVED/ASK)
+are decided by redis-py in service/redis_store.py, the only user of this class.
+
+WAIT blocks the connection it is sent on until replicas acknowledge or its timeout passes, so writes
+followed by WAIT (`evalsha(..., wait=...)`) go on a second connection to the same server
+(`durable_connection()`), never on the one every other command shares. On that connection at most
+WAITS_IN_FLIGHT batches with their WAIT are sent at a time (Redis runs a connection's WAITs one
+after another); batches arriving meanwhile are held back and sent together, with one WAIT, when a
+WAIT answers. A slow or absent replica then costs each durable write at most about three WAIT
+timeouts, however many arrive, instead of one WAIT timeout per loop iteration queued in turn; two
+rather than one in flight, so the next batch is already at the server when a WAIT answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -25,13 +37,33 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
-
-class RedisUnavailable(ConnectionError):
-    pass
+WAITS_IN_FLIGHT = 2
 
 
-class RedisReplyError(Exception):
-    """An error reply from Redis (for example NOSCRIPT)."""
+class RedisError(Exception):
+    """Anything that kept a Redis command from being answered; `str()` says why (no secrets)."""
+
+
+class RedisUnavailable(RedisError, ConnectionError):
+    """No answer: the connection failed or broke, or the reply was late. The command may have run."""
+
+
+class RedisReplyError(RedisError):
+    """An error reply from Redis (NOSCRIPT, MOVED, READONLY...)."""
+
+
+class NotReplicated(RedisError):
+    """The write was applied on the primary but WAIT saw fewer replicas acknowledge it in time."""
+
+
+class Script:
+    """A Lua script and its SHA1, computed here: EVALSHA needs no SCRIPT LOAD round trip first."""
+
+    __slots__ = ("source", "sha")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
 def pack_command(*args: Any) -> bytes:
@@ -82,13 +114,18 @@ class _Protocol(asyncio.Protocol):
 class PipelinedRedis:
     def __init__(self, url: str, timeout: float = 5.0) -> None:
         self.url = url
+        parts = urlsplit(url)  # for messages: never the password
+        self.address = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
         self.timeout = timeout
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
-        self._scripts: dict[str, str] = {}
+        # WAIT after this loop iteration's batch: (replicas, timeout ms, future of its reply)
+        self._pending_wait: tuple[int, int, asyncio.Future[Any]] | None = None
+        self._waits_in_flight: set[asyncio.Future[Any]] = set()  # sent, not answered yet
+        self._durable: PipelinedRedis | None = None
         # asyncio.get_running_loop() makes a getpid() system call on every call in Python 3.11;
         # the connection lives on one loop, so remember it.
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,17 +176,23 @@ class PipelinedRedis:
                 try:
                     self._protocol = await asyncio.wait_for(self._connect(), self.timeout)
                 except (OSError, asyncio.TimeoutError, RedisReplyError, RedisUnavailable) as exc:
-                    raise RedisUnavailable(f"cannot connect to Redis: {exc!r}") from None
+                    raise RedisUnavailable(f"cannot connect to Redis at {self.address}: {exc!r}") from None
 
     def _lost(self, protocol: _Protocol, exc: Exception | None) -> None:
         waiters, protocol.waiters = protocol.waiters, deque()
         for future in waiters:
             if not future.done():
                 future.set_exception(RedisUnavailable(f"Redis connection lost: {exc}"))
+                future.exception()  # marked retrieved: a WAIT whose batch's callers already failed has no reader
         if protocol is not self._protocol:
             return  # a connection that never finished its handshake, or an old one
         self._protocol = None
         self._outgoing.clear()
+        if self._pending_wait is not None:
+            self._pending_wait[2].set_exception(RedisUnavailable(f"Redis connection lost: {exc}"))
+            self._pending_wait[2].exception()  # retrieved: its callers see their own command fail
+            self._pending_wait = None
+        self._waits_in_flight.clear()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -179,9 +222,25 @@ class PipelinedRedis:
         protocol = self._protocol
         if not self._outgoing or protocol is None or protocol.transport is None:
             return
+        if self._pending_wait is not None:
+            if len(self._waits_in_flight) >= WAITS_IN_FLIGHT:
+                return  # sent when a WAIT in flight answers (_wait_answered), under one WAIT
+            # One WAIT covers every write of the batch before it (WAIT counts the connection's writes).
+            replicas, timeout_ms, future = self._pending_wait
+            self._pending_wait = None
+            protocol.waiters.append(future)
+            self._outgoing.append(pack_command("WAIT", replicas, timeout_ms))
+            self._waits_in_flight.add(future)
+            future.add_done_callback(self._wait_answered)
         protocol.transport.write(b"".join(self._outgoing))
         self._outgoing.clear()
         self._arm_watchdog()
+
+    def _wait_answered(self, future: asyncio.Future[Any]) -> None:
+        if future in self._waits_in_flight:
+            self._waits_in_flight.discard(future)
+            if self._outgoing and not self._flush_scheduled:
+                self._flush()
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -208,21 +267,54 @@ class PipelinedRedis:
         futures = [self._send(pack_command(*command)) for command in commands]
         return list(await asyncio.gather(*futures))
 
-    async def evalsha(self, script: str, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
-        """Run a Lua script by its SHA1, loading it once per server (NOSCRIPT after a restart)."""
-        sha = self._scripts.get(script)
-        if sha is None:
-            sha = await self.execute("SCRIPT", "LOAD", script)
-            self._scripts[script] = sha
+    def _wait_after_batch(self, replicas: int, timeout_ms: int) -> asyncio.Future[Any]:
+        """The future of the WAIT that follows the commands sent so far in this loop iteration."""
+        if self._pending_wait is None:
+            loop = self._loop or asyncio.get_running_loop()
+            self._pending_wait = (replicas, timeout_ms, loop.create_future())
+        elif self._pending_wait[0] < replicas or self._pending_wait[1] < timeout_ms:
+            _, _, future = self._pending_wait
+            self._pending_wait = (max(replicas, self._pending_wait[0]), max(timeout_ms, self._pending_wait[1]), future)
+        return self._pending_wait[2]
+
+    async def evalsha(
+        self, script: Script, keys: Sequence[Any], args: Sequence[Any] = (), wait: tuple[int, int] | None = None
+    ) -> Any:
+        """Run a Lua script by its SHA1 (EVAL after a NOSCRIPT: a restarted server has no script cache).
+
+        wait=(replicas, timeout ms): answer only once that many replicas hold the write (WAIT, shared
+        by every write of the same batch); fewer in time raise NotReplicated. The write itself stays.
+        Use `wait` only on a durable_connection(): WAIT blocks the connection it is sent on.
+        """
+        if self._protocol is None:
+            await self._ensure()
+        reply = self._send(pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
+        acked = self._wait_after_batch(*wait) if wait else None
         try:
-            return await self.execute("EVALSHA", sha, len(keys), *keys, *args)
+            result = await reply
         except RedisReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
-            self._scripts.pop(script, None)
-            return await self.execute("EVAL", script, len(keys), *keys, *args)
+            if self._protocol is None:
+                await self._ensure()
+            reply = self._send(pack_command("EVAL", script.source, len(keys), *keys, *args))
+            acked = self._wait_after_batch(*wait) if wait else None
+            result = await reply
+        if wait and acked is not None:
+            count = await acked
+            if int(count) < wait[0]:
+                raise NotReplicated(f"WAIT: {count} of {wait[0]} replicas acknowledged within {wait[1]} ms")
+        return result
+
+    def durable_connection(self) -> PipelinedRedis:
+        """A second connection to the same server, for writes followed by WAIT (see the module docstring)."""
+        if self._durable is None:
+            self._durable = PipelinedRedis(self.url, timeout=self.timeout)
+        return self._durable
 
     async def close(self) -> None:
+        if self._durable is not None:
+            await self._durable.close()
         protocol = self._protocol
         if protocol is None:
             return

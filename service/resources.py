@@ -7,63 +7,81 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
 
 from service import keys
-from service.redis_pipe import PipelinedRedis
+from service.db.migrate import pending_migrations
+from service.db.pool import create_pool, describe_outage, is_database_outage
+from service.redis_pipe import RedisError
+from service.redis_store import create_store
+from service.unavailable import BackendUnavailable
 
 log = logging.getLogger("gitlab_internal_api")
 
 
-async def reset_if_dirty(conn: asyncpg.Connection) -> None:
-    """Pool release hook, replacing asyncpg's default reset query on every release.
+class MissingMigrations(BackendUnavailable):
+    """The database answers, without the migrations this code needs: every query could fail."""
 
-    The default runs `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on each
-    release: a second round trip for every request. Request code never changes session state
-    (no SET, LISTEN, advisory locks or open cursors: migrations use their own connection), so the
-    only state a released connection can carry is an unfinished transaction after an error.
-    """
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
-        await conn.execute(conn.get_reset_query())
+    def __init__(self, pending: list[str]) -> None:
+        super().__init__("database", f"the database lacks migrations {', '.join(pending)}: run `gitlab-internal-api migrate`")
 
 
 async def pg_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The PostgreSQL pool (service/db/pool.py).
+
+    A database that is down at start-up does not stop the worker: requests answer 503 until it is
+    back. A database that answers without this code's migrations does (the pool's first
+    connections check them); when it was down at start-up, the check runs on the first connection
+    it accepts, and requests answer 503 until the migrations are there.
+    """
+    outages = app[keys.OUTAGES]
     settings = app[keys.SETTINGS]
-    async with asyncpg.create_pool(
-        settings.database_url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        command_timeout=settings.command_timeout,
-        reset=reset_if_dirty,
-        server_settings={
-            "application_name": "gitlab-internal-api",
-            # Plan each prepared statement once. Left to "auto", PostgreSQL keeps re-planning the
-            # batched array queries on every execution (custom plans estimated cheaper): measured
-            # 1.9 ms per execution against 0.5 ms with the generic plan.
-            "plan_cache_mode": "force_generic_plan",
-        },
-    ) as pool:
-        app[keys.DB_POOL] = pool
+    schema_checked = False
+
+    async def on_connect(conn: asyncpg.Connection) -> None:
+        nonlocal schema_checked
+        if not schema_checked:
+            pending = await pending_migrations(conn)
+            if pending:
+                missing = MissingMigrations(pending)
+                outages.down("database", missing.reason)
+                raise missing
+            schema_checked = True
+        outages.up("database")
+
+    pool = create_pool(settings, on_connect)
+    try:
+        await pool
+    except Exception as exc:
+        if not is_database_outage(exc):
+            raise  # MissingMigrations among them: the worker does not start
+        outages.down("database", describe_outage(exc))
+        pool = await create_pool(settings, on_connect, warm=False)
+    app[keys.DB_POOL] = pool
+    try:
         yield
+    finally:
+        await pool.close()
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = Redis.from_url(app[keys.SETTINGS].redis_url, decode_responses=True)
+    """The one Redis store (service/redis_store.py): standalone, Sentinel or Cluster, by the URL."""
+    settings = app[keys.SETTINGS]
+    store = create_store(
+        settings.redis_url,
+        sentinel_password=settings.redis_sentinel_password or None,
+        wait_replicas=settings.redis_wait_replicas,
+        wait_timeout=settings.redis_wait_timeout,
+    )
     try:
-        await client.ping()  # fail fast at start-up
-        app[keys.REDIS] = client
+        try:
+            await store.start()
+        except RedisError as exc:
+            # As with the database: a worker that starts (or is replaced) while Redis is down serves
+            # what does not need Redis, answers counters false and kas metrics 503, and its
+            # /-/readiness says why, instead of failing to boot (which would make gunicorn's
+            # arbiter stop every other worker too). The store connects on first use.
+            store.record_failure(exc)
+        app[keys.REDIS] = store
         yield
     finally:
-        await client.aclose()
-
-
-async def redis_pipe_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The auto-pipelining connection of the hot paths (service/redis_pipe.py)."""
-    pipe = PipelinedRedis(app[keys.SETTINGS].redis_url)
-    try:
-        await pipe.execute("PING")  # fail fast at start-up
-        app[keys.REDIS_PIPE] = pipe
-        yield
-    finally:
-        await pipe.close()
+        await store.close()

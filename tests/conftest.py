@@ -30,6 +30,10 @@ from service.secrets import Secrets
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
+# Commands the tests start (serve, create-admin) resolve secret files and .state/ against this
+# root: a throw-away one, never the developer's checkout or home directory.
+os.environ["GITLAB_INTERNAL_API_ROOT"] = tempfile.mkdtemp(prefix="gia-test-root-")
+
 SHELL_SECRET = b"a3f1c2e4b5d6978812ab34cd56ef7890"
 KAS_SECRET = bytes(range(32))
 DB_KEY_BASE = b"0123456789abcdef" * 8
@@ -37,8 +41,11 @@ DB_KEY_BASE = b"0123456789abcdef" * 8
 
 @dataclass(frozen=True)
 class Backends:
-    database_url: str
+    database_url: str  # direct: migrations, factories, per-test cleanup
     redis_url: str
+    # what the application connects to: the same server, or PgBouncer in front of it
+    app_database_url: str = ""
+    prepared_statements: bool = True
 
 
 def _with_database(url: str, name: str) -> str:
@@ -68,7 +75,19 @@ def backends() -> Iterator[Backends]:
     started: list[Any] = []
     admin_url = os.environ.get("TEST_DATABASE_URL")
     database_name = "gia_test_" + uuid.uuid4().hex[:10]
+    pgbouncer_url = ""
     try:
+        if os.environ.get("GIA_TEST_PGBOUNCER"):
+            # The whole suite through PgBouncer in transaction mode (CI runs it so too).
+            from tests.topology.postgres_servers import PgBouncer, PostgresServer, require_pgbouncer
+
+            require_pgbouncer()
+            primary = PostgresServer.primary()
+            started.append(primary.destroy)
+            bouncer = PgBouncer(primary.port)
+            started.append(bouncer.stop)
+            admin_url = primary.url()
+            pgbouncer_url = bouncer.url(database_name)
         if admin_url:
 
             async def create() -> None:
@@ -98,7 +117,10 @@ def backends() -> Iterator[Backends]:
             started.append(redis_server.stop)
         asyncio.run(migrate(database_url))
         asyncio.run(_snapshot_seed_data(database_url))
-        yield Backends(database_url, redis_url)
+        if pgbouncer_url:
+            yield Backends(database_url, redis_url, app_database_url=pgbouncer_url, prepared_statements=False)
+        else:
+            yield Backends(database_url, redis_url, app_database_url=database_url)
     finally:
         if admin_url:
 
@@ -134,7 +156,8 @@ def secret_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def settings(backends: Backends, secret_files: dict[str, Path]) -> Settings:
     return load_settings(ROOT / "config" / "test.toml", environ={}).with_overrides(
-        database_url=backends.database_url,
+        database_url=backends.app_database_url,
+        database_prepared_statements=backends.prepared_statements,
         redis_url=backends.redis_url,
         shell_secret_file=secret_files["shell"],
         kas_secret_file=secret_files["kas"],

@@ -85,6 +85,11 @@ async def test_valid_shell_jwt(client):
         ),
         pytest.param(lambda: "not-a-jwt", id="garbage"),
         pytest.param(lambda: kas_headers()["Gitlab-Kas-Api-Request"], id="kas-token"),
+        # stricter than Rails: a token without exp never expires; gitlab-shell and Gitaly always send one
+        pytest.param(lambda: shell_jwt(exp=None), id="no-exp"),
+        pytest.param(lambda: shell_jwt(iat=int(time.time()) + 1_000_000), id="iat-far-in-the-future"),
+        pytest.param(lambda: shell_jwt(iat=int(time.time()) + 61 + 60), id="iat-past-the-leeway"),
+        pytest.param(lambda: shell_jwt(iat=True), id="iat-not-a-number"),
     ],
 )
 async def test_rejected_shell_jwts(client, token):

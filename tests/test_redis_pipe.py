@@ -1,4 +1,7 @@
-"""The auto-pipelining Redis connection, on the event loop production uses (uvloop) and asyncio's."""
+"""The per-server auto-pipelining connection under the Redis store, on uvloop and asyncio's loop.
+
+The store itself (routing, Sentinel, Cluster) is tested against real topologies in tests/topology/.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import asyncio
 import pytest
 import uvloop
 
-from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable
+from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable, Script
+from service.redis_store import create_store
 
 
 async def _exercise(url: str) -> None:
@@ -19,7 +23,7 @@ async def _exercise(url: str) -> None:
         results = await asyncio.gather(*(pipe.execute("INCR", "pipe-test") for _ in range(500)))
         assert sorted(results) == list(range(1, 501))
         assert await pipe.execute_many([("INCRBY", "pipe-test", 5), ("GET", "pipe-test")]) == [505, "505"]
-        script = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+        script = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
         assert await pipe.evalsha(script, ["pipe-test"], [10]) == 515
         await pipe.execute("SCRIPT", "FLUSH")  # as after a Redis restart: NOSCRIPT, then EVAL
         assert await pipe.evalsha(script, ["pipe-test"], [1]) == 516
@@ -89,3 +93,29 @@ async def test_a_refused_handshake_leaves_no_half_open_connection(backends):
         with pytest.raises(RedisUnavailable):
             await pipe.execute("PING")
     assert pipe._protocol is None
+
+
+async def test_store_on_a_standalone_server(backends, redis):
+    """The store's interface over the embedded server: scripts, one-slot batches, ping, ready."""
+    store = create_store(backends.redis_url)
+    await store.start()
+    try:
+        script = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+        results = await asyncio.gather(*(store.run_script(script, ["store:{a}"], [1]) for _ in range(100)))
+        assert sorted(results) == list(range(1, 101))
+        assert await store.batch([("GET", "store:{a}"), ("INCR", "store:{a}")]) == ["100", 101]
+        assert await store.ping() is True
+        assert await store.ready() is None
+    finally:
+        await store.close()
+
+
+async def test_store_error_reply_is_raised_not_swallowed(backends, redis):
+    store = create_store(backends.redis_url)
+    await store.start()
+    try:
+        await redis.set("store:text", "not a number")
+        with pytest.raises(RedisReplyError):
+            await store.run_script(Script("return redis.call('INCR', KEYS[1])"), ["store:text"])
+    finally:
+        await store.close()

@@ -1,4 +1,4 @@
-"""Named SQL from sql/*.sql, loaded once at import ("SQL is code", after aiosql).
+"""Named SQL from service/sql/*.sql, loaded once at import ("SQL is code", after aiosql).
 
 A block starts with `-- name: <identifier>`, is followed by comment lines saying what it does, and
 holds exactly one statement with native $1 parameters, runnable unchanged in psql. A db module
@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
+# Inside the package (package data in pyproject.toml), so an installed wheel carries it.
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)

@@ -7,24 +7,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from service.db import keys as keys_db
+from service.db import users as users_db
+from service.db.keys import KeyActor
+from service.db.rows import Conn
+from service.db.users import UserRow
+from service.domain import ids
+from service.domain.errors import BadRequest, CommandRefused
+
 _GL_REPOSITORY = re.compile(r"\A(project|wiki|snippet|design)-(\d+)\Z|\Agroup-(\d+)-wiki\Z")
 _IDENTIFIER = re.compile(r"\A(user|key)-(\d+)\Z|\Ausername-(.+)\Z")
 
 
-class InvalidRepository(ValueError):
-    """An unknown gl_repository type (Rails: ArgumentError "Invalid GL Repository")."""
+class InvalidRepository(BadRequest):
+    """An unknown gl_repository type (Rails: ArgumentError "Invalid GL Repository"): 400."""
 
 
 def as_id(value: Any) -> int | None:
     """key_id and user_id arrive as strings (gitlab-shell, Gitaly) or numbers (older callers)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-        return number if 0 < number < 2**63 else None
-    return None
+    return ids.as_id(value, lenient=True)
 
 
 @dataclass(frozen=True)
@@ -127,3 +128,40 @@ def repository_from_params(params: Mapping[str, Any]) -> RepositoryRef:
     if re.search(r"(\A|/)snippets/\d+\Z", given):
         return RepositoryRef("snippet", None, given, given)
     return RepositoryRef("project", None, given, given)
+
+
+async def find_user(conn: Conn, actor: ActorRef) -> UserRow | None:
+    """The user behind an actor (GET /internal/discover); None for nobody."""
+    return await users_db.find_user_for_actor(
+        conn,
+        key_id=actor.key_id,
+        user_id=actor.user_id,
+        username=actor.username,
+        owner_of_key_id=actor.owner_of_key_id,
+    )
+
+
+async def command_key(conn: Conn, key_id: Any, user_id: Any) -> tuple[KeyActor | None, str | None]:
+    """GitLab's validate_actor for the key-based shell commands: (key actor, failure message)."""
+    number = as_id(key_id)
+    if key_id in (None, "") and user_id not in (None, ""):
+        user = await users_db.find_user_by_id(conn, as_id(user_id) or 0)
+        if user is None:
+            return None, "Could not find the given user"
+        return None, "Could not find the given key"
+    if number is None:
+        return None, "Could not find the given key"
+    key = await keys_db.find_key_actor(conn, number)
+    if key is None:
+        return None, "Could not find the given key"
+    if key.user_id is None:
+        return key, "Could not find a user for the given key"
+    return key, None
+
+
+async def command_user_key(conn: Conn, key_id: Any, user_id: Any) -> KeyActor:
+    """command_key, refusing (200 success:false) when there is no user's key."""
+    key, problem = await command_key(conn, key_id, user_id)
+    if problem is not None or key is None:
+        raise CommandRefused(problem)
+    return key

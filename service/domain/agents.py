@@ -9,19 +9,21 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiohttp import web
+import asyncpg
 
-from service import keys
-from service.auth import Identity
 from service.config import Storage
 from service.db import agents as agents_db
-from service.db.agents import AgentContextRow, KasProjectRow
+# the rows the routes render, re-exported: routes do not import service/db
+from service.db.agents import AgentContextRow as AgentContextRow
+from service.db.agents import KasProjectRow as KasProjectRow
 from service.db.rows import Conn
+from service.domain.errors import NoRoute
 from service.domain.permissions import MAINTAINER, Viewer, can_download
-from service.domain.repository import hashed_disk_path
+from service.domain.repository import gitaly_repository
 from service.domain.tokens import token_digest
 
 # TrackUsageService::UPDATE_USED_COLUMN_EVERY: last_used_at is written at most this often, at a
@@ -40,9 +42,15 @@ def usage_is_stale(last_used_at: datetime | None, now: datetime, max_age: timede
     return last_used_at is None or now - last_used_at >= max_age
 
 
-async def authenticate_agent_token(app: web.Application, token: str) -> Identity | None:
+@dataclass(frozen=True)
+class AgentTokenUse:
+    agent_id: int
+    token_id: int
+
+
+async def authenticate_agent_token(pool: asyncpg.Pool, token: str) -> AgentTokenUse | None:
     """The agent behind an active token, recording its use now and then; None when there is none."""
-    async with app[keys.DB_POOL].acquire() as conn:
+    async with pool.acquire() as conn:
         found = await agents_db.find_active_token(conn, token_digest(token))
         if found is None:
             return None
@@ -50,7 +58,7 @@ async def authenticate_agent_token(app: web.Application, token: str) -> Identity
         if usage_is_stale(found.last_used_at, datetime.now(UTC), max_age):
             # The statement re-checks the age, so concurrent requests write once.
             await agents_db.touch_token(conn, found.id, max_age.total_seconds())
-    return Identity("gitlab-kas+agent", agent_id=found.agent_id, agent_token_id=found.id)
+    return AgentTokenUse(found.agent_id, found.id)
 
 
 # --- What kas is told about repositories ---------------------------------------------------------
@@ -61,19 +69,6 @@ def gitaly_info(storage: Storage) -> dict[str, Any]:
     return {"address": storage.gitaly_address, "token": storage.gitaly_token or "", "features": {}}
 
 
-def gitaly_repository(
-    project_id: int, full_path: str, storage_name: str, legacy_disk_path: str | None
-) -> dict[str, Any]:
-    return {
-        "storage_name": storage_name,
-        "relative_path": (legacy_disk_path or hashed_disk_path(project_id)) + ".git",
-        "git_object_directory": "",
-        "git_alternate_object_directories": [],
-        "gl_repository": f"project-{project_id}",
-        "gl_project_path": full_path,
-    }
-
-
 def agent_info(agent: AgentContextRow, storage: Storage) -> dict[str, Any]:
     """GET /internal/kubernetes/agent_info: the agent and how to fetch its configuration project."""
     return {
@@ -82,7 +77,11 @@ def agent_info(agent: AgentContextRow, storage: Storage) -> dict[str, Any]:
         "agent_name": agent.agent_name,
         "gitaly_info": gitaly_info(storage),
         "gitaly_repository": gitaly_repository(
-            agent.project_id, agent.project_full_path, agent.repository_storage, agent.legacy_disk_path
+            agent.repository_storage,
+            agent.project_id,
+            agent.legacy_disk_path,
+            f"project-{agent.project_id}",
+            agent.project_full_path,
         ),
         "default_branch": agent.default_branch,
     }
@@ -93,7 +92,7 @@ def project_info(project: KasProjectRow, storage: Storage) -> dict[str, Any]:
         "project_id": project.id,
         "gitaly_info": gitaly_info(storage),
         "gitaly_repository": gitaly_repository(
-            project.id, project.full_path, project.repository_storage, project.legacy_disk_path
+            project.repository_storage, project.id, project.legacy_disk_path, f"project-{project.id}", project.full_path
         ),
         "default_branch": project.default_branch,
     }
@@ -180,3 +179,11 @@ async def refresh_authorizations(conn: Conn, agent_id: int, config: Mapping[str,
                     conn, kind, entity, agent.id, agent.root_namespace_id, entries
                 )
     return True
+
+
+async def find_agent(conn: Conn, agent_id: int) -> AgentContextRow:
+    """The authenticated agent; 404 when it was deleted after its token was checked."""
+    agent = await agents_db.find_agent_context(conn, agent_id)
+    if agent is None:
+        raise NoRoute()
+    return agent

@@ -1,19 +1,22 @@
-"""Instance settings, cached per process like GitLab's ApplicationSetting.current (60 s)."""
+"""Instance settings, cached per process like GitLab's ApplicationSetting.current.
+
+GitLab keeps them 60 s per process. Here the cache lives `settings_cache_seconds` (0.5 s by default):
+a change made through one worker reaches every worker of every instance within a second, with no
+invalidation message to lose, and it works behind PgBouncer (where LISTEN/NOTIFY does not).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
+import asyncpg
 
-from service import keys
-from service.db.queries import sql
-
-_GET = sql("get_application_settings")
+from service.db import admin_instance as instance_db
 
 
 @dataclass(frozen=True)
@@ -60,28 +63,58 @@ class AppSettings:
 
 
 class SettingsCache:
-    def __init__(self, ttl_seconds: float) -> None:
+    """The instance settings of this process, re-read at most every `ttl_seconds`.
+
+    Re-reads are single-flight: requests arriving meanwhile share the one query and its outcome.
+    When it fails (the database is down), the last good settings keep serving for `stale_seconds`
+    (GitLab's own cache lifetime), and the next attempt waits `retry_seconds`, so requests neither
+    queue behind one another's connect timeouts nor stop on a short outage.
+    """
+
+    def __init__(self, ttl_seconds: float, stale_seconds: float = 60.0, retry_seconds: float = 1.0) -> None:
         self.ttl = ttl_seconds
+        self.stale = stale_seconds
+        self.retry = retry_seconds
         self._value: AppSettings | None = None
-        self._loaded_at = 0.0
-        self._lock = asyncio.Lock()
+        self._loaded_at = -math.inf
+        self._loading: asyncio.Future[AppSettings] | None = None
+        self._failure: Exception | None = None
+        self._failed_at = -math.inf
 
     def invalidate(self) -> None:
-        self._value = None
+        self._loaded_at = -math.inf  # re-read on the next request
 
-    async def get(self, pool: Any) -> AppSettings:
+    async def get(self, pool: asyncpg.Pool) -> AppSettings:
         value = self._value
         if value is not None and time.monotonic() - self._loaded_at < self.ttl:
             return value
-        async with self._lock:
-            if self._value is not None and time.monotonic() - self._loaded_at < self.ttl:
-                return self._value
+        if self._loading is None:
+            if self._failure is not None and time.monotonic() - self._failed_at < self.retry:
+                return self._stale_or_raise(self._failure)
+            self._loading = asyncio.ensure_future(self._load(pool))
+            # its failure is read even if every waiter was cancelled meanwhile (no "never retrieved")
+            self._loading.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            return await asyncio.shield(self._loading)
+        except Exception as exc:
+            return self._stale_or_raise(exc)
+
+    async def _load(self, pool: Any) -> AppSettings:
+        try:
             async with pool.acquire() as conn:
-                record = await conn.fetchrow(_GET)
+                record = await instance_db.get_application_settings(conn)
             self._value = AppSettings.from_record(record)
             self._loaded_at = time.monotonic()
+            self._failure = None
             return self._value
+        except Exception as exc:
+            self._failure, self._failed_at = exc, time.monotonic()
+            raise
+        finally:
+            self._loading = None
 
+    def _stale_or_raise(self, failure: Exception) -> AppSettings:
+        if self._value is not None and time.monotonic() - self._loaded_at < self.stale:
+            return self._value
+        raise failure
 
-async def get_settings(app: web.Application) -> AppSettings:
-    return await app[keys.APP_SETTINGS].get(app[keys.DB_POOL])

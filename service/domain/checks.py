@@ -58,13 +58,21 @@ class Change:
         return self.branch_name or self.tag_name or self.ref
 
 
-def parse_changes(raw: str) -> list[Change]:
-    """`<oldrev> <newrev> <ref>` lines, as Gitaly passes pre-receive's standard input."""
+def parse_changes(raw: str, *, strict: bool = True) -> list[Change]:
+    """`<oldrev> <newrev> <ref>` lines, as Gitaly passes pre-receive's standard input.
+
+    strict (/allowed): a malformed line refuses the whole list. Not strict (post_receive, which must
+    answer 200 whatever it is sent): malformed lines are skipped.
+    """
     changes = []
     for line in raw.splitlines():
         if not line.strip():
             continue
         parts = line.split()
+        if not strict:
+            if len(parts) == 3:
+                changes.append(Change(*parts))
+            continue
         if len(parts) != 3 or not all(re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", p) for p in parts[:2]):
             raise InvalidChanges(line)
         changes.append(Change(*parts))

@@ -1,6 +1,14 @@
-"""Domain errors of the git access checks, with GitLab's exact message texts."""
+"""The one domain error hierarchy, with GitLab's exact message texts.
+
+The domain raises these and knows no HTTP: service/errors.py (the error middleware) is the one place
+that renders each kind in GitLab's JSON shape and status. The kinds are named after the GitLab helper
+whose answer they stand for (lib/api/helpers.rb: render_validation_error!, conflict!, not_found!,
+forbidden!, bad_request!, render_api_error!; Grape's parameter errors).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 ERROR_MESSAGES = {
     # Gitlab::GitAccess
@@ -59,7 +67,95 @@ TIMEOUT_HEADER = "Push operation timed out\n\nTiming information for debugging p
 RATE_LIMITED = "This endpoint has been requested too many times. Try again later."
 
 
-class GitAccessError(Exception):
+class DomainError(Exception):
+    """Anything the domain refuses; the subclasses say which of GitLab's answers it is."""
+
+
+class Invalid(DomainError):
+    """render_validation_error!: {"message": {"attr": ["error", ...]}}."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+class Conflict(DomainError):
+    """conflict!(message): {"message": message}."""
+
+    def __init__(self, message: str = "409 Conflict") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Missing(DomainError):
+    """not_found!(resource): "404 <resource> Not Found"; without a resource, ActiveRecord's
+    RecordNotFound with its lower-case "404 Not found"."""
+
+    def __init__(self, resource: str | None = None) -> None:
+        super().__init__(resource)
+        self.resource = resource
+
+
+class NoRoute(DomainError):
+    """not_found! with no resource: "404 Not Found" (capital F, unlike Missing())."""
+
+
+class Denied(DomainError):
+    """forbidden!(reason): "403 Forbidden - <reason>"."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotPermitted(DomainError):
+    """render_api_error!(message, 403): the message as is, refused for who the caller is."""
+
+    def __init__(self, message: Any) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(DomainError):
+    """bad_request!(reason): "400 Bad request - <reason>"."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Refused(DomainError):
+    """render_api_error!(message, 400): the message as is (a string or an object)."""
+
+    def __init__(self, message: Any) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidParameter(DomainError):
+    """Grape's parameter validation: {"error": "x is missing"}."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unprocessable(DomainError):
+    """unprocessable_entity! with no message: "422 Unprocessable Entity"."""
+
+
+class CommandRefused(DomainError):
+    """The GitLab Shell commands (two_factor_*, personal_access_token; internal/base.rb) refuse with
+    200 {"success": false, "message": ...}: a documented special case, like /allowed's envelope."""
+
+    def __init__(self, message: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class GitAccessError(DomainError):
+    """The /allowed family: rendered in /allowed's own {"status": false, "message": ...} envelope."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message

@@ -45,11 +45,11 @@ from service.domain.permissions import (
     can_read_project,
 )
 from service.domain.rate_limit import ShellOperationLimiter
-from service.domain.reference_counter import MESSAGE_TTL
-from service.domain.repository import RepositoryInspector, hashed_disk_path
+from service.domain.reference_counter import created_key, moved_key, store_notice
+from service.domain.repository import RepositoryInspector, gitaly_repository, hashed_disk_path
 from service.domain.ssh_keys import TECHNOLOGIES, restriction_error
 from service.domain.urls import InstanceUrls
-from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable
+from service.redis_store import RedisError, RedisStore
 
 log = logging.getLogger("gitlab_internal_api.git_access")
 
@@ -111,7 +111,7 @@ class Granted:
 @dataclass(frozen=True)
 class AccessDeps:
     pool: Any
-    redis: PipelinedRedis
+    redis: RedisStore
     limiter: ShellOperationLimiter
     inspector: RepositoryInspector
     settings: Settings
@@ -312,16 +312,16 @@ async def _create_project(deps: AccessDeps, ctx: AccessContextRow, req: AllowedR
             raise ProjectCreationError("Could not create project: Path has already been taken") from None
     full_path = f"{namespace.full_path}/{project_path}"
     message = deps.urls.project_created_message(full_path, req.protocol)
-    await _store_notice(deps, f"project_created:{ctx.user_id}:project-{project_id}", message)
+    await _store_notice(deps, created_key(ctx.user_id, f"project-{project_id}"), message)
     return project_id
 
 
 async def _store_notice(deps: AccessDeps, key: str, message: str) -> None:
     """A notice for the pusher's post-receive; losing it must not deny the git operation."""
     try:
-        await deps.redis.execute("SET", key, message, "EX", MESSAGE_TTL)
-    except (RedisUnavailable, RedisReplyError) as exc:
-        log.warning("could not store push notice %s: %s", key.split(":", 1)[0], exc)
+        await store_notice(deps.redis, key, message)
+    except RedisError:
+        pass  # the store logged it
 
 
 def _valid_project_path(path: str) -> bool:
@@ -392,7 +392,7 @@ async def run_allowed(deps: AccessDeps, req: AllowedRequest, app: AppSettings) -
         await _run_change_checks(deps, ctx, req, repo_type)
     if ctx.redirected_from and ctx.user_id is not None and not is_deploy_key(ctx):
         message = deps.urls.project_moved_message(ctx.redirected_from, _gl_project_path(ctx, repo_type), req.protocol)
-        key = f"redirect_namespace:{ctx.user_id}:{gl_repository(ctx, repo_type)}"
+        key = moved_key(ctx.user_id, gl_repository(ctx, repo_type))
         await _store_notice(deps, key, message)
     if req.action in DOWNLOAD_COMMANDS and ctx.user_id is not None and not is_deploy_key(ctx):
         if ctx.user_last_activity_on is None or ctx.user_last_activity_on < date.today():
@@ -438,16 +438,10 @@ def success_payload(granted: Granted, action: str | None, app: AppSettings, sett
         storage = settings.storages.get(storage_name)
         if storage is None:
             raise RuntimeError(f"repository storage {storage_name!r} is not configured")
-        disk_path = ctx.legacy_disk_path or hashed_disk_path(ctx.project_id)
         payload["gitaly"] = {
-            "repository": {
-                "storage_name": storage_name,
-                "relative_path": disk_path + (".wiki.git" if repo_type == "wiki" else ".git"),
-                "git_object_directory": "",
-                "git_alternate_object_directories": [],
-                "gl_repository": repository,
-                "gl_project_path": project_path,
-            },
+            "repository": gitaly_repository(
+                storage_name, ctx.project_id, ctx.legacy_disk_path, repository, project_path, wiki=repo_type == "wiki"
+            ),
             "address": storage.gitaly_address,
             "token": storage.gitaly_token,
             "features": {},

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from service.db import agents as agents_db
+from service.db.rows import Conn
 from service.domain.usage_metrics import UsageUpdate, unique_update
 
 USER_EVENTS = (
@@ -59,3 +61,12 @@ def agent_events_update(events: Mapping[str, Any], users: set[int], projects: se
     ]
     pairs.append((REGISTER_EVENT, agents))
     return UsageUpdate(unique=unique_update(pairs))
+
+
+async def known_update(conn: Conn, events: Mapping[str, Any]) -> UsageUpdate | None:
+    """The update for the events whose users and projects exist; None when no event names a project."""
+    user_ids, project_ids = referenced_ids(events)
+    if not project_ids:
+        return None  # every event needs an existing project
+    users, projects = await agents_db.existing_users_and_projects(conn, user_ids, project_ids)
+    return agent_events_update(events, users, projects)

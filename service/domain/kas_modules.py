@@ -2,7 +2,7 @@
 vulnerability findings and the scan execution policies agents read (GitLab EE:
 ee/lib/ee/api/internal/kubernetes.rb, AlertManagement::NetworkAlertService,
 Vulnerabilities::StarboardVulnerability{Create,Resolve}Service, Security::ScanExecutionPoliciesFinder).
-Pure functions; the routes do the I/O.
+The rules are pure functions; the last section holds what the routes call, which does the I/O.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from typing import Any
 
 import orjson
 
+from service.db import kas_modules as modules_db
+from service.db.agents import AgentContextRow
 from service.db.kas_modules import PolicyRow
+from service.db.rows import Conn
+from service.domain.agents import can_admin_vulnerability
+from service.domain.errors import Denied
 
 # --- Cilium alerts -------------------------------------------------------------------------------
 
@@ -268,3 +273,63 @@ def _inline(value: Any) -> str:
 
 def to_yaml(document: Mapping[str, Any]) -> str:
     return "---\n" + "\n".join(_block(document, 0)) + "\n"
+
+
+# --- What the routes call ------------------------------------------------------------------------
+
+
+async def record_cilium_alert(conn: Conn, project_id: int, alert: dict[str, Any]) -> None:
+    """AlertManagement::NetworkAlertService: one alert per fingerprint, updated on each sighting."""
+    parsed = network_alert(alert)
+    await modules_db.upsert_alert(
+        conn,
+        project_id=project_id,
+        title=parsed.title,
+        description=parsed.description,
+        severity=parsed.severity,
+        fingerprint=parsed.fingerprint,
+        monitoring_tool=CILIUM,
+        payload=alert,
+    )
+
+
+def _require_vulnerability_admin(agent: AgentContextRow) -> None:
+    if not can_admin_vulnerability(agent):
+        raise Denied()
+
+
+async def record_vulnerability(
+    conn: Conn, agent: AgentContextRow, vulnerability: dict[str, Any], scanner: dict[str, Any]
+) -> str:
+    """StarboardVulnerabilityCreateService: an idempotent finding; its uuid."""
+    _require_vulnerability_admin(agent)
+    identity = finding_identity(agent.agent_id, agent.project_id, vulnerability)
+    location = {**vulnerability["location"]}
+    location["kubernetes_resource"] = {**location["kubernetes_resource"], "agent_id": str(agent.agent_id)}
+    await modules_db.create_vulnerability_finding(
+        conn,
+        uuid=identity.uuid,
+        project_id=agent.project_id,
+        agent_id=agent.agent_id,
+        name=vulnerability["name"],
+        severity=vulnerability["severity"],
+        confidence=vulnerability.get("confidence"),
+        location_fingerprint=identity.location_fingerprint,
+        primary_identifier_fingerprint=identity.primary_identifier_fingerprint,
+        location=location,
+        identifiers=vulnerability["identifiers"],
+        scanner=scanner,
+        raw_metadata=vulnerability,
+        author_id=agent.created_by_user_id,
+    )
+    return identity.uuid
+
+
+async def resolve_scan(conn: Conn, agent: AgentContextRow, uuids: list[str]) -> None:
+    """StarboardVulnerabilityResolveService: resolve this agent's findings a full scan no longer reports."""
+    _require_vulnerability_admin(agent)
+    await modules_db.resolve_missing_findings(conn, agent.agent_id, agent.project_id, normalised_uuids(uuids))
+
+
+async def project_policies(conn: Conn, project_id: int) -> list[PolicyRow]:
+    return await modules_db.scan_execution_policies(conn, project_id)

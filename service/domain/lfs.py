@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import jwt
+
+from service.db import keys as keys_db
+from service.db import projects as projects_db
+from service.db.rows import Conn
+from service.domain.actors import ActorRef, find_user, normalise_repository_path
+from service.domain.errors import Missing, NoRoute
 
 DEFAULT_EXPIRE_TIME = 7200  # seconds; 1800 before GitLab 17
 
@@ -34,3 +42,41 @@ def lfs_token(actor_name: str, secret: bytes, project_id: int, now: float | None
 
 def deploy_key_actor_name(key_id: int) -> str:
     return f"lfs+deploy-key-{key_id}"
+
+
+@dataclass(frozen=True)
+class LfsGrant:
+    username: str
+    token: str
+    project_full_path: str
+
+
+async def authenticate(conn: Conn, actor: ActorRef, project: Any, db_key_base: bytes) -> LfsGrant:
+    """POST /internal/lfs_authenticate: an LFS token for the SSH user or deploy key (internal/base.rb)."""
+    found = (
+        await projects_db.find_project_by_full_path(conn, normalise_repository_path(project))
+        if isinstance(project, str) and project
+        else None
+    )
+    if found is None or not found.lfs_enabled:
+        raise NoRoute()
+    if actor.key_id is not None:
+        key = await keys_db.find_key_actor(conn, actor.key_id)
+        if key is None:
+            raise Missing()
+        if key.is_deploy_key:
+            name = deploy_key_actor_name(key.key_id)
+            secret = deploy_key_secret(key.fingerprint_sha256, db_key_base)
+        elif key.user_id is not None:
+            name = key.username or ""
+            secret = user_secret(key.user_id, key.encrypted_password or "", db_key_base)
+        else:
+            raise Missing()
+    else:
+        # key ids were handled above; the key-owner identifier does not apply to LFS
+        user = await find_user(conn, ActorRef(user_id=actor.user_id, username=actor.username))
+        if user is None:
+            raise Missing()
+        name = user.username
+        secret = user_secret(user.id, user.encrypted_password, db_key_base)
+    return LfsGrant(name, lfs_token(name, secret, found.id), found.full_path)

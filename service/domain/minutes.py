@@ -14,6 +14,7 @@ from datetime import date
 from service.db import billing as db
 from service.db.billing import NamespaceRow, PackRow
 from service.db.rows import Conn
+from service.domain.errors import BadRequest
 
 # CreateService#error_response: the packs API (array) and the first, single-pack API
 UNABLE_TO_SAVE_PACKS = "Unable to save additional packs"
@@ -26,7 +27,7 @@ TARGET_NOT_TOP_LEVEL = "Target namespace must be a top-level namespace"
 NO_SHARED_OWNER = "Both namespaces must share the same owner"
 
 
-class PacksInvalid(Exception):
+class PacksInvalid(BadRequest):
     """A pack failed the model's validations; nothing was saved (400 "Bad request - <message>")."""
 
     def __init__(self, message: str) -> None:
@@ -34,7 +35,7 @@ class PacksInvalid(Exception):
         self.message = message
 
 
-class MoveRejected(Exception):
+class MoveRejected(BadRequest):
     """ChangeNamespaceService refused the move; no pack moved (400 "Bad request - <message>")."""
 
     def __init__(self, message: str) -> None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 
-from service.db.post_receive import PostReceiveContext
-from service.domain.actors import RepositoryRef
-from service.domain.checks import BLANK_SHAS
-from service.domain.reference_counter import Decrease
+from service.db import post_receive as post_receive_db
+from service.db.batch import BatchLoader
+from service.db.post_receive import PostReceiveContext, PushLookup
+from service.db.push_jobs import JobRequest
+from service.domain.actors import RepositoryRef, parse_identifier, repository_from_params
+from service.domain.checks import parse_changes
+from service.domain.push_options import parse_push_options, unsupported_notice
+from service.domain.reference_counter import Decrease, ReferenceCounter
 from service.domain.urls import InstanceUrls
 
 MERGE_REQUESTS_DISABLED = 0
@@ -18,12 +24,11 @@ MERGE_REQUESTS_DISABLED = 0
 
 def pushed_branches(changes: str) -> list[tuple[str, bool, bool]]:
     """(branch, created, deleted) for each branch line of the change list, in push order."""
-    result = []
-    for line in changes.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[2].startswith("refs/heads/"):
-            result.append((parts[2][len("refs/heads/") :], parts[0] in BLANK_SHAS, parts[1] in BLANK_SHAS))
-    return result
+    return [
+        (change.branch_name, change.creation, change.deletion)
+        for change in parse_changes(changes, strict=False)
+        if change.branch_name is not None
+    ]
 
 
 def branch_names(changes: str) -> list[str]:
@@ -62,6 +67,7 @@ def post_receive_messages(
     branches: Sequence[str],
     repository: RepositoryRef | None,
     urls: InstanceUrls,
+    push_options_notice: str | None = None,
 ) -> list[dict[str, Any]]:
     """Alerts go in front, basic messages after them; blank texts are left out.
 
@@ -75,6 +81,75 @@ def post_receive_messages(
         basics.extend(merge_request_messages(ctx, branches, urls))
     if ctx.user_id is not None:
         basics.extend(m for m in (decrease.moved_message, decrease.created_message) if m)
+    if push_options_notice:
+        basics.append(push_options_notice)
     return [{"message": m, "type": "alert"} for m in alerts if m.strip()] + [
         {"message": m, "type": "basic"} for m in basics if m.strip()
     ]
+
+
+@dataclass(frozen=True)
+class PostReceiveAnswer:
+    messages: list[dict[str, Any]]
+    reference_counter_decreased: bool
+
+
+async def post_receive(
+    contexts: BatchLoader[PushLookup, PostReceiveContext],
+    pool: asyncpg.Pool,
+    counter: ReferenceCounter,
+    urls: InstanceUrls,
+    gl_repository: str,
+    identifier: Any,
+    changes: str,
+    jobs: BatchLoader[JobRequest, bool] | None = None,
+    push_options: list[str] | None = None,
+    correlation_id: str = "",
+) -> PostReceiveAnswer:
+    """GitLab's PostReceiveService: queue the PostReceive job, adopt a first default branch, lower
+    the counter, tell the pusher.
+
+    The job is queued while the context is read (two batched statements in flight at once, so the
+    answer waits no longer than before); if queueing fails the call fails (503) before the counter
+    is touched, and Gitaly's retry queues it again.
+    """
+    repository = repository_from_params({"gl_repository": gl_repository}) if gl_repository else None
+    project_id = repository.container_id if repository and repository.repo_type in ("project", "wiki") else None
+    pusher = parse_identifier(identifier)
+    lookup = PushLookup(
+        project_id=project_id,
+        user_id=pusher.user_id,
+        key_id=pusher.owner_of_key_id,
+        username=pusher.username,
+        branches=tuple(branch_names(changes)),
+    )
+    # The database work comes first and the counter's decrease last: a post_receive that fails
+    # (503) must leave the counter as it was, or Gitaly's retry would decrease it twice and the
+    # counter would reach 0 while another push is still in flight.
+    queued = None
+    if jobs is not None and project_id is not None:
+        queued = jobs.submit(
+            JobRequest(
+                orjson.dumps(
+                    {
+                        "gl_repository": gl_repository,
+                        "identifier": identifier if isinstance(identifier, str) else None,
+                        "changes": changes,
+                        "push_options": push_options or [],
+                        "correlation_id": correlation_id,
+                    }
+                ),
+                gl_repository,
+            )
+        )
+    ctx = await contexts.load(lookup)
+    if queued is not None:
+        await queued
+    is_project = repository is not None and repository.repo_type == "project"
+    if ctx.project_id is not None and ctx.default_branch is None and is_project:
+        async with pool.acquire() as conn:
+            ctx = await post_receive_db.adopt_default_branch(conn, ctx, created_branch_names(changes))
+    decrease = await counter.decrease(gl_repository, ctx.user_id, project_id)
+    notice = unsupported_notice(parse_push_options(push_options)) if push_options else None
+    messages = post_receive_messages(ctx, decrease, lookup.branches, repository, urls, notice)
+    return PostReceiveAnswer(messages, decrease.decreased)

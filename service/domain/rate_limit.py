@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 
-from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable
-
-log = logging.getLogger("gitlab_internal_api.rate_limit")
+from service.redis_store import RedisError, RedisStore, Script
 
 PERIOD_SECONDS = 60
 
-_HIT = """
+_HIT = Script("""
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
-"""
+""")
 
 
 class ShellOperationLimiter:
-    def __init__(self, redis: PipelinedRedis) -> None:
+    def __init__(self, redis: RedisStore) -> None:
         self.redis = redis
 
     @staticmethod
@@ -32,9 +29,9 @@ class ShellOperationLimiter:
         if threshold <= 0:
             return False
         try:
-            count = await self.redis.evalsha(_HIT, [self.key(action, project, actor)], [PERIOD_SECONDS])
-        except (RedisUnavailable, RedisReplyError) as exc:
+            count = await self.redis.run_script(_HIT, [self.key(action, project, actor)], [PERIOD_SECONDS])
+        except RedisError:
             # Fail open: an unreachable Redis must not stop every git operation on the instance.
-            log.warning("rate limiter unavailable, not limiting: %s", exc)
+            # The store logs why, once per change of state rather than once per request.
             return False
         return int(count) > threshold

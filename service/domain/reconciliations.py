@@ -16,6 +16,7 @@ import orjson
 
 from service.db import billing as db
 from service.db.rows import Conn
+from service.domain.errors import Refused
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,13 @@ class ReconciliationRequest:
     display_alert_from: date | None
 
 
-class ReconciliationsInvalid(Exception):
-    """Some records were invalid: `message` is GitLab's `errors.to_json`, e.g.
-    `[{"127":["Namespace can't be blank"]}]`."""
+class ReconciliationsInvalid(Refused):
+    """Some records were invalid: `errors_json` is GitLab's `errors.to_json`, e.g.
+    `[{"127":["Namespace can't be blank"]}]`, answered as render_api_error!({error: ...}, 400)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, errors_json: str) -> None:
+        super().__init__({"error": errors_json})
+        self.errors_json = errors_json
 
 
 def record_errors(item: ReconciliationRequest, namespace_exists: bool) -> list[str]:

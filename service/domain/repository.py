@@ -36,6 +36,27 @@ def hashed_disk_path(project_id: int) -> str:
     return f"@hashed/{digest[:2]}/{digest[2:4]}/{digest}"
 
 
+def gitaly_repository(
+    storage_name: str,
+    project_id: int,
+    legacy_disk_path: str | None,
+    gl_repository: str,
+    gl_project_path: str,
+    *,
+    wiki: bool = False,
+) -> dict[str, Any]:
+    """Gitaly's Repository message as GitLab hands it out (/allowed's gitaly block, kas's agent_info)."""
+    disk_path = legacy_disk_path or hashed_disk_path(project_id)
+    return {
+        "storage_name": storage_name,
+        "relative_path": disk_path + (".wiki.git" if wiki else ".git"),
+        "git_object_directory": "",
+        "git_alternate_object_directories": [],
+        "gl_repository": gl_repository,
+        "gl_project_path": gl_project_path,
+    }
+
+
 class RepositoryInspector:
     def __init__(self, storages: Mapping[str, Storage]) -> None:
         self.storages = storages

@@ -13,8 +13,10 @@ from datetime import date, datetime
 from typing import Any
 
 from service.db import billing as db
-from service.db.billing import NamespaceRow, PlanRow, SubscriptionRow, SubscriptionValues
+from service.db.billing import NamespaceRow as NamespaceRow  # re-exported for the routes
+from service.db.billing import PlanRow, SubscriptionRow, SubscriptionValues
 from service.db.rows import Conn
+from service.domain.errors import Denied, Invalid, Missing
 
 FREE = "free"
 # Plan::PAID_HOSTED_PLANS, Plan::TOP_PLANS (ee/app/models/ee/plan.rb)
@@ -75,16 +77,15 @@ EMPTY_ENTITY: dict[str, dict[str, Any]] = {
 }
 
 
-class SubscriptionInvalid(Exception):
+class SubscriptionInvalid(Invalid):
     """ActiveRecord validation errors: rendered as 400 {"message": {"seats": ["can't be blank"]}}."""
 
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
 
+class SubscriptionNotFound(Missing):
+    """PUT on a namespace without subscription: 404 "404 GitlabSubscription Not Found"."""
 
-class SubscriptionNotFound(Exception):
-    """PUT on a namespace without subscription."""
+    def __init__(self) -> None:
+        super().__init__("GitlabSubscription")
 
 
 @dataclass(frozen=True)
@@ -365,3 +366,21 @@ async def update(
             await db.insert_subscription_history(conn, current, CHANGE_TYPE_UPDATED)
         await db.update_subscription(conn, current.id, values)
         return await show(conn, namespace, now.date())
+
+
+async def find_namespace(conn: Conn, id_or_path: str, resource: str = "Namespace") -> NamespaceRow:
+    """find_namespace!: an id or a full path; 404 "<resource> Not Found" when there is none."""
+    namespace = await db.find_namespace(conn, id_or_path)
+    if namespace is None:
+        raise Missing(resource)
+    return namespace
+
+
+async def authorize_owner(conn: Conn, namespace: NamespaceRow, user_id: int) -> None:
+    """authorize! :admin_namespace for a non-admin: find_namespace! hides what the user cannot see
+    (404); a visible namespace they do not own is refused (403)."""
+    access = await db.namespace_access(conn, namespace.id, user_id)
+    if not access.can_read:
+        raise Missing("Namespace")
+    if not access.is_owner:
+        raise Denied()

@@ -5,7 +5,15 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
+
+from service.db import users as users_db
+from service.db.rows import Conn
+from service.domain.actors import command_key
+from service.domain.app_settings import AppSettings
+from service.domain.errors import CommandRefused
 
 # Gitlab::Auth::API_SCOPES + REPOSITORY_SCOPES + REGISTRY_SCOPES (+ the later additions), sorted
 VALID_PAT_SCOPES = sorted(
@@ -26,7 +34,7 @@ VALID_PAT_SCOPES = sorted(
 MAX_LIFETIME_DAYS = 365
 
 
-class InvalidTokenRequest(Exception):
+class InvalidTokenRequest(CommandRefused):
     """A PAT request GitLab answers with success:false and this message."""
 
 
@@ -106,3 +114,35 @@ def validate_pat_request(
     if expiry is not None and expiry > latest:
         raise InvalidTokenRequest(f"Failed to create token: Expires at must be before {latest.isoformat()}")
     return name, scope_list, expiry
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    scopes: list[str]
+    expires_at: date | None
+
+
+async def issue_personal_access_token(
+    conn: Conn, params: dict[str, Any], app_settings: AppSettings, today: date
+) -> IssuedToken:
+    """POST /internal/personal_access_token: a PAT for the SSH user (internal/base.rb)."""
+    key, problem = await command_key(conn, params.get("key_id"), params.get("user_id"))
+    # Unlike recovery codes, GitLab checks for a deploy key before the user checks here.
+    if key is not None and key.is_deploy_key:
+        raise CommandRefused("Deploy keys cannot be used to create personal access tokens")
+    if problem is not None or key is None or key.user_id is None:
+        raise CommandRefused(problem)
+    name, scopes, expires_at = validate_pat_request(
+        params.get("name"),
+        params.get("scopes"),
+        params.get("expires_at"),
+        require_expiry=app_settings.require_personal_access_token_expiry,
+        max_lifetime_days=app_settings.max_personal_access_token_lifetime,
+        today=today,
+    )
+    token = new_token(app_settings.personal_access_token_prefix)
+    await users_db.insert_personal_access_token(
+        conn, user_id=key.user_id, name=name, digest=token_digest(token), scopes=scopes, expires_at=expires_at
+    )
+    return IssuedToken(token, scopes, expires_at)

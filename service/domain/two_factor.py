@@ -7,6 +7,13 @@ import base64
 import hashlib
 import hmac
 import secrets
+from typing import Any
+
+from service.db import users as users_db
+from service.db.rows import Conn
+from service.domain.actors import command_key, command_user_key
+from service.domain.app_settings import AppSettings
+from service.domain.errors import CommandRefused
 
 NUMBER_OF_CODES = 10
 # The codes carry 64 random bits each, so a modest work factor is enough against offline guessing.
@@ -35,3 +42,29 @@ def code_matches(code: str, stored: str) -> bool:
 async def digest_codes(codes: list[str]) -> list[str]:
     # Key derivation is CPU work: keep it off the event loop.
     return await asyncio.to_thread(lambda: [digest_code(code) for code in codes])
+
+
+async def regenerate_recovery_codes(conn: Conn, key_id: Any, user_id: Any) -> list[str]:
+    """POST /internal/two_factor_recovery_codes: new codes replace the old ones."""
+    key = await command_user_key(conn, key_id, user_id)
+    if key.is_deploy_key:
+        raise CommandRefused("Deploy keys cannot be used to retrieve recovery codes")
+    if not key.otp_required_for_login or key.user_id is None:
+        raise CommandRefused("Two-factor authentication is not enabled for this user")
+    codes = generate_codes()
+    await users_db.replace_otp_backup_codes(conn, key.user_id, await digest_codes(codes))
+    return codes
+
+
+def cli_two_factor_enabled(app_settings: AppSettings) -> None:
+    """POST /internal/two_factor_config answers a bare {"success": false} while the feature is off."""
+    if not app_settings.two_factor_for_cli:
+        raise CommandRefused(None)
+
+
+async def two_factor_required(conn: Conn, key_id: Any, user_id: Any) -> bool:
+    """POST /internal/two_factor_config: does the key's user need 2FA on the command line?"""
+    key, problem = await command_key(conn, key_id, user_id)
+    if problem is not None or key is None:
+        raise CommandRefused(problem)
+    return False if key.is_deploy_key else bool(key.otp_required_for_login)

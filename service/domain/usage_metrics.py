@@ -1,11 +1,19 @@
-"""kas usage metrics in Redis, under GitLab's own key names (reference sections 4.4 and 7).
+"""kas usage metrics in Redis (reference sections 4.4 and 7).
 
-Totals: `INCRBY USAGE_KUBERNETES_AGENT_<EVENT>`, no TTL (Gitlab::UsageDataCounters::KubernetesAgentCounter).
-Unique counts: `PFADD {hll_counters}_<event>-<ISO year>-<ISO week>`, six weeks TTL (HLLRedisCounter).
-Every write of one request goes out as one batch on the auto-pipelining connection
-(service/redis_pipe.py, `execute_many`: one write, replies read in order): one round trip per
-request, shared with whatever else the event loop sends at that moment. INCRBY and PFADD are atomic
-on the server, so concurrent requests add up exactly; no MULTI is needed.
+Totals: `INCRBY {hll_counters}_USAGE_KUBERNETES_AGENT_<EVENT>`, no TTL: GitLab's KubernetesAgentCounter
+key name (`USAGE_KUBERNETES_AGENT_<EVENT>`) with the HLLs' hash tag in front, NOT GitLab's name
+itself. Unique counts: `PFADD {hll_counters}_<event>-<ISO year>-<ISO week>`, six weeks TTL, GitLab's
+HLLRedisCounter names. Every key is in the `{hll_counters}` slot, so all the writes of one request
+are ONE Lua script (one round trip, one slot on Redis Cluster) that applies all of them or none: it
+refuses an overflowing total before writing anything, and a failure before it ran writes nothing.
+A failed request is answered 503 and kas's retry cannot double-count half of it. A write that ran
+but that replicas did not acknowledge (Sentinel's WAIT, service/redis_store.py) is answered 503
+too, after its totals were taken back (its PFADDs need no undo: adding the same ids again on
+kas's retry changes nothing).
+
+Earlier versions of this service kept the totals under GitLab's untagged names; `read_usage` adds
+those keys (LEGACY_COUNTER_KEYS), so totals do not restart from 0 on upgrade, and writes of
+not-yet-upgraded workers during a rolling deploy still count.
 
 POST /usage_metrics is kas's hottest call, so its parameters are checked here by hand against
 tables built at import rather than by a marshmallow schema: the checks are few, and the messages
@@ -14,13 +22,16 @@ must be Grape's (including the order and the `mutually_exclusive` wording).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from service.redis_pipe import PipelinedRedis
+from service.domain.errors import BadRequest, InvalidParameter
+from service.redis_store import RedisError, RedisStore, Script
+from service.unavailable import BackendUnavailable
 
 # KubernetesAgentCounter::KNOWN_EVENTS over the eras (15.4+ adds the flux and *_via_* counters).
 COUNTER_EVENTS = (
@@ -47,7 +58,9 @@ UNIQUE_EVENTS = (
 AGENT_EVENT_UNIQUE_EVENTS = ("register_agent_at_kas",)
 REPORTED_UNIQUE_EVENTS = UNIQUE_EVENTS + AGENT_EVENT_UNIQUE_EVENTS
 
-COUNTER_KEYS = {event: f"USAGE_KUBERNETES_AGENT_{event.upper()}" for event in COUNTER_EVENTS}
+COUNTER_KEYS = {event: f"{{hll_counters}}_USAGE_KUBERNETES_AGENT_{event.upper()}" for event in COUNTER_EVENTS}
+# Read, never written: each in its own hash slot, so each is read by a command of its own.
+LEGACY_COUNTER_KEYS = {event: f"USAGE_KUBERNETES_AGENT_{event.upper()}" for event in COUNTER_EVENTS}
 # Gitlab::UsageDataCounters::HLLRedisCounter::REDIS_SLOT: one hash slot, so PFCOUNT over weeks works on a cluster.
 HLL_KEY_PREFIXES = {event: f"{{hll_counters}}_{event}-" for event in REPORTED_UNIQUE_EVENTS}
 HLL_TTL_SECONDS = int(timedelta(weeks=6).total_seconds())  # KEY_EXPIRY_LENGTH
@@ -57,16 +70,13 @@ MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # what Redis INCRBY accepts
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*\Z")
 
 
-class InvalidParameters(Exception):
+class InvalidParameters(InvalidParameter):
     """Grape's parameter validation failure: 400 {"error": message}."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
-
-class InvalidCount(Exception):
-    """KubernetesAgentCounter.validate!'s ArgumentError: 400 {"message": "400 Bad request - <message>"}."""
+class InvalidCount(BadRequest):
+    """KubernetesAgentCounter.validate!'s ArgumentError (`rescue ArgumentError => e; bad_request!(e.message)`):
+    400 {"message": "400 Bad request - <message>"}."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -166,39 +176,94 @@ def hll_key(event: str, week: str) -> str:
     return HLL_KEY_PREFIXES[event] + week
 
 
-def usage_commands(update: UsageUpdate, today: date) -> list[tuple[Any, ...]]:
-    """The Redis commands that apply an update."""
+# KEYS: the totals, then the weekly HLLs. ARGV: the number of totals, their increments, the HLL TTL,
+# then per HLL the number of its values and the values. Every check comes before the first write.
+# Lua numbers are doubles: 9.2e18 stays safely below INCRBY's limit of 2^63-1.
+_RECORD_USAGE = Script("""
+local totals = tonumber(ARGV[1])
+for i = 1, totals do
+  local current = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if current == nil or current + tonumber(ARGV[1 + i]) >= 9.2e18 then
+    return redis.error_reply('ERR usage counter ' .. KEYS[i] .. ' would overflow; nothing was written')
+  end
+end
+for i = 1, totals do redis.call('INCRBY', KEYS[i], ARGV[1 + i]) end
+local ttl = ARGV[totals + 2]
+local at = totals + 3
+for k = totals + 1, #KEYS do
+  local count = tonumber(ARGV[at])
+  local first, last = at + 1, at + count
+  while first <= last do  -- unpack() is limited to a few thousand values at once
+    local upto = math.min(first + 999, last)
+    redis.call('PFADD', KEYS[k], unpack(ARGV, first, upto))
+    first = upto + 1
+  end
+  redis.call('EXPIRE', KEYS[k], ttl)  -- HLL.add refreshes the expiry on every add
+  at = at + count + 1
+end
+return totals
+""")
+
+# The undo of a _RECORD_USAGE call (same KEYS and ARGV) whose write replicas did not acknowledge:
+# its totals taken back. The HLLs stay: a retry re-adding the same ids leaves them as they are.
+_UNDO_USAGE = Script("""
+for i = 1, tonumber(ARGV[1]) do redis.call('DECRBY', KEYS[i], ARGV[1 + i]) end
+return 0
+""")
+
+
+def usage_script_call(update: UsageUpdate, today: date) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of the one script call that applies an update."""
     week = iso_week(today)
-    commands: list[tuple[Any, ...]] = [
-        ("INCRBY", COUNTER_KEYS[event], number) for event, number in update.counters
-    ]
+    keys = [COUNTER_KEYS[event] for event, _ in update.counters]
+    args: list[Any] = [len(keys), *(number for _, number in update.counters), HLL_TTL_SECONDS]
     for event, values in update.unique:
-        key = hll_key(event, week)
-        commands.append(("PFADD", key, *values))
-        commands.append(("EXPIRE", key, HLL_TTL_SECONDS))  # HLL.add refreshes the expiry on every add
-    return commands
+        keys.append(hll_key(event, week))
+        args.extend((len(values), *values))
+    return keys, args
 
 
-async def record_usage(redis: PipelinedRedis, update: UsageUpdate, today: date) -> None:
-    """All increments of one request in one batch (one round trip); nothing at all when empty."""
-    if not update.empty:
-        await redis.execute_many(usage_commands(update, today))
+async def record_usage(redis: RedisStore, update: UsageUpdate, today: date) -> None:
+    """All increments of one request, all or nothing, in one call; nothing at all when empty.
+
+    Raises BackendUnavailable (503, kas retries) when Redis did not confirm the write; a write
+    that ran but was not replicated in time has had its totals taken back by then.
+    """
+    if update.empty:
+        return
+    keys, args = usage_script_call(update, today)
+    undo = (_UNDO_USAGE, args) if update.counters else None
+    try:
+        await redis.run_script(_RECORD_USAGE, keys, args, durable=True, undo=undo)
+    except RedisError as exc:
+        raise BackendUnavailable("redis", str(exc)) from None
 
 
 def reported_weeks(today: date, count: int = REPORTED_WEEKS) -> list[str]:
     return [iso_week(today - timedelta(weeks=back)) for back in range(count)]
 
 
-async def read_usage(redis: PipelinedRedis, today: date) -> dict[str, Any]:
-    """Totals, and unique counts per ISO week (newest first) with their union, in one round trip."""
+async def read_usage(redis: RedisStore, today: date) -> dict[str, Any]:
+    """Totals (plus the legacy keys'), and unique counts per ISO week (newest first) with their union.
+
+    One round trip for the {hll_counters} slot, concurrently one single-key GET per legacy total.
+    """
     weeks = reported_weeks(today)
     commands: list[tuple[Any, ...]] = [("GET", COUNTER_KEYS[event]) for event in COUNTER_EVENTS]
     for event in REPORTED_UNIQUE_EVENTS:
         keys = [hll_key(event, week) for week in weeks]
         commands.extend(("PFCOUNT", key) for key in keys)
         commands.append(("PFCOUNT", *keys))  # the union: ids seen in any of these weeks, counted once
-    results = iter(await redis.execute_many(commands))
-    totals = {event: int(next(results) or 0) for event in COUNTER_EVENTS}
+    try:
+        replies = await asyncio.gather(
+            redis.batch(commands),  # one slot: {hll_counters}
+            *(redis.batch([("GET", LEGACY_COUNTER_KEYS[event])]) for event in COUNTER_EVENTS),
+        )
+    except RedisError as exc:
+        raise BackendUnavailable("redis", str(exc)) from None
+    results = iter(replies[0])
+    legacy = {event: int(reply[0] or 0) for event, reply in zip(COUNTER_EVENTS, replies[1:], strict=True)}
+    totals = {event: int(next(results) or 0) + legacy[event] for event in COUNTER_EVENTS}
     unique: dict[str, Any] = {}
     for event in REPORTED_UNIQUE_EVENTS:
         weekly = {week: int(next(results)) for week in weeks}

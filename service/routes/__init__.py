@@ -5,16 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import auth, keys
-from service.routes import admin, billing, health, kas, shell
+from service.routes import admin, billing, docs, health, kas, metrics, shell
 
 # (route table, consumer): the only way a route gets into the application.
 ROUTE_TABLES: list[tuple[web.RouteTableDef, auth.Consumer]] = [
     (health.routes, auth.PUBLIC),
+    (metrics.routes, auth.PUBLIC),  # the handler checks the monitoring allow-list / token
     (shell.routes, auth.SHELL),
     (shell.error_tracking_routes, auth.ERROR_TRACKING),
     *kas.ROUTE_TABLES,
     *admin.ROUTE_TABLES,
     *billing.ROUTE_TABLES,
+    (docs.routes, auth.ADMIN),
 ]
 
 

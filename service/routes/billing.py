@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import asyncpg
 from aiohttp import web
 
 from schemas.billing import (
@@ -23,17 +24,10 @@ from schemas.billing import (
     SubscriptionOut,
 )
 from service import auth, keys
-from service.db import billing as billing_db
-from service.db.billing import NamespaceRow
-from service.db.rows import Conn
 from service.domain import minutes, reconciliations, subscriptions
 from service.errors import (
-    bad_request,
-    forbidden,
     json_response,
     not_found,
-    render_api_error,
-    validation_error,
 )
 from service.params import load, params
 
@@ -64,12 +58,9 @@ def _today() -> date:
 
 
 async def _namespace(
-    conn: Conn, request: web.Request, key: str = "id", resource: str = "Namespace"
-) -> NamespaceRow:
-    namespace = await billing_db.find_namespace(conn, request.match_info[key])
-    if namespace is None:
-        raise not_found(resource)
-    return namespace
+    conn: asyncpg.pool.PoolConnectionProxy, request: web.Request, key: str = "id", resource: str = "Namespace"
+) -> subscriptions.NamespaceRow:
+    return await subscriptions.find_namespace(conn, request.match_info[key], resource)
 
 
 # --- subscriptions ------------------------------------------------------------------------------
@@ -81,10 +72,7 @@ async def create_subscription(request: web.Request) -> web.Response:
     declared = load(SubscriptionCreateIn(), await params(request))
     async with request.app[keys.DB_POOL].acquire() as conn:
         namespace = await _namespace(conn, request)
-        try:
-            view = await subscriptions.create(conn, namespace, declared, _today())
-        except subscriptions.SubscriptionInvalid as exc:
-            raise validation_error(exc.errors) from None
+        view = await subscriptions.create(conn, namespace, declared, _today())
     return json_response(SubscriptionOut().dump(view), 201)
 
 
@@ -94,12 +82,7 @@ async def update_subscription(request: web.Request) -> web.Response:
     declared = load(SubscriptionIn(), await params(request))
     async with request.app[keys.DB_POOL].acquire() as conn:
         namespace = await _namespace(conn, request)
-        try:
-            view = await subscriptions.update(conn, namespace, declared, _now())
-        except subscriptions.SubscriptionNotFound:
-            raise not_found("GitlabSubscription") from None
-        except subscriptions.SubscriptionInvalid as exc:
-            raise validation_error(exc.errors) from None
+        view = await subscriptions.update(conn, namespace, declared, _now())
     return json_response(SubscriptionOut().dump(view))
 
 
@@ -111,13 +94,7 @@ async def show_subscription(request: web.Request) -> web.Response:
         namespace = await _namespace(conn, request)
         if not identity.is_admin:
             assert identity.user_id is not None
-            access = await billing_db.namespace_access(conn, namespace.id, identity.user_id)
-            # find_namespace! hides what the user cannot see (404); authorize! :admin_namespace
-            # refuses a visible namespace they do not own (403).
-            if not access.can_read:
-                raise not_found("Namespace")
-            if not access.is_owner:
-                raise forbidden()
+            await subscriptions.authorize_owner(conn, namespace, identity.user_id)
         view = await subscriptions.show(conn, namespace, _today(), record_peak=True)
     return json_response(SubscriptionOut().dump(view))
 
@@ -138,10 +115,7 @@ async def create_minutes_packs(request: web.Request) -> web.Response:
         message = minutes.UNABLE_TO_SAVE_PACKS
     async with request.app[keys.DB_POOL].acquire() as conn:
         namespace = await _namespace(conn, request)
-        try:
-            saved = await minutes.create_packs(conn, namespace, packs, message)
-        except minutes.PacksInvalid as exc:
-            raise bad_request(exc.message) from None
+        saved = await minutes.create_packs(conn, namespace, packs, message)
     body = PackOut().dump(saved[0]) if single else PackOut(many=True).dump(saved)
     return json_response(body, 201)
 
@@ -152,10 +126,7 @@ async def move_minutes_packs(request: web.Request) -> web.Response:
     async with request.app[keys.DB_POOL].acquire() as conn:
         namespace = await _namespace(conn, request)
         target = await _namespace(conn, request, "target_id", "Target namespace")
-        try:
-            await minutes.move_packs(conn, namespace, target)
-        except minutes.MoveRejected as exc:
-            raise bad_request(exc.message) from None
+        await minutes.move_packs(conn, namespace, target)
     return json_response({"message": "202 Accepted"}, 202)
 
 
@@ -168,10 +139,7 @@ async def update_upcoming_reconciliations(request: web.Request) -> web.Response:
     declared = load(ReconciliationsIn(), await params(request))
     items = [reconciliations.ReconciliationRequest(**item) for item in declared["upcoming_reconciliations"]]
     async with request.app[keys.DB_POOL].acquire() as conn:
-        try:
-            await reconciliations.upsert(conn, items)
-        except reconciliations.ReconciliationsInvalid as exc:
-            raise render_api_error({"error": exc.message}, 400) from None
+        await reconciliations.upsert(conn, items)
     # The Grape block ends with `status 200`, whose value becomes the body: the JSON `200`.
     return json_response(200)
 

@@ -1,8 +1,9 @@
-"""Load-balancer probes: liveness (the process answers) and readiness (PostgreSQL and Redis answer)."""
+"""Load-balancer probes: liveness (the process answers) and readiness (the backends can serve requests)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -10,6 +11,12 @@ from service import keys
 from service.errors import json_response
 
 routes = web.RouteTableDef()
+
+PROBE_TIMEOUT = 1.0  # seconds, each probe
+
+
+class NotReady(Exception):
+    pass
 
 
 @routes.get("/-/liveness")
@@ -20,21 +27,31 @@ async def liveness(request: web.Request) -> web.Response:
 
 @routes.get("/-/readiness")
 async def readiness(request: web.Request) -> web.Response:
-    """GET /-/readiness: 200 when both backends answer within a second, else 503 with the failing one."""
+    """GET /-/readiness: 200 when both backends can serve the hot paths within a second, else 503.
+
+    Answering is not enough. PostgreSQL must be a writable primary (a standby left behind by a
+    failover answers SELECT 1 too); Redis must take writes on every primary the service routes to
+    (a Sentinel, a replica or a cluster node reached as a standalone server all answer PING).
+    """
 
     async def database() -> None:
         async with request.app[keys.DB_POOL].acquire() as conn:
-            await conn.fetchval("SELECT 1")
+            if not await conn.fetchval("SELECT NOT pg_is_in_recovery()"):
+                raise NotReady("the database is in recovery (a standby), not a writable primary")
 
     async def redis() -> None:
-        await request.app[keys.REDIS].ping()
+        reason = await request.app[keys.REDIS].ready()
+        if reason is not None:
+            raise NotReady(reason)
 
-    checks = {"db_check": database, "redis_check": redis}
+    checks: dict[str, Callable[[], Awaitable[None]]] = {"db_check": database, "redis_check": redis}
     results = {}
     for name, probe in checks.items():
         try:
-            await asyncio.wait_for(probe(), timeout=1.0)
+            await asyncio.wait_for(probe(), timeout=PROBE_TIMEOUT)
             results[name] = [{"status": "ok"}]
+        except NotReady as exc:
+            results[name] = [{"status": "failed", "message": str(exc)}]
         except Exception as exc:  # any failure makes the worker unready
             results[name] = [{"status": "failed", "message": type(exc).__name__}]
     healthy = all(result[0]["status"] == "ok" for result in results.values())

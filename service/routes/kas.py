@@ -15,11 +15,8 @@ from aiohttp import web
 from schemas import kas as schemas
 from service import auth, keys
 from service.config import Storage
-from service.db import agents as agents_db
-from service.db import kas_modules as modules_db
-from service.db.agents import AgentContextRow
 from service.domain import agents, kas_events, kas_modules, usage_metrics
-from service.errors import bad_request, forbidden, grape_error, json_response, not_found, record_not_found
+from service.errors import json_response, not_found, record_not_found
 from service.params import load_params, params
 
 routes = web.RouteTableDef()
@@ -52,14 +49,11 @@ def _storage(request: web.Request, name: str) -> Storage:
     return storage
 
 
-async def _agent(request: web.Request) -> AgentContextRow:
+async def _agent(request: web.Request) -> agents.AgentContextRow:
     agent_id = request[keys.IDENTITY].agent_id
     assert agent_id is not None  # set by auth.KAS_AGENT
     async with request.app[keys.DB_POOL].acquire() as conn:
-        agent = await agents_db.find_agent_context(conn, agent_id)
-    if agent is None:
-        raise not_found()  # the agent was deleted after its token was checked
-    return agent
+        return await agents.find_agent(conn, agent_id)
 
 
 # --- Agent token routes --------------------------------------------------------------------------
@@ -73,7 +67,7 @@ async def agent_info(request: web.Request) -> web.Response:
     return json_response(agents.agent_info(agent, _storage(request, agent.repository_storage)))
 
 
-async def _readable_project(request: web.Request) -> agents_db.KasProjectRow:
+async def _readable_project(request: web.Request) -> agents.KasProjectRow:
     loaded = await load_params(request, schemas.PROJECT_ID)
     agent_id = request[keys.IDENTITY].agent_id
     assert agent_id is not None
@@ -108,18 +102,8 @@ async def cilium_alert(request: web.Request) -> web.Response:
     if not kas_modules.alert_payload_valid(alert):
         return json_response(400, status=400)
     agent = await _agent(request)
-    parsed = kas_modules.network_alert(alert)
     async with request.app[keys.DB_POOL].acquire() as conn:
-        await modules_db.upsert_alert(
-            conn,
-            project_id=agent.project_id,
-            title=parsed.title,
-            description=parsed.description,
-            severity=parsed.severity,
-            fingerprint=parsed.fingerprint,
-            monitoring_tool=kas_modules.CILIUM,
-            payload=alert,
-        )
+        await kas_modules.record_cilium_alert(conn, agent.project_id, alert)
     return json_response(200)
 
 
@@ -128,30 +112,9 @@ async def starboard_vulnerability(request: web.Request) -> web.Response:
     """PUT /internal/kubernetes/modules/starboard_vulnerability (EE): an idempotent finding; 200 {"uuid"}."""
     loaded = await load_params(request, schemas.STARBOARD_VULNERABILITY)
     agent = await _agent(request)
-    if not agents.can_admin_vulnerability(agent):
-        raise forbidden()
-    vulnerability, scanner = loaded["vulnerability"], loaded["scanner"]
-    identity = kas_modules.finding_identity(agent.agent_id, agent.project_id, vulnerability)
-    location = {**vulnerability["location"]}
-    location["kubernetes_resource"] = {**location["kubernetes_resource"], "agent_id": str(agent.agent_id)}
     async with request.app[keys.DB_POOL].acquire() as conn:
-        await modules_db.create_vulnerability_finding(
-            conn,
-            uuid=identity.uuid,
-            project_id=agent.project_id,
-            agent_id=agent.agent_id,
-            name=vulnerability["name"],
-            severity=vulnerability["severity"],
-            confidence=vulnerability.get("confidence"),
-            location_fingerprint=identity.location_fingerprint,
-            primary_identifier_fingerprint=identity.primary_identifier_fingerprint,
-            location=location,
-            identifiers=vulnerability["identifiers"],
-            scanner=scanner,
-            raw_metadata=vulnerability,
-            author_id=agent.created_by_user_id,
-        )
-    return json_response({"uuid": identity.uuid})
+        uuid = await kas_modules.record_vulnerability(conn, agent, loaded["vulnerability"], loaded["scanner"])
+    return json_response({"uuid": uuid})
 
 
 @agent_routes.post(f"{STARBOARD}/scan_result")
@@ -159,12 +122,8 @@ async def starboard_scan_result(request: web.Request) -> web.Response:
     """POST …/starboard_vulnerability/scan_result (EE): resolve this agent's findings a full scan no longer reports."""
     loaded = await load_params(request, schemas.SCAN_RESULT)
     agent = await _agent(request)
-    if not agents.can_admin_vulnerability(agent):
-        raise forbidden()
     async with request.app[keys.DB_POOL].acquire() as conn:
-        await modules_db.resolve_missing_findings(
-            conn, agent.agent_id, agent.project_id, kas_modules.normalised_uuids(loaded["uuids"])
-        )
+        await kas_modules.resolve_scan(conn, agent, loaded["uuids"])
     return json_response(200)  # `status 200` as the last expression: the body is 200
 
 
@@ -173,7 +132,7 @@ async def scan_execution_policies(request: web.Request) -> web.Response:
     """GET …/starboard_vulnerability/scan_execution_policies (EE, 15.x): the policies that scan this agent's cluster."""
     agent = await _agent(request)
     async with request.app[keys.DB_POOL].acquire() as conn:
-        policies = await modules_db.scan_execution_policies(conn, agent.project_id)
+        policies = await kas_modules.project_policies(conn, agent.project_id)
     selected = kas_modules.agent_policies(policies, agent.agent_name)
     return json_response({"policies": [kas_modules.policy_entity(p) for p in selected]})
 
@@ -183,7 +142,7 @@ async def policies_configuration(request: web.Request) -> web.Response:
     """GET …/starboard_vulnerability/policies_configuration (EE): cadence and namespaces for the agent's scans."""
     agent = await _agent(request)
     async with request.app[keys.DB_POOL].acquire() as conn:
-        policies = await modules_db.scan_execution_policies(conn, agent.project_id)
+        policies = await kas_modules.project_policies(conn, agent.project_id)
     return json_response({"configurations": kas_modules.policy_configurations(policies, agent.agent_name)})
 
 
@@ -204,14 +163,8 @@ async def agent_configuration(request: web.Request) -> web.Response:
 @routes.post(f"{KUBERNETES}/usage_metrics")
 async def usage_metrics_post(request: web.Request) -> web.Response:
     """POST /internal/kubernetes/usage_metrics: add kas's counts to the Redis totals and weekly HLLs."""
-    try:
-        update = usage_metrics.parse_usage_metrics(await params(request))
-    except usage_metrics.InvalidParameters as exc:
-        raise grape_error(exc.message) from None
-    except usage_metrics.InvalidCount as exc:
-        # `rescue ArgumentError => e; bad_request!(e.message)`
-        raise bad_request(exc.message) from None
-    await usage_metrics.record_usage(request.app[keys.REDIS_PIPE], update, _utc_today())
+    update = usage_metrics.parse_usage_metrics(await params(request))
+    await usage_metrics.record_usage(request.app[keys.REDIS], update, _utc_today())
     return _no_content()
 
 
@@ -219,14 +172,11 @@ async def usage_metrics_post(request: web.Request) -> web.Response:
 async def agent_events(request: web.Request) -> web.Response:
     """POST /internal/kubernetes/agent_events: unique users and agents, for existing users and projects."""
     loaded = await load_params(request, schemas.AGENT_EVENTS)
-    events = loaded.get("events") or {}
-    user_ids, project_ids = kas_events.referenced_ids(events)
-    if not project_ids:
-        return _no_content()  # every event needs an existing project
     async with request.app[keys.DB_POOL].acquire() as conn:
-        users, projects = await agents_db.existing_users_and_projects(conn, user_ids, project_ids)
-    update = kas_events.agent_events_update(events, users, projects)
-    await usage_metrics.record_usage(request.app[keys.REDIS_PIPE], update, _utc_today())
+        update = await kas_events.known_update(conn, loaded.get("events") or {})
+    if update is None:
+        return _no_content()
+    await usage_metrics.record_usage(request.app[keys.REDIS], update, _utc_today())
     return _no_content()
 
 
@@ -236,4 +186,4 @@ async def agent_events(request: web.Request) -> web.Response:
 @usage_data_routes.get("/api/v4/usage_data/kubernetes_agents")
 async def kubernetes_agents_usage(request: web.Request) -> web.Response:
     """GET /usage_data/kubernetes_agents (this service's own): kas's totals and weekly unique counts."""
-    return json_response(await usage_metrics.read_usage(request.app[keys.REDIS_PIPE], _utc_today()))
+    return json_response(await usage_metrics.read_usage(request.app[keys.REDIS], _utc_today()))

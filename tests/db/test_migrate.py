@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import asyncpg
+import pytest
 
 from service.db.migrate import migrate
 from service.db.queries import MIGRATIONS_DIR, load_queries
@@ -38,3 +39,23 @@ def test_every_named_query_is_one_statement_that_loads():
     assert "git_access_contexts" in queries and "post_receive_contexts" in queries
     for name, text in queries.items():
         assert text.strip(), name
+
+
+async def test_a_worker_refuses_to_start_on_a_database_without_the_migrations(backends, settings, secrets):
+    from aiohttp import web
+
+    from service.app import create_app
+    from service.unavailable import BackendUnavailable
+
+    name = "gia_unmigrated_" + uuid.uuid4().hex[:8]
+    admin = await asyncpg.connect(backends.database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        app = create_app(settings.with_overrides(database_url=_with_database(backends.database_url, name)), secrets)
+        runner = web.AppRunner(app)
+        with pytest.raises(BackendUnavailable, match=r"lacks migrations 0001_core, .*run `gitlab-internal-api migrate`"):
+            await runner.setup()
+        await runner.cleanup()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

@@ -114,13 +114,13 @@ async def test_renamed_project_is_found_and_the_move_is_announced(client, db, re
     status, body = await allowed(client, project=f"{user['username']}/Old-Name.git", user_id=user["id"])
     assert status == 200
     assert body["gl_project_path"] == project["full_path"]
-    message = await redis.get(f"redirect_namespace:{user['id']}:project-{project['id']}")
+    message = await redis.get(f"redirect_namespace:{{project-{project['id']}}}:{user['id']}")
     assert message == (
         f"Project '{user['username']}/old-name' was moved to '{project['full_path']}'.\n\n"
         "Please update your Git remote:\n\n"
         f"  git remote set-url origin git@gitlab.test:{project['full_path']}.git\n"
     )
-    assert 0 < await redis.ttl(f"redirect_namespace:{user['id']}:project-{project['id']}") <= 300
+    assert 0 < await redis.ttl(f"redirect_namespace:{{project-{project['id']}}}:{user['id']}") <= 300
 
 
 @pytest.mark.parametrize(
@@ -332,7 +332,7 @@ async def test_push_to_a_new_path_creates_a_private_project(client, db, redis):
     project = await db.fetchrow("SELECT p.* FROM projects p JOIN routes r ON r.source_id = p.id AND r.source_type = 'Project' WHERE r.path = $1", path)
     assert project["visibility_level"] == 0 and project["creator_id"] == user["id"]
     assert body["gl_repository"] == f"project-{project['id']}"
-    message = await redis.get(f"project_created:{user['id']}:project-{project['id']}")
+    message = await redis.get(f"project_created:{{project-{project['id']}}}:{user['id']}")
     assert f"The private project {path} was successfully created." in message
     assert f"git remote add origin git@gitlab.test:{path}.git" in message
 

@@ -57,6 +57,13 @@ async def test_a_valid_kas_jwt_is_accepted(client):
             jwt.encode({"iss": "gitlab-kas", "aud": ["gitlab"]}, None, algorithm="none"), id="alg none"
         ),
         pytest.param("not.a.jwt", id="garbage"),
+        # stricter than Rails: kas always sends aud, exp and a current iat
+        pytest.param(kas_jwt(aud=None), id="no audience"),
+        pytest.param(kas_jwt(aud={"gitlab": True}), id="audience object"),
+        pytest.param(kas_jwt(exp=None), id="no exp"),
+        pytest.param(kas_jwt(iat=int(time.time()) + 1_000_000), id="iat far in the future"),
+        pytest.param(kas_jwt(iat=int(time.time()) + 120), id="iat past the 60 s leeway"),
+        pytest.param(kas_jwt(iat="yesterday"), id="iat not a number"),
     ],
 )
 async def test_bad_kas_jwts_are_refused(client, token):
@@ -70,7 +77,7 @@ async def test_a_shell_jwt_is_not_a_kas_jwt(client, redis):
     resp = await client.post(USAGE, json={"counters": {"gitops_sync": 1}}, headers=shell_headers())
     assert resp.status == 401
     assert await resp.json() == KAS_INVALID
-    assert await redis.get("USAGE_KUBERNETES_AGENT_GITOPS_SYNC") is None
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_GITOPS_SYNC") is None
 
 
 async def test_a_kas_jwt_is_not_a_shell_jwt(client):
@@ -78,10 +85,22 @@ async def test_a_kas_jwt_is_not_a_shell_jwt(client):
     assert resp.status == 401
 
 
-@pytest.mark.parametrize("aud", [None, "gitlab", ["gitlab", "other"]], ids=["absent", "string", "list"])
-async def test_audience_is_checked_only_when_present(client, aud):
+@pytest.mark.parametrize("aud", ["gitlab", ["gitlab", "other"]], ids=["string", "list"])
+async def test_audience_may_be_a_string_or_a_list(client, aud):
     resp = await client.post(USAGE, json={}, headers=_headers(kas_jwt(aud=aud)))
     assert resp.status == 204
+
+
+async def test_iat_within_the_leeway_is_accepted(client):
+    """Clock skew between the kas and GitLab hosts: an iat up to 60 s ahead is fine."""
+    resp = await client.post(USAGE, json={}, headers=_headers(kas_jwt(iat=int(time.time()) + 30)))
+    assert resp.status == 204
+
+
+async def test_a_token_refused_for_a_future_iat_is_not_cached_as_valid(client):
+    token = kas_jwt(iat=int(time.time()) + 1_000_000, exp=int(time.time()) + 2_000_000)
+    for _ in range(2):
+        assert (await client.post(USAGE, json={}, headers=_headers(token))).status == 401
 
 
 @pytest.mark.parametrize("header", ["Authorization", "Gitlab-Agentk-Api-Request", "Gitlab-Agent-Api-Request"])

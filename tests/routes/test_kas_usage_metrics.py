@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from service.domain.usage_metrics import parse_usage_metrics, record_usage
-from service.redis_pipe import PipelinedRedis
+from service.redis_store import create_store
 from tests.factories import make_personal_access_token, make_user
 from tests.helpers import kas_headers
 
@@ -42,9 +42,9 @@ async def test_era_a_top_level_counts(client, redis):
     resp = await post(client, {"gitops_sync_count": 3, "k8s_api_proxy_request_count": "2"})
     assert resp.status == 204
     assert await resp.read() == b""
-    assert await redis.get("USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == "3"
-    assert await redis.get("USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST") == "2"
-    assert await redis.ttl("USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == -1  # no expiry
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == "3"
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST") == "2"
+    assert await redis.ttl("{hll_counters}_USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == -1  # no expiry
 
 
 async def test_counters_hash_and_unique_counters(client, redis):
@@ -66,10 +66,10 @@ async def test_counters_hash_and_unique_counters(client, redis):
         },
     }
     assert (await post(client, body)).status == 204
-    assert await redis.get("USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST") == "5"
-    assert await redis.get("USAGE_KUBERNETES_AGENT_FLUX_GIT_PUSH_NOTIFICATIONS_TOTAL") == "2"
-    assert await redis.get("USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUESTS_VIA_PAT_ACCESS") == "7"
-    assert await redis.get("USAGE_KUBERNETES_AGENT_SOMETHING_NEW") is None
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST") == "5"
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_FLUX_GIT_PUSH_NOTIFICATIONS_TOTAL") == "2"
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUESTS_VIA_PAT_ACCESS") == "7"
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_SOMETHING_NEW") is None
     assert await redis.pfcount(hll("agent_users_using_ci_tunnel")) == 2
     assert await redis.pfcount(hll("k8s_api_proxy_requests_unique_users_via_ci_access")) == 3
     assert await redis.pfcount(hll("flux_git_push_notified_unique_projects")) == 1
@@ -85,7 +85,7 @@ async def test_era_c_without_legacy_counters(client, redis):
     assert (await post(client, body)).status == 204
     assert sorted(await redis.keys("*")) == sorted(
         [
-            "USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST",
+            "{hll_counters}_USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST",
             hll("k8s_api_proxy_requests_unique_agents_via_ci_access"),
         ]
     )
@@ -94,7 +94,7 @@ async def test_era_c_without_legacy_counters(client, redis):
 async def test_counts_accumulate(client, redis):
     for _ in range(3):
         assert (await post(client, {"counters": {"gitops_sync": 2}})).status == 204
-    assert await redis.get("USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == "6"
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == "6"
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ async def test_form_encoded_legacy_body(client, redis):
         headers={"Gitlab-Kas-Api-Request": kas_headers()["Gitlab-Kas-Api-Request"]},
     )
     assert resp.status == 204
-    assert await redis.get("USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == "4"
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == "4"
 
 
 async def test_concurrent_posts_sum_exactly(client, db, redis):
@@ -199,8 +199,8 @@ async def test_concurrent_posts_sum_exactly(client, db, redis):
 
     statuses = await asyncio.gather(*(one(n) for n in range(1, 101)))
     assert statuses == [204] * 100
-    assert await redis.get("USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST") == str(sum(range(1, 101)))
-    assert await redis.get("USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == "100"
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST") == str(sum(range(1, 101)))
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_GITOPS_SYNC") == "100"
     assert await redis.pfcount(hll("k8s_api_proxy_requests_unique_users_via_user_access")) == 25
 
     resp = await client.get(READ, headers=await admin_headers(db))
@@ -219,7 +219,7 @@ async def test_read_path_shape_and_weeks(client, db, redis):
     # Earlier weeks, written the way GitLab writes them.
     await redis.pfadd(f"{{hll_counters}}_agent_users_using_ci_tunnel-{last_week}", "1", "2")
     await redis.pfadd(f"{{hll_counters}}_agent_users_using_ci_tunnel-{week(today - timedelta(weeks=9))}", "9")
-    await redis.set("USAGE_KUBERNETES_AGENT_GITOPS_SYNC", 7)
+    await redis.set("{hll_counters}_USAGE_KUBERNETES_AGENT_GITOPS_SYNC", 7)
     assert (await post(client, {"unique_counters": {"agent_users_using_ci_tunnel": [2, 3]}})).status == 204
 
     resp = await client.get(READ, headers=await admin_headers(db))
@@ -245,18 +245,13 @@ async def test_read_path_shape_and_weeks(client, db, redis):
     }
 
 
-class CountingRedis(PipelinedRedis):
-    """The real connection, counting the writes it makes to the socket."""
-
-    writes = 0
-
-    def _flush(self) -> None:
-        if self._outgoing and self._protocol is not None:
-            self.writes += 1
-        super()._flush()
+async def _script_calls(redis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("eval", "evalsha"))
 
 
-async def test_one_request_is_one_round_trip(backends, redis):
+async def test_one_request_is_one_script_call(backends, redis):
+    """All increments of a request are one Lua script: one round trip, applied all or nothing."""
     update = parse_usage_metrics(
         {
             "counters": {
@@ -270,13 +265,23 @@ async def test_one_request_is_one_round_trip(backends, redis):
             },
         }
     )
-    connection = CountingRedis(backends.redis_url)
+    store = create_store(backends.redis_url)
+    await store.start()
     try:
-        await connection.execute("PING")  # connect (and SELECT) first
-        before = connection.writes
-        await record_usage(connection, update, utc_today())
-        assert connection.writes - before == 1
+        before = await _script_calls(redis)
+        await record_usage(store, update, utc_today())
+        assert await _script_calls(redis) - before == 1
     finally:
-        await connection.close()
-    assert await redis.get("USAGE_KUBERNETES_AGENT_FLUX_GIT_PUSH_NOTIFICATIONS_TOTAL") == "3"
+        await store.close()
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_FLUX_GIT_PUSH_NOTIFICATIONS_TOTAL") == "3"
     assert await redis.pfcount(hll("agent_users_using_ci_tunnel")) == 2
+
+
+async def test_an_overflowing_total_writes_nothing(client, redis):
+    """One total that would overflow: 503 and none of the request's other increments are applied."""
+    await redis.set("{hll_counters}_USAGE_KUBERNETES_AGENT_GITOPS_SYNC", 2**63 - 10)
+    body = {"counters": {"k8s_api_proxy_request": 5, "gitops_sync": 100}, "unique_counters": {"agent_users_using_ci_tunnel": [1]}}
+    resp = await post(client, body)
+    assert resp.status == 503
+    assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST") is None
+    assert await redis.exists(hll("agent_users_using_ci_tunnel")) == 0

@@ -11,7 +11,7 @@ from tests.helpers import shell_headers
 INTERNAL = "/api/v4/internal"
 BLANK = "0" * 40
 A, B = "a" * 40, "b" * 40
-COUNTER = "git-receive-pack-reference-counter:project-7"
+COUNTER = "git-receive-pack-reference-counter:{project-7}"
 
 
 async def pre_receive(client, gl_repository="project-7"):
@@ -51,7 +51,7 @@ async def test_two_hundred_concurrent_pushes_leave_every_counter_at_zero(client,
 
     await asyncio.gather(*(one_push(repositories[n % 10]) for n in range(200)))
     for gl_repository in repositories:
-        assert await redis.get(f"git-receive-pack-reference-counter:{gl_repository}") == "0"
+        assert await redis.get(f"git-receive-pack-reference-counter:{{{gl_repository}}}") == "0"
 
 
 async def test_redis_failure_answers_false_not_500(aiohttp_client, settings, secrets, db, redis):
@@ -61,9 +61,9 @@ async def test_redis_failure_answers_false_not_500(aiohttp_client, settings, sec
     from service.domain.reference_counter import ReferenceCounter
 
     app = create_app(settings, secrets)
-    from service.redis_pipe import PipelinedRedis
+    from service.redis_store import create_store
 
-    unreachable = PipelinedRedis("redis://127.0.0.1:1/0", timeout=0.5)
+    unreachable = create_store("redis://127.0.0.1:1/0", timeout=0.5)
 
     async def point_counter_at_a_dead_server(app):  # runs after the real wiring at start-up
         app[keys.REFERENCE_COUNTER] = ReferenceCounter(unreachable)
@@ -91,8 +91,8 @@ async def test_post_receive_messages(client, db, redis):
         datetime.now(timezone.utc) - timedelta(hours=1),
         datetime.now(timezone.utc) + timedelta(hours=1),
     )
-    await redis.set(f"redirect_namespace:{user['id']}:{gl_repository}", "Project 'a/b' was moved to 'c/d'.", ex=300)
-    await redis.set(f"project_created:{user['id']}:{gl_repository}", "The private project was created.", ex=300)
+    await redis.set(f"redirect_namespace:{{{gl_repository}}}:{user['id']}", "Project 'a/b' was moved to 'c/d'.", ex=300)
+    await redis.set(f"project_created:{{{gl_repository}}}:{user['id']}", "The private project was created.", ex=300)
     changes = (
         f"{A} {B} refs/heads/main\n"
         f"{A} {B} refs/heads/feature/x\n"

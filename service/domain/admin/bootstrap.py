@@ -27,7 +27,7 @@ class NotAnAdmin(Exception):
 
 async def create_admin(database_url: str, username: str, email: str | None, admin_mode: bool = False) -> str:
     """Creates the administrator unless it exists; returns a new api-scoped personal access token."""
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(database_url, statement_cache_size=0)  # may be PgBouncer: no named statements
     try:
         app = AppSettings.from_record(await conn.fetchrow(_SETTINGS))
         async with conn.transaction():

@@ -5,7 +5,9 @@ Timestamps are ISO 8601 in UTC with milliseconds, as Grape renders them; dates a
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from service.domain.iso_time import iso as iso  # entities.iso: the routes render with it too
+
+from datetime import date, datetime
 from typing import Any
 
 from service.db.admin_instance import BroadcastRow
@@ -27,14 +29,6 @@ from service.domain.urls import InstanceUrls
 
 # ProtectedRefAccess#humanize
 ACCESS_LEVEL_DESCRIPTIONS = {0: "No one", 30: "Developers + Maintainers", 40: "Maintainers", 60: "Admins"}
-
-
-def iso(value: datetime | date | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return value.isoformat()
 
 
 def user_basic(user: AdminUser | MemberRow, urls: InstanceUrls) -> dict[str, Any]:

@@ -7,10 +7,13 @@ from datetime import date
 from service.db import admin_namespaces as namespaces_db
 from service.db import admin_users as users_db
 from service.db import projects as projects_db
-from service.db.admin_namespaces import MemberRow, NamespaceRow
+from service.db.admin_namespaces import MemberRow
+from service.db.admin_namespaces import NamespaceRow as NamespaceRow  # for the routes
+from service.db.admin_pages import Paged
 from service.db.rows import Conn
 from service.domain.admin import validation
-from service.domain.admin.errors import Conflict, Denied, Invalid, Missing
+from service.domain.admin.pagination import Page
+from service.domain.errors import Conflict, Denied, Invalid, Missing
 
 OWNER = 50
 
@@ -219,3 +222,22 @@ async def _keep_an_owner(conn: Conn, group_id: int, user_id: int) -> None:
 
 
 GROUP_OWNERS_LOCK = 0x676F776E  # advisory lock namespace: owner changes of one group
+
+
+async def list_groups(conn: Conn, page: Page, *, search: str | None) -> Paged[NamespaceRow]:
+    return await namespaces_db.list_groups(conn, search=search, limit=page.limit, offset=page.offset)
+
+
+async def list_subgroups(conn: Conn, group: NamespaceRow, page: Page) -> Paged[NamespaceRow]:
+    return await namespaces_db.list_subgroups(conn, group.id, limit=page.limit, offset=page.offset)
+
+
+async def list_members(conn: Conn, source_type: str, source_id: int, page: Page) -> Paged[MemberRow]:
+    return await namespaces_db.list_members(conn, source_type, source_id, limit=page.limit, offset=page.offset)
+
+
+async def member(conn: Conn, source_type: str, source_id: int, user_id: int) -> MemberRow:
+    found = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+    if found is None:
+        raise Missing("Member")
+    return found

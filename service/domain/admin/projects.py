@@ -13,11 +13,16 @@ from service.db import admin_users as users_db
 from service.db import keys as keys_db
 from service.db import projects as projects_db
 from service.db.admin_namespaces import NamespaceRow
-from service.db.admin_projects import AdminProject, AgentRow, AgentTokenRow, ProjectDeployKey
+# AdminProject and AgentRow are re-exported for the routes, which do not import service/db
+from service.db.admin_pages import Paged
+from service.db.admin_projects import AdminProject as AdminProject
+from service.db.admin_projects import AgentRow as AgentRow
+from service.db.admin_projects import AgentTokenRow, ClientKeyRow, ProjectDeployKey, ProtectedBranchRow, ProtectedTagRow
 from service.db.keys import KeyRow
 from service.db.rows import Conn
 from service.domain.admin import validation
-from service.domain.admin.errors import ApiMessage, BadRequest, Conflict, Invalid, Missing
+from service.domain.admin.pagination import Page
+from service.domain.errors import BadRequest, Conflict, Invalid, Missing, Refused
 from service.domain.admin.namespaces import find_namespace
 from service.domain.admin.users import _aware, check_key
 from service.domain.app_settings import AppSettings
@@ -26,6 +31,18 @@ from service.domain.tokens import token_digest
 AGENT_TOKEN_PREFIX = "glagent-"
 MAX_ACTIVE_AGENT_TOKENS = 2  # Clusters::AgentTokens::CreateService::ACTIVE_TOKENS_LIMIT
 AGENT_NAME_MAX = 63
+
+
+async def list_projects(conn: Conn, page: Page, *, search: str | None) -> Paged[AdminProject]:
+    return await projects_admin_db.list_projects(
+        conn, search=search, namespace_id=None, limit=page.limit, offset=page.offset
+    )
+
+
+async def personal_namespace_id(conn: Conn, user_id: int) -> int | None:
+    """The caller's own namespace: where a project goes when no namespace_id is given."""
+    me = await users_db.find_user(conn, user_id)
+    return me.namespace_id if me else None
 
 
 async def find_project(conn: Conn, ref: str | int) -> AdminProject:
@@ -168,8 +185,8 @@ async def transfer_project(conn: Conn, project: AdminProject, namespace_ref: str
         if target is None:
             raise Missing("Namespace")
 
-        def failed(message: str) -> ApiMessage:
-            return ApiMessage(f"Failed to transfer project {_ruby_errors('new_namespace', message)}", 400)
+        def failed(message: str) -> Refused:
+            return Refused(f"Failed to transfer project {_ruby_errors('new_namespace', message)}")
 
         if target.id == project.namespace_id:
             raise failed("Project is already in this namespace.")
@@ -344,3 +361,97 @@ async def create_agent_token(
             created_by=creator_id,
         )
     return created, plaintext
+
+
+# --- reads and plain changes of a project's resources (each 404s as GitLab's finder does) -------
+
+
+async def deploy_keys(conn: Conn, project: AdminProject, page: Page) -> Paged[ProjectDeployKey]:
+    return await projects_admin_db.list_deploy_keys(conn, project.id, limit=page.limit, offset=page.offset)
+
+
+async def deploy_key(conn: Conn, project: AdminProject, key_id: int) -> ProjectDeployKey:
+    linked = await projects_admin_db.find_project_deploy_key(conn, project.id, key_id)
+    if linked is None:
+        raise Missing("Deploy Key")
+    return linked
+
+
+async def protected_branches(conn: Conn, project: AdminProject) -> list[ProtectedBranchRow]:
+    return await projects_admin_db.list_protected_branches(conn, project.id)
+
+
+async def protected_branch(conn: Conn, project: AdminProject, name: str) -> ProtectedBranchRow:
+    found = await projects_admin_db.list_protected_branches(conn, project.id, name)
+    if not found:
+        raise Missing()  # protected_branches.find_by!(name:): ActiveRecord::RecordNotFound
+    return found[0]
+
+
+async def update_protected_branch(
+    conn: Conn, project: AdminProject, name: str, *, allow_force_push: bool | None
+) -> ProtectedBranchRow:
+    if not await projects_admin_db.update_protected_branch(conn, project.id, name, allow_force_push=allow_force_push):
+        raise Missing()
+    return await protected_branch(conn, project, name)
+
+
+async def unprotect_branch(conn: Conn, project: AdminProject, name: str) -> None:
+    if not await projects_admin_db.delete_protected_branch(conn, project.id, name):
+        raise Missing()
+
+
+async def protected_tags(conn: Conn, project: AdminProject) -> list[ProtectedTagRow]:
+    return await projects_admin_db.list_protected_tags(conn, project.id)
+
+
+async def protected_tag(conn: Conn, project: AdminProject, name: str) -> ProtectedTagRow:
+    found = await projects_admin_db.list_protected_tags(conn, project.id, name)
+    if not found:
+        raise Missing()
+    return found[0]
+
+
+async def unprotect_tag(conn: Conn, project: AdminProject, name: str) -> None:
+    if not await projects_admin_db.delete_protected_tag(conn, project.id, name):
+        raise Missing()
+
+
+async def agents(conn: Conn, project: AdminProject, page: Page) -> Paged[AgentRow]:
+    return await projects_admin_db.list_agents(conn, project.id, limit=page.limit, offset=page.offset)
+
+
+async def delete_agent(conn: Conn, project: AdminProject, agent: AgentRow) -> None:
+    await projects_admin_db.delete_agent(conn, project.id, agent.id)
+
+
+async def agent_tokens(conn: Conn, agent: AgentRow, page: Page) -> Paged[AgentTokenRow]:
+    return await projects_admin_db.list_agent_tokens(conn, agent.id, limit=page.limit, offset=page.offset)
+
+
+async def agent_token(conn: Conn, agent: AgentRow, token_id: int) -> AgentTokenRow:
+    token = await projects_admin_db.find_agent_token(conn, agent.id, token_id)
+    if token is None:
+        raise Missing()
+    return token
+
+
+async def revoke_agent_token(conn: Conn, agent: AgentRow, token_id: int) -> None:
+    if not await projects_admin_db.revoke_agent_token(conn, agent.id, token_id):
+        raise Missing()
+
+
+async def client_keys(conn: Conn, project: AdminProject) -> list[ClientKeyRow]:
+    return await projects_admin_db.list_client_keys(conn, project.id)
+
+
+async def create_client_key(conn: Conn, project: AdminProject) -> ClientKeyRow:
+    """A new "glet_" public key (ErrorTracking::ClientKey)."""
+    return await projects_admin_db.insert_client_key(conn, project.id, "glet_" + secrets.token_hex(16))
+
+
+async def delete_client_key(conn: Conn, project: AdminProject, key_id: int) -> ClientKeyRow:
+    key = await projects_admin_db.delete_client_key(conn, project.id, key_id)
+    if key is None:
+        raise Missing()
+    return key

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from service.db import admin_users as admin_users_db
 from service.db import users as users_db
+from service.db.admin_pages import Paged
 from service.db.rows import Conn
-from service.db.users import PersonalAccessTokenRow
-from service.domain.admin.errors import ApiMessage, Invalid
+from service.db.users import PersonalAccessTokenRow as PersonalAccessTokenRow  # for the routes
+from service.domain.admin.pagination import Page
+from service.domain.errors import Invalid, Missing, Refused
 from service.domain.app_settings import AppSettings
 from service.domain.tokens import MAX_LIFETIME_DAYS, VALID_PAT_SCOPES, new_token, parse_date, token_digest
 
@@ -38,9 +41,9 @@ def expiry_for(raw: str | None, app: AppSettings, today: date) -> date | None:
         raise Invalid({"expires_at": ["is invalid"]}) from None
     if expiry > latest:
         # the service's error, rendered with render_api_error!(message, 400)
-        raise ApiMessage(f"Expires at must be before {latest.isoformat()}", 400)
+        raise Refused(f"Expires at must be before {latest.isoformat()}")
     if expiry <= today:
-        raise ApiMessage("Expires at cannot be a date in the past", 400)
+        raise Refused("Expires at cannot be a date in the past")
     return expiry
 
 
@@ -53,3 +56,30 @@ async def create_token(
         conn, user_id=user_id, name=name, digest=token_digest(plaintext), scopes=scopes, expires_at=expires_at
     )
     return created, plaintext
+
+
+async def own_token(conn: Conn, token_id: int) -> PersonalAccessTokenRow:
+    """The token the request was authenticated with (the middleware kept its id)."""
+    found = await admin_users_db.find_token(conn, token_id)
+    assert found is not None
+    return found
+
+
+async def visible_token(conn: Conn, token_id: int, *, caller_id: int | None, caller_is_admin: bool) -> PersonalAccessTokenRow:
+    """Administrators see every token; a user only their own (others are "404 ... Not Found")."""
+    found = await admin_users_db.find_token(conn, token_id)
+    if found is None or (not caller_is_admin and found.user_id != caller_id):
+        raise Missing("Personal Access Token")
+    return found
+
+
+async def list_tokens(
+    conn: Conn, page: Page, *, user_id: int | None, revoked: bool | None, state: str | None
+) -> Paged[PersonalAccessTokenRow]:
+    return await admin_users_db.list_tokens(
+        conn, user_id=user_id, revoked=revoked, state=state, limit=page.limit, offset=page.offset
+    )
+
+
+async def revoke(conn: Conn, token: PersonalAccessTokenRow) -> None:
+    await admin_users_db.revoke_token(conn, token.id)

@@ -10,11 +10,14 @@ from service.db import admin_namespaces as namespaces_db
 from service.db import admin_users as users_db
 from service.db import keys as keys_db
 from service.db import projects as projects_db
-from service.db.admin_users import AdminUser
-from service.db.keys import KeyRow
+# re-exported for the routes, which do not import service/db
+from service.db.admin_pages import Paged
+from service.db.admin_users import AdminUser as AdminUser
+from service.db.keys import KeyRow as KeyRow
 from service.db.rows import Conn
 from service.domain.admin import validation
-from service.domain.admin.errors import ApiMessage, Conflict, Denied, Invalid, Missing
+from service.domain.admin.pagination import Page
+from service.domain.errors import Conflict, Denied, Invalid, Missing, NotPermitted, Refused
 from service.domain.app_settings import AppSettings
 from service.domain.ssh_keys import InvalidKey, parse_public_key, restriction_error
 
@@ -192,7 +195,7 @@ async def approve(conn: Conn, user_id: int) -> dict[str, str]:
     found = await find_user(conn, user_id)
     if found.state != "blocked_pending_approval":
         # Users::ApproveService's error, rendered with render_api_error!(message, 403)
-        raise ApiMessage("The user you are trying to approve is not pending approval", 403)
+        raise NotPermitted("The user you are trying to approve is not pending approval")
     await users_db.set_user_state(conn, user_id, "active")
     return {"message": "Success"}
 
@@ -293,3 +296,69 @@ def parse_fingerprint(fingerprint: str) -> tuple[str | None, str | None]:
     if len(parts) == 16 and all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
         return None, text.lower()
     raise InvalidFingerprint(fingerprint)
+
+
+async def list_users(
+    conn: Conn,
+    page: Page,
+    *,
+    username: str | None,
+    search: str | None,
+    active: bool,
+    blocked: bool,
+    search_email: bool,
+) -> Paged[AdminUser]:
+    """UsersFinder: only administrators search e-mail addresses."""
+    return await users_db.list_users(
+        conn,
+        username=username,
+        search=search,
+        active=active,
+        blocked=blocked,
+        limit=page.limit,
+        offset=page.offset,
+        search_email=search_email,
+    )
+
+
+async def find_user_or_none(conn: Conn, user_id: int) -> AdminUser | None:
+    return await users_db.find_user(conn, user_id)
+
+
+async def user_keys(conn: Conn, user_id: int, page: Page) -> Paged[KeyRow]:
+    await find_user(conn, user_id)
+    return await users_db.list_user_keys(conn, user_id, limit=page.limit, offset=page.offset)
+
+
+async def user_key(conn: Conn, user_id: int, key_id: int) -> KeyRow:
+    """One of the user's own SSH keys (not a deploy key)."""
+    await find_user(conn, user_id)
+    key = await users_db.find_key(conn, key_id)
+    if key is None or key.user_id != user_id or key.type is not None:
+        raise Missing("Key")
+    return key
+
+
+async def delete_user_key(conn: Conn, user_id: int, key_id: int) -> None:
+    await find_user(conn, user_id)
+    if not await users_db.delete_user_key(conn, user_id, key_id):
+        raise Missing("Key")
+
+
+async def key_by_id(conn: Conn, key_id: int) -> KeyRow:
+    key = await users_db.find_key(conn, key_id)
+    if key is None:
+        raise Missing("Key")
+    return key
+
+
+async def key_by_fingerprint(conn: Conn, fingerprint: str) -> KeyRow:
+    """GET /keys?fingerprint=: SHA256:<base64> or the MD5 colon form."""
+    try:
+        sha256, md5 = parse_fingerprint(fingerprint)
+    except InvalidFingerprint:
+        raise Refused("Failed to return the key") from None
+    key = await users_db.find_key_by_fingerprint(conn, sha256=sha256, md5=md5)
+    if key is None:
+        raise Missing("Key")
+    return key

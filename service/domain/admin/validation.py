@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from service.domain import ids
+
 import hashlib
 import re
 import secrets
 
-from service.domain.admin.errors import Invalid
+from service.domain.errors import Invalid
 
 VISIBILITY_LEVELS = {"private": 0, "internal": 10, "public": 20}
 VISIBILITY_NAMES = {level: name for name, level in VISIBILITY_LEVELS.items()}
@@ -88,12 +90,6 @@ def path_from_name(name: str) -> str:
     return path or "project"
 
 
-BIGINT_MAX = 2**63 - 1
-
-
 def as_id(text: str) -> int | None:
     """A path segment as a database id: ASCII digits within bigint range, else None."""
-    if text.isascii() and text.isdigit() and len(text) <= 19:
-        number = int(text)
-        return number if number <= BIGINT_MAX else None
-    return None
+    return ids.as_id(text)

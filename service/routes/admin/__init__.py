@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from service import auth
-from service.routes.admin import groups, instance, project_resources, projects, tokens, users
+from service.routes.admin import groups, hooks, instance, project_resources, projects, tokens, users
 
 ROUTE_TABLES: list[tuple[web.RouteTableDef, auth.Consumer]] = [
     (users.user_routes, auth.USER),
@@ -21,4 +21,6 @@ ROUTE_TABLES: list[tuple[web.RouteTableDef, auth.Consumer]] = [
     (project_resources.admin_routes, auth.ADMIN),
     (instance.public_routes, auth.PUBLIC),
     (instance.admin_routes, auth.ADMIN),
+    (hooks.user_routes, auth.USER),
+    (hooks.admin_routes, auth.ADMIN),
 ]

@@ -1,84 +1,28 @@
-"""What every admin handler shares: domain errors rendered in GitLab's shapes, the caller's
-identity, parameter loading and paginated answers."""
+"""What every admin handler shares: the caller's identity, parameter loading and paginated answers
+(GitLab's X-* and Link headers). Domain errors are rendered by the error middleware (service/errors.py)."""
 
 from __future__ import annotations
 
-import functools
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
-from marshmallow import Schema
+from yarl import URL
 
 from service import keys
 from service.auth import Identity
-from service.db.admin_pages import Paged
-from service.domain.admin.errors import AdminError, ApiMessage, BadRequest, Conflict, Denied, Invalid, Missing
-from service.domain.admin.pagination import Page, page_of, pagination_headers
+from service.current_settings import current_settings
+from service.domain.admin.pagination import Page, Paged, page_of
 from service.domain.admin.validation import as_id
-from service.domain.app_settings import AppSettings, get_settings
+from service.domain.app_settings import AppSettings
 from service.domain.urls import InstanceUrls
-from service.errors import (
-    ApiError,
-    bad_request,
-    conflict,
-    forbidden,
-    grape_error,
-    json_response,
-    not_found,
-    record_not_found,
-    render_api_error,
-    validation_error,
-)
-from service.params import load, params
+from service.errors import grape_error, json_response
+from service.params import load_params as load_params  # the one loader, re-exported for the admin routes
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def as_api_error(exc: AdminError) -> ApiError:
-    """The one place where admin domain errors become HTTP answers."""
-    if isinstance(exc, Invalid):
-        return validation_error(exc.errors)
-    if isinstance(exc, Conflict):
-        return conflict(exc.message)
-    if isinstance(exc, Missing):
-        return not_found(exc.resource) if exc.resource else record_not_found()
-    if isinstance(exc, Denied):
-        return forbidden(exc.reason)
-    if isinstance(exc, BadRequest):
-        return bad_request(exc.reason)
-    if isinstance(exc, ApiMessage):
-        return render_api_error(exc.message, exc.status)
-    raise TypeError(f"unmapped admin error {exc!r}")
-
-
-def _translating(handler: Handler) -> Handler:
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except AdminError as exc:
-            raise as_api_error(exc) from None
-        except asyncpg.UniqueViolationError:
-            # Two requests raced for the same name or path; the checks before the INSERT saw neither.
-            raise conflict() from None
-
-    return wrapper
-
-
-class AdminRoutes(web.RouteTableDef):
-    """A RouteTableDef whose handlers have their domain errors rendered as GitLab does."""
-
-    def route(self, method: str, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
-        register = super().route(method, path, **kwargs)
-
-        def decorator(handler: Handler) -> Handler:
-            register(_translating(handler))
-            return handler
-
-        return decorator
 
 
 def identity(request: web.Request) -> Identity:
@@ -100,11 +44,7 @@ def urls(request: web.Request) -> InstanceUrls:
 
 
 async def app_settings(request: web.Request) -> AppSettings:
-    return await get_settings(request.app)
-
-
-async def load_params(request: web.Request, schema: Schema) -> dict[str, Any]:
-    return load(schema, await params(request))
+    return await current_settings(request.app)
 
 
 def int_param(request: web.Request, name: str) -> int:
@@ -123,6 +63,36 @@ def require_one_of(values: dict[str, Any], *names: str) -> None:
 
 def page(values: dict[str, Any]) -> Page:
     return page_of(values.get("page"), values.get("per_page"))
+
+
+def pagination_headers(url: URL, page: Page, total: int) -> dict[str, str]:
+    """lib/gitlab/pagination/offset_pagination.rb: X-Page, X-Total, ... and a Link per neighbour."""
+    total_pages = max(math.ceil(total / page.per_page), 1)
+    next_page = page.page + 1 if page.page < total_pages else None
+    prev_page = page.page - 1 if page.page > 1 else None
+    # The links repeat the request's own query, minus a private_token: a token must not travel
+    # into logs and browser histories through a URL that the answer hands out.
+    query = {k: v for k, v in url.query.items() if k not in ("page", "per_page", "private_token")}
+
+    def link(number: int) -> str:
+        return str(url.with_query({**query, "page": str(number), "per_page": str(page.per_page)}))
+
+    links = []
+    if prev_page is not None:
+        links.append(f'<{link(prev_page)}>; rel="prev"')
+    if next_page is not None:
+        links.append(f'<{link(next_page)}>; rel="next"')
+    links.append(f'<{link(1)}>; rel="first"')
+    links.append(f'<{link(total_pages)}>; rel="last"')
+    return {
+        "X-Page": str(page.page),
+        "X-Per-Page": str(page.per_page),
+        "X-Total": str(total),
+        "X-Total-Pages": str(total_pages),
+        "X-Next-Page": str(next_page) if next_page else "",
+        "X-Prev-Page": str(prev_page) if prev_page else "",
+        "Link": ", ".join(links),
+    }
 
 
 def paginated(

@@ -5,14 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from schemas.admin import GroupCreateIn, GroupListIn, GroupUpdateIn, PageIn
-from service.db import admin_namespaces as namespaces_db
-from service.db.admin_namespaces import NamespaceRow
 from service.domain.admin import entities
 from service.domain.admin import namespaces as namespaces_domain
 from service.errors import json_response
 from service.routes.admin import members
 from service.routes.admin.common import (
-    AdminRoutes,
     accepted,
     actor_id,
     created,
@@ -23,10 +20,10 @@ from service.routes.admin.common import (
     urls,
 )
 
-admin_routes = AdminRoutes()  # auth.ADMIN
+admin_routes = web.RouteTableDef()  # auth.ADMIN
 
 
-async def _group(request: web.Request) -> NamespaceRow:
+async def _group(request: web.Request) -> namespaces_domain.NamespaceRow:
     # aiohttp hands the segment over URL-decoded, so "parent%2Fchild" arrives as "parent/child".
     async with pool(request).acquire() as conn:
         return await namespaces_domain.find_group(conn, request.match_info["id"])
@@ -38,9 +35,7 @@ async def list_groups(request: web.Request) -> web.Response:
     values = await load_params(request, GroupListIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await namespaces_db.list_groups(
-            conn, search=values.get("search"), limit=current.limit, offset=current.offset
-        )
+        result = await namespaces_domain.list_groups(conn, current, search=values.get("search"))
     return paginated(request, current, result, lambda g: entities.group(g, urls(request)))
 
 
@@ -102,9 +97,7 @@ async def list_subgroups(request: web.Request) -> web.Response:
     values = await load_params(request, PageIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await namespaces_db.list_subgroups(
-            conn, group.id, limit=current.limit, offset=current.offset
-        )
+        result = await namespaces_domain.list_subgroups(conn, group, current)
     return paginated(request, current, result, lambda g: entities.group(g, urls(request)))
 
 

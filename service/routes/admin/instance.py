@@ -10,13 +10,10 @@ from aiohttp import web
 
 from schemas.admin import BroadcastCreateIn, BroadcastUpdateIn, PageIn, SettingsUpdateIn
 from service import keys
-from service.db import admin_instance as instance_db
 from service.domain.admin import entities
-from service.domain.admin.errors import Missing
-from service.domain.tokens import token_digest
+from service.domain.admin import instance as instance_domain
 from service.errors import json_response
 from service.routes.admin.common import (
-    AdminRoutes,
     created,
     int_param,
     load_params,
@@ -25,8 +22,8 @@ from service.routes.admin.common import (
     pool,
 )
 
-admin_routes = AdminRoutes()  # auth.ADMIN
-public_routes = AdminRoutes()  # auth.PUBLIC: GitLab lists broadcast messages without authentication
+admin_routes = web.RouteTableDef()  # auth.ADMIN
+public_routes = web.RouteTableDef()  # auth.PUBLIC: GitLab lists broadcast messages without authentication
 
 
 def _now() -> datetime:
@@ -43,9 +40,7 @@ def _aware(values: dict[str, Any]) -> dict[str, Any]:
 
 async def _message(request: web.Request, message_id: int) -> dict[str, Any]:
     async with pool(request).acquire() as conn:
-        found = await instance_db.find_broadcast_message(conn, message_id)
-    if found is None:
-        raise Missing()  # BroadcastMessage.find: ActiveRecord::RecordNotFound
+        found = await instance_domain.broadcast_message(conn, message_id)
     return entities.broadcast_message(found, now=_now())
 
 
@@ -55,7 +50,7 @@ async def list_broadcast_messages(request: web.Request) -> web.Response:
     values = await load_params(request, PageIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await instance_db.list_broadcast_messages(conn, limit=current.limit, offset=current.offset)
+        result = await instance_domain.list_broadcast_messages(conn, current)
     now = _now()
     return paginated(request, current, result, lambda m: entities.broadcast_message(m, now=now))
 
@@ -71,7 +66,7 @@ async def create_broadcast_message(request: web.Request) -> web.Response:
     """POST /broadcast_messages (broadcast_messages.rb, admin)."""
     values = _aware(await load_params(request, BroadcastCreateIn()))
     async with pool(request).acquire() as conn:
-        message_id = await instance_db.insert_broadcast_message(conn, values)
+        message_id = await instance_domain.create_broadcast_message(conn, values)
     return created(await _message(request, message_id))
 
 
@@ -81,8 +76,7 @@ async def update_broadcast_message(request: web.Request) -> web.Response:
     message_id = int_param(request, "id")
     values = _aware(await load_params(request, BroadcastUpdateIn()))
     async with pool(request).acquire() as conn:
-        if not await instance_db.update_broadcast_message(conn, message_id, values):
-            raise Missing()
+        await instance_domain.update_broadcast_message(conn, message_id, values)
     return json_response(await _message(request, message_id))
 
 
@@ -92,7 +86,7 @@ async def delete_broadcast_message(request: web.Request) -> web.Response:
     message_id = int_param(request, "id")
     body = await _message(request, message_id)
     async with pool(request).acquire() as conn:
-        await instance_db.delete_broadcast_message(conn, message_id)
+        await instance_domain.delete_broadcast_message(conn, message_id)
     return json_response(body)
 
 
@@ -102,7 +96,7 @@ _SHOWN_SETTINGS = tuple(name for name in SettingsUpdateIn().fields if name != "e
 
 async def _settings_body(request: web.Request) -> dict[str, Any]:
     async with pool(request).acquire() as conn:
-        current = await instance_db.get_application_settings(conn)
+        current = await instance_domain.settings(conn)
     body = {name: current.get(name) for name in _SHOWN_SETTINGS}
     body["id"] = current["id"]
     body["updated_at"] = entities.iso(current["updated_at"])
@@ -117,23 +111,8 @@ async def get_settings(request: web.Request) -> web.Response:
 
 @admin_routes.put("/api/v4/application/settings")
 async def update_settings(request: web.Request) -> web.Response:
-    """PUT /application/settings (settings.rb, admin). error_tracking_access_token is stored as
-    its digest only; "" or null clears it."""
+    """PUT /application/settings (settings.rb, admin)."""
     values = await load_params(request, SettingsUpdateIn())
-    token = values.get("error_tracking_access_token")
-    clear_token = "error_tracking_access_token" in values and not token
-    clear_lifetime = (
-        "max_personal_access_token_lifetime" in values
-        and values["max_personal_access_token_lifetime"] is None
-    )
     async with pool(request).acquire() as conn:
-        await instance_db.update_application_settings(
-            conn,
-            values,
-            token_digest=token_digest(token) if token else None,
-            clear_token=clear_token,
-            clear_lifetime=clear_lifetime,
-        )
-    # The internal endpoints read settings through a per-process cache; drop it so they see the change.
-    request.app[keys.APP_SETTINGS].invalidate()
+        await instance_domain.update_settings(conn, values, request.app[keys.APP_SETTINGS])
     return json_response(await _settings_body(request))

@@ -7,14 +7,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from schemas.admin import MemberCreateIn, MemberUpdateIn, PageIn
-from service.db import admin_namespaces as namespaces_db
 from service.domain.admin import entities
 from service.domain.admin import namespaces as namespaces_domain
-from service.domain.admin.errors import Missing
 from service.errors import json_response
 from service.params import params
 from service.routes.admin.common import (
-    AdminRoutes,
     actor_id,
     created,
     int_param,
@@ -31,18 +28,14 @@ async def list_members(request: web.Request, source_type: str, source_id: int) -
     values = await load_params(request, PageIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await namespaces_db.list_members(
-            conn, source_type, source_id, limit=current.limit, offset=current.offset
-        )
+        result = await namespaces_domain.list_members(conn, source_type, source_id, current)
     return paginated(request, current, result, lambda m: entities.member(m, urls(request)))
 
 
 async def get_member(request: web.Request, source_type: str, source_id: int) -> web.Response:
     user_id = int_param(request, "user_id")
     async with pool(request).acquire() as conn:
-        found = await namespaces_db.find_member(conn, source_type, source_id, user_id)
-    if found is None:
-        raise Missing("Member")
+        found = await namespaces_domain.member(conn, source_type, source_id, user_id)
     return json_response(entities.member(found, urls(request)))
 
 
@@ -87,7 +80,7 @@ async def remove_member(request: web.Request, source_type: str, source_id: int) 
 SourceId = Callable[[web.Request], Awaitable[int]]
 
 
-def add_member_routes(table: AdminRoutes, collection: str, source_type: str, source_id: SourceId) -> None:
+def add_member_routes(table: web.RouteTableDef, collection: str, source_type: str, source_id: SourceId) -> None:
     """The five members routes of one kind of source: /api/v4/<collection>/:id/members[/:user_id].
 
     `source_id` resolves the :id segment (a number or a URL-encoded full path) or raises Missing.

@@ -4,8 +4,6 @@ clusters/agent_tokens.rb, error_tracking/client_keys.rb)."""
 
 from __future__ import annotations
 
-import secrets
-
 from aiohttp import web
 
 from schemas.admin import (
@@ -17,14 +15,11 @@ from schemas.admin import (
     ProtectedBranchUpdateIn,
     ProtectedTagCreateIn,
 )
-from service.db import admin_projects as projects_db
-from service.db.admin_projects import AdminProject, AgentRow
 from service.domain.admin import entities
 from service.domain.admin import projects as projects_domain
-from service.domain.admin.errors import Missing
+from service.domain.admin.projects import AdminProject, AgentRow
 from service.errors import json_response
 from service.routes.admin.common import (
-    AdminRoutes,
     actor_id,
     app_settings,
     created,
@@ -39,7 +34,7 @@ from service.routes.admin.common import (
 )
 from service.routes.admin.projects import project_from
 
-admin_routes = AdminRoutes()  # auth.ADMIN
+admin_routes = web.RouteTableDef()  # auth.ADMIN
 
 
 # --- deploy keys -------------------------------------------------------------------------------
@@ -52,9 +47,7 @@ async def list_deploy_keys(request: web.Request) -> web.Response:
     values = await load_params(request, PageIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await projects_db.list_deploy_keys(
-            conn, project.id, limit=current.limit, offset=current.offset
-        )
+        result = await projects_domain.deploy_keys(conn, project, current)
     return paginated(request, current, result, lambda k: entities.deploy_key(k, can_push=k.can_push))
 
 
@@ -84,9 +77,7 @@ async def get_deploy_key(request: web.Request) -> web.Response:
     project = await project_from(request)
     key_id = int_param(request, "key_id")
     async with pool(request).acquire() as conn:
-        linked = await projects_db.find_project_deploy_key(conn, project.id, key_id)
-    if linked is None:
-        raise Missing("Deploy Key")
+        linked = await projects_domain.deploy_key(conn, project, key_id)
     return json_response(entities.deploy_key(linked, can_push=linked.can_push))
 
 
@@ -116,10 +107,8 @@ async def delete_deploy_key(request: web.Request) -> web.Response:
 
 async def _protected_branch(request: web.Request, project: AdminProject) -> web.Response:
     async with pool(request).acquire() as conn:
-        found = await projects_db.list_protected_branches(conn, project.id, request.match_info["name"])
-    if not found:
-        raise Missing()  # protected_branches.find_by!(name:): ActiveRecord::RecordNotFound
-    return json_response(entities.protected_branch(found[0]))
+        found = await projects_domain.protected_branch(conn, project, request.match_info["name"])
+    return json_response(entities.protected_branch(found))
 
 
 @admin_routes.get("/api/v4/projects/{id}/protected_branches")
@@ -128,7 +117,7 @@ async def list_protected_branches(request: web.Request) -> web.Response:
     project = await project_from(request)
     values = await load_params(request, PageIn())
     async with pool(request).acquire() as conn:
-        found = await projects_db.list_protected_branches(conn, project.id)
+        found = await projects_domain.protected_branches(conn, project)
     return paginated_list(request, page(values), [entities.protected_branch(b) for b in found])
 
 
@@ -147,8 +136,8 @@ async def protect_branch(request: web.Request) -> web.Response:
             unprotect_access_level=values.get("unprotect_access_level"),
             allow_force_push=values["allow_force_push"],
         )
-        found = await projects_db.list_protected_branches(conn, project.id, values["name"])
-    return created(entities.protected_branch(found[0]))
+        found = await projects_domain.protected_branch(conn, project, values["name"])
+    return created(entities.protected_branch(found))
 
 
 @admin_routes.get("/api/v4/projects/{id}/protected_branches/{name}")
@@ -163,11 +152,10 @@ async def update_protected_branch(request: web.Request) -> web.Response:
     project = await project_from(request)
     values = await load_params(request, ProtectedBranchUpdateIn())
     async with pool(request).acquire() as conn:
-        if not await projects_db.update_protected_branch(
-            conn, project.id, request.match_info["name"], allow_force_push=values.get("allow_force_push")
-        ):
-            raise Missing()
-    return await _protected_branch(request, project)
+        found = await projects_domain.update_protected_branch(
+            conn, project, request.match_info["name"], allow_force_push=values.get("allow_force_push")
+        )
+    return json_response(entities.protected_branch(found))
 
 
 @admin_routes.delete("/api/v4/projects/{id}/protected_branches/{name}")
@@ -175,8 +163,7 @@ async def unprotect_branch(request: web.Request) -> web.Response:
     """DELETE /projects/:id/protected_branches/:name (protected_branches.rb): 204."""
     project = await project_from(request)
     async with pool(request).acquire() as conn:
-        if not await projects_db.delete_protected_branch(conn, project.id, request.match_info["name"]):
-            raise Missing()
+        await projects_domain.unprotect_branch(conn, project, request.match_info["name"])
     return no_content()
 
 
@@ -189,7 +176,7 @@ async def list_protected_tags(request: web.Request) -> web.Response:
     project = await project_from(request)
     values = await load_params(request, PageIn())
     async with pool(request).acquire() as conn:
-        found = await projects_db.list_protected_tags(conn, project.id)
+        found = await projects_domain.protected_tags(conn, project)
     return paginated_list(request, page(values), [entities.protected_tag(t) for t in found])
 
 
@@ -202,8 +189,8 @@ async def protect_tag(request: web.Request) -> web.Response:
         await projects_domain.protect_tag(
             conn, project, name=values["name"], create_access_level=values["create_access_level"]
         )
-        found = await projects_db.list_protected_tags(conn, project.id, values["name"])
-    return created(entities.protected_tag(found[0]))
+        found = await projects_domain.protected_tag(conn, project, values["name"])
+    return created(entities.protected_tag(found))
 
 
 @admin_routes.get("/api/v4/projects/{id}/protected_tags/{name}")
@@ -211,10 +198,8 @@ async def get_protected_tag(request: web.Request) -> web.Response:
     """GET /projects/:id/protected_tags/:name (protected_tags.rb)."""
     project = await project_from(request)
     async with pool(request).acquire() as conn:
-        found = await projects_db.list_protected_tags(conn, project.id, request.match_info["name"])
-    if not found:
-        raise Missing()
-    return json_response(entities.protected_tag(found[0]))
+        found = await projects_domain.protected_tag(conn, project, request.match_info["name"])
+    return json_response(entities.protected_tag(found))
 
 
 @admin_routes.delete("/api/v4/projects/{id}/protected_tags/{name}")
@@ -222,8 +207,7 @@ async def unprotect_tag(request: web.Request) -> web.Response:
     """DELETE /projects/:id/protected_tags/:name (protected_tags.rb): 204."""
     project = await project_from(request)
     async with pool(request).acquire() as conn:
-        if not await projects_db.delete_protected_tag(conn, project.id, request.match_info["name"]):
-            raise Missing()
+        await projects_domain.unprotect_tag(conn, project, request.match_info["name"])
     return no_content()
 
 
@@ -242,7 +226,7 @@ async def list_agents(request: web.Request) -> web.Response:
     values = await load_params(request, PageIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await projects_db.list_agents(conn, project.id, limit=current.limit, offset=current.offset)
+        result = await projects_domain.agents(conn, project, current)
     return paginated(request, current, result, lambda a: entities.agent(a, project, urls(request)))
 
 
@@ -269,7 +253,7 @@ async def delete_agent(request: web.Request) -> web.Response:
     project = await project_from(request)
     agent = await _agent(request, project)
     async with pool(request).acquire() as conn:
-        await projects_db.delete_agent(conn, project.id, agent.id)
+        await projects_domain.delete_agent(conn, project, agent)
     return no_content()
 
 
@@ -281,9 +265,7 @@ async def list_agent_tokens(request: web.Request) -> web.Response:
     values = await load_params(request, PageIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await projects_db.list_agent_tokens(
-            conn, agent.id, limit=current.limit, offset=current.offset
-        )
+        result = await projects_domain.agent_tokens(conn, agent, current)
     return paginated(request, current, result, entities.agent_token)
 
 
@@ -307,9 +289,7 @@ async def get_agent_token(request: web.Request) -> web.Response:
     project = await project_from(request)
     agent = await _agent(request, project)
     async with pool(request).acquire() as conn:
-        token = await projects_db.find_agent_token(conn, agent.id, int_param(request, "token_id"))
-    if token is None:
-        raise Missing()
+        token = await projects_domain.agent_token(conn, agent, int_param(request, "token_id"))
     return json_response(entities.agent_token(token))
 
 
@@ -319,8 +299,7 @@ async def revoke_agent_token(request: web.Request) -> web.Response:
     project = await project_from(request)
     agent = await _agent(request, project)
     async with pool(request).acquire() as conn:
-        if not await projects_db.revoke_agent_token(conn, agent.id, int_param(request, "token_id")):
-            raise Missing()
+        await projects_domain.revoke_agent_token(conn, agent, int_param(request, "token_id"))
     return no_content()
 
 
@@ -333,7 +312,7 @@ async def list_client_keys(request: web.Request) -> web.Response:
     project = await project_from(request)
     values = await load_params(request, PageIn())
     async with pool(request).acquire() as conn:
-        found = await projects_db.list_client_keys(conn, project.id)
+        found = await projects_domain.client_keys(conn, project)
     return paginated_list(request, page(values), [entities.client_key(k, urls(request)) for k in found])
 
 
@@ -342,7 +321,7 @@ async def create_client_key(request: web.Request) -> web.Response:
     """POST /projects/:id/error_tracking/client_keys: a new "glet_" public key."""
     project = await project_from(request)
     async with pool(request).acquire() as conn:
-        key = await projects_db.insert_client_key(conn, project.id, "glet_" + secrets.token_hex(16))
+        key = await projects_domain.create_client_key(conn, project)
     return created(entities.client_key(key, urls(request)))
 
 
@@ -351,7 +330,5 @@ async def delete_client_key(request: web.Request) -> web.Response:
     """DELETE /projects/:id/error_tracking/client_keys/:key_id: 200 with the removed key."""
     project = await project_from(request)
     async with pool(request).acquire() as conn:
-        key = await projects_db.delete_client_key(conn, project.id, int_param(request, "key_id"))
-    if key is None:
-        raise Missing()
+        key = await projects_domain.delete_client_key(conn, project, int_param(request, "key_id"))
     return json_response(entities.client_key(key, urls(request)))

@@ -5,16 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from schemas.admin import ProjectCreateIn, ProjectListIn, ProjectUpdateIn, TransferIn
-from service.db import admin_projects as projects_db
-from service.db import admin_users as users_db
-from service.db.admin_projects import AdminProject
 from service.domain.admin import entities
 from service.domain.admin import projects as projects_domain
 from service.domain.admin.projects import NewProject
 from service.errors import json_response
 from service.routes.admin import members
 from service.routes.admin.common import (
-    AdminRoutes,
     accepted,
     actor_id,
     created,
@@ -26,10 +22,10 @@ from service.routes.admin.common import (
     urls,
 )
 
-admin_routes = AdminRoutes()  # auth.ADMIN
+admin_routes = web.RouteTableDef()  # auth.ADMIN
 
 
-async def project_from(request: web.Request) -> AdminProject:
+async def project_from(request: web.Request) -> projects_domain.AdminProject:
     """The :id segment, a number or a URL-encoded full path (aiohttp decodes %2F before matching)."""
     async with pool(request).acquire() as conn:
         return await projects_domain.find_project(conn, request.match_info["id"])
@@ -47,9 +43,7 @@ async def list_projects(request: web.Request) -> web.Response:
     values = await load_params(request, ProjectListIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await projects_db.list_projects(
-            conn, search=values.get("search"), namespace_id=None, limit=current.limit, offset=current.offset
-        )
+        result = await projects_domain.list_projects(conn, current, search=values.get("search"))
     return paginated(request, current, result, lambda p: entities.project(p, urls(request)))
 
 
@@ -59,7 +53,7 @@ async def create_project(request: web.Request) -> web.Response:
     values = await load_params(request, ProjectCreateIn())
     require_one_of(values, "name", "path")
     async with pool(request).acquire() as conn:
-        me = await users_db.find_user(conn, actor_id(request))
+        own_namespace_id = await projects_domain.personal_namespace_id(conn, actor_id(request))
         project_id = await projects_domain.create_project(
             conn,
             NewProject(
@@ -72,7 +66,7 @@ async def create_project(request: web.Request) -> web.Response:
                 description=values["description"],
             ),
             creator_id=actor_id(request),
-            personal_namespace_id=me.namespace_id if me else None,
+            personal_namespace_id=own_namespace_id,
         )
     return created(await _render(request, project_id))
 

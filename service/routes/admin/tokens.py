@@ -7,15 +7,11 @@ from datetime import date
 from aiohttp import web
 
 from schemas.admin import TokenCreateIn, TokenListIn
-from service.db import admin_users as users_db
-from service.db.users import PersonalAccessTokenRow
 from service.domain.admin import entities
 from service.domain.admin import tokens as tokens_domain
 from service.domain.admin import users as users_domain
-from service.domain.admin.errors import Missing
 from service.errors import grape_error, json_response
 from service.routes.admin.common import (
-    AdminRoutes,
     app_settings,
     created,
     identity,
@@ -27,33 +23,30 @@ from service.routes.admin.common import (
     pool,
 )
 
-admin_routes = AdminRoutes()  # auth.ADMIN
-user_routes = AdminRoutes()  # auth.USER
+admin_routes = web.RouteTableDef()  # auth.ADMIN
+user_routes = web.RouteTableDef()  # auth.USER
 
 
-def _render(token: PersonalAccessTokenRow) -> dict[str, object]:
+def _render(token: tokens_domain.PersonalAccessTokenRow) -> dict[str, object]:
     return entities.personal_access_token(token, today=date.today())
 
 
-async def _own_token(request: web.Request) -> PersonalAccessTokenRow:
+async def _own_token(request: web.Request) -> tokens_domain.PersonalAccessTokenRow:
     # The middleware authenticated this very token and kept its id.
     token_id = identity(request).token_id
     assert token_id is not None
     async with pool(request).acquire() as conn:
-        found = await users_db.find_token(conn, token_id)
-    assert found is not None
-    return found
+        return await tokens_domain.own_token(conn, token_id)
 
 
-async def _visible_token(request: web.Request) -> PersonalAccessTokenRow:
+async def _visible_token(request: web.Request) -> tokens_domain.PersonalAccessTokenRow:
     """Administrators see every token; a user only their own (others are "404 Not Found")."""
     token_id = int_param(request, "id")
-    async with pool(request).acquire() as conn:
-        found = await users_db.find_token(conn, token_id)
     caller = identity(request)
-    if found is None or (not caller.is_admin and found.user_id != caller.user_id):
-        raise Missing("Personal Access Token")
-    return found
+    async with pool(request).acquire() as conn:
+        return await tokens_domain.visible_token(
+            conn, token_id, caller_id=caller.user_id, caller_is_admin=caller.is_admin
+        )
 
 
 @user_routes.get("/api/v4/personal_access_tokens")
@@ -64,13 +57,8 @@ async def list_tokens(request: web.Request) -> web.Response:
     caller = identity(request)
     user_id = values.get("user_id") if caller.is_admin else caller.user_id
     async with pool(request).acquire() as conn:
-        result = await users_db.list_tokens(
-            conn,
-            user_id=user_id,
-            revoked=values.get("revoked"),
-            state=values.get("state"),
-            limit=current.limit,
-            offset=current.offset,
+        result = await tokens_domain.list_tokens(
+            conn, current, user_id=user_id, revoked=values.get("revoked"), state=values.get("state")
         )
     return paginated(request, current, result, _render)
 
@@ -86,7 +74,7 @@ async def revoke_own_token(request: web.Request) -> web.Response:
     """DELETE /personal_access_tokens/self: revokes the token this request carries, 204."""
     token = await _own_token(request)
     async with pool(request).acquire() as conn:
-        await users_db.revoke_token(conn, token.id)
+        await tokens_domain.revoke(conn, token)
     return no_content()
 
 
@@ -101,7 +89,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     """DELETE /personal_access_tokens/:id: revokes, 204."""
     token = await _visible_token(request)
     async with pool(request).acquire() as conn:
-        await users_db.revoke_token(conn, token.id)
+        await tokens_domain.revoke(conn, token)
     return no_content()
 
 

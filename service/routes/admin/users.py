@@ -5,15 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from schemas.admin import KeyCreateIn, KeyLookupIn, PageIn, UserCreateIn, UserListIn, UserUpdateIn
-from service.db import admin_users as users_db
-from service.db.keys import KeyRow
 from service.domain.admin import entities, validation
 from service.domain.admin import users as users_domain
-from service.domain.admin.errors import ApiMessage, Missing
-from service.domain.admin.users import InvalidFingerprint, NewUser, parse_fingerprint
+from service.domain.admin.users import AdminUser, KeyRow, NewUser
 from service.errors import json_response
 from service.routes.admin.common import (
-    AdminRoutes,
     actor_id,
     app_settings,
     created,
@@ -28,11 +24,11 @@ from service.routes.admin.common import (
     urls,
 )
 
-admin_routes = AdminRoutes()  # auth.ADMIN
-user_routes = AdminRoutes()  # auth.USER: any user with an api-scoped token
+admin_routes = web.RouteTableDef()  # auth.ADMIN
+user_routes = web.RouteTableDef()  # auth.USER: any user with an api-scoped token
 
 
-def _user_body(request: web.Request, found: users_db.AdminUser) -> dict[str, object]:
+def _user_body(request: web.Request, found: AdminUser) -> dict[str, object]:
     return entities.user(found, urls(request), with_admin=identity(request).is_admin)
 
 
@@ -42,14 +38,13 @@ async def list_users(request: web.Request) -> web.Response:
     values = await load_params(request, UserListIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await users_db.list_users(
+        result = await users_domain.list_users(
             conn,
+            current,
             username=values.get("username"),
             search=values.get("search"),
             active=bool(values.get("active")),
             blocked=bool(values.get("blocked")),
-            limit=current.limit,
-            offset=current.offset,
             search_email=identity(request).is_admin,
         )
     return paginated(request, current, result, lambda u: _user_body(request, u))
@@ -172,8 +167,7 @@ async def _list_keys(request: web.Request, user_id: int) -> web.Response:
     values = await load_params(request, PageIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        await users_domain.find_user(conn, user_id)
-        result = await users_db.list_user_keys(conn, user_id, limit=current.limit, offset=current.offset)
+        result = await users_domain.user_keys(conn, user_id, current)
     return paginated(request, current, result, entities.ssh_key)
 
 
@@ -195,18 +189,12 @@ async def _add_key(request: web.Request, user_id: int) -> web.Response:
 
 async def _user_key(request: web.Request, user_id: int, key_id: int) -> KeyRow:
     async with pool(request).acquire() as conn:
-        await users_domain.find_user(conn, user_id)
-        key = await users_db.find_key(conn, key_id)
-    if key is None or key.user_id != user_id or key.type is not None:
-        raise Missing("Key")
-    return key
+        return await users_domain.user_key(conn, user_id, key_id)
 
 
 async def _delete_key(request: web.Request, user_id: int, key_id: int) -> web.Response:
     async with pool(request).acquire() as conn:
-        await users_domain.find_user(conn, user_id)
-        if not await users_db.delete_user_key(conn, user_id, key_id):
-            raise Missing("Key")
+        await users_domain.delete_user_key(conn, user_id, key_id)
     return no_content()
 
 
@@ -264,7 +252,7 @@ async def _key_with_user(request: web.Request, key: KeyRow) -> dict[str, object]
     owner = None
     if key.user_id is not None:
         async with pool(request).acquire() as conn:
-            found = await users_db.find_user(conn, key.user_id)
+            found = await users_domain.find_user_or_none(conn, key.user_id)
         owner = entities.user(found, urls(request), with_admin=True) if found else None
     body = entities.deploy_key(key) if key.type == "DeployKey" else entities.ssh_key(key)
     body["user"] = owner
@@ -276,9 +264,7 @@ async def get_key(request: web.Request) -> web.Response:
     """GET /keys/:id (keys.rb, admin): the key with its user."""
     key_id = int_param(request, "id")
     async with pool(request).acquire() as conn:
-        key = await users_db.find_key(conn, key_id)
-    if key is None:
-        raise Missing("Key")
+        key = await users_domain.key_by_id(conn, key_id)
     return json_response(await _key_with_user(request, key))
 
 
@@ -286,12 +272,6 @@ async def get_key(request: web.Request) -> web.Response:
 async def find_key_by_fingerprint(request: web.Request) -> web.Response:
     """GET /keys?fingerprint= (keys.rb, admin): SHA256:<base64> or the MD5 colon form."""
     values = await load_params(request, KeyLookupIn())
-    try:
-        sha256, md5 = parse_fingerprint(values["fingerprint"])
-    except InvalidFingerprint:
-        raise ApiMessage("Failed to return the key", 400) from None
     async with pool(request).acquire() as conn:
-        key = await users_db.find_key_by_fingerprint(conn, sha256=sha256, md5=md5)
-    if key is None:
-        raise Missing("Key")
+        key = await users_domain.key_by_fingerprint(conn, values["fingerprint"])
     return json_response(await _key_with_user(request, key))

@@ -60,7 +60,8 @@ DELETE FROM broadcast_messages WHERE id = $1 RETURNING id;
 -- $6 personal_access_token_prefix, $7 error_tracking_enabled, $8 error_tracking_access_token_digest,
 -- $9 admin_mode, $10 enforce_terms, $11 email_confirmation_setting, $12 two_factor_for_cli,
 -- $13 default_branch_name, $14..$18 rsa, dsa, ecdsa, ed25519, ecdsa_sk restriction,
--- $19 clear token digest, $20 clear lifetime, $21 ed25519_sk restriction
+-- $19 clear token digest, $20 clear lifetime, $21 ed25519_sk restriction,
+-- $22 allow_local_requests_from_web_hooks_and_services
 UPDATE application_settings SET
     enabled_git_access_protocol = COALESCE($1, enabled_git_access_protocol),
     receive_max_input_size = COALESCE($2, receive_max_input_size),
@@ -83,5 +84,6 @@ UPDATE application_settings SET
     ed25519_key_restriction = COALESCE($17, ed25519_key_restriction),
     ecdsa_sk_key_restriction = COALESCE($18, ecdsa_sk_key_restriction),
     ed25519_sk_key_restriction = COALESCE($21, ed25519_sk_key_restriction),
+    allow_local_requests_from_web_hooks_and_services = COALESCE($22, allow_local_requests_from_web_hooks_and_services),
     updated_at = now()
 WHERE id = 1;

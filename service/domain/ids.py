@@ -1,0 +1,29 @@
+"""The one id parser: a database id (bigint, positive) from what a client sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BIGINT_MAX = 2**63 - 1
+
+
+def as_id(value: Any, *, lenient: bool = False) -> int | None:
+    """An id, or None when the value is not one.
+
+    Strict (path segments, Grape's `type: Integer` on :id): ASCII digits within bigint range.
+    Lenient (gitlab-shell's and Gitaly's key_id / user_id, which arrive as strings or numbers): a
+    positive int, or digits with white space around them; 0 is nobody.
+    """
+    if lenient:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value if value > 0 else None
+        if isinstance(value, str) and value.strip().isdigit():
+            number = int(value.strip())
+            return number if 0 < number <= BIGINT_MAX else None
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+        return number if number <= BIGINT_MAX else None
+    return None

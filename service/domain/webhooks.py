@@ -1,0 +1,325 @@
+"""Webhooks: which hooks a push fires, GitLab's request headers, the SSRF rules and the delivery.
+
+Sources: app/services/web_hook_service.rb (headers, timeout, logging), app/models/concerns/
+web_hooks/auto_disabling.rb (backoff), app/services/concerns/... ActiveHookFilter (branch filters),
+gitlab-http's UrlBlocker (local and private addresses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+from yarl import URL
+
+from service.db import webhooks as hooks_db
+from service.db.push_jobs import PushHook
+from service.db.webhooks import Attempt, DeliveryRow
+from service.domain.errors import Invalid
+from service.domain.token_box import TokenBox
+
+log = logging.getLogger("gitlab_internal_api.webhooks")
+
+PUSH_HOOK = "Push Hook"
+TAG_PUSH_HOOK = "Tag Push Hook"
+SYSTEM_HOOK = "System Hook"
+
+# WebHooks::AutoDisabling (project hooks only, as GitLab's ENABLED_HOOK_TYPES)
+TEMPORARILY_DISABLED_FAILURE_THRESHOLD = 3
+PERMANENTLY_DISABLED_FAILURE_THRESHOLD = 39
+INITIAL_BACKOFF = timedelta(minutes=1)
+MAX_BACKOFF = timedelta(days=1)
+BACKOFF_GROWTH_FACTOR = 2.0
+
+RESPONSE_BODY_SIZE_LIMIT = 8 * 1024  # WebHookService::RESPONSE_BODY_SIZE_LIMIT
+MAX_REDIRECTS = 3
+
+
+# --- which hooks a change fires ------------------------------------------------------------------
+
+
+def _wildcard_matches(pattern: str, name: str) -> bool:
+    """RefMatcher: `*` matches any run of characters; without one, the name must be equal."""
+    if "*" not in pattern:
+        return pattern == name
+    regex = ".*?".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, name, re.DOTALL) is not None
+
+
+def branch_filter_matches(strategy: str, branch_filter: str | None, branch: str) -> bool:
+    """ActiveHookFilter#matches? for push events (tag pushes are never filtered)."""
+    if strategy == "all_branches" or not branch_filter:
+        return True
+    if strategy == "regex":
+        try:
+            # GitLab uses RE2 (unanchored search); Python's re is the same for the patterns RE2 accepts
+            return re.search(branch_filter, branch) is not None
+        except re.error:
+            return False
+    return _wildcard_matches(branch_filter, branch)
+
+
+def hook_fires(hook: PushHook, ref_type: str, branch: str) -> bool:
+    if ref_type == "tag":
+        return hook.tag_push_events
+    return hook.push_events and branch_filter_matches(
+        hook.branch_filter_strategy, hook.push_events_branch_filter, branch
+    )
+
+
+def validate_branch_filter(strategy: str | None, branch_filter: str | None) -> None:
+    """WebHook validations: a regex filter must compile; `all_branches` takes no filter."""
+    if strategy == "regex" and branch_filter:
+        try:
+            re.compile(branch_filter)
+        except re.error:
+            raise Invalid({"push_events_branch_filter": ["is not a valid regular expression"]}) from None
+
+
+# --- auto-disabling ------------------------------------------------------------------------------
+
+
+def alert_status(hook_type: str, recent_failures: int, disabled_until: datetime | None, now: datetime) -> str:
+    if hook_type != "ProjectHook":
+        return "executable"
+    if (
+        disabled_until is not None
+        and disabled_until >= now
+        and TEMPORARILY_DISABLED_FAILURE_THRESHOLD < recent_failures <= PERMANENTLY_DISABLED_FAILURE_THRESHOLD
+    ):
+        return "temporarily_disabled"
+    if recent_failures > PERMANENTLY_DISABLED_FAILURE_THRESHOLD:
+        return "disabled"
+    return "executable"
+
+
+def executable(hook_type: str, recent_failures: int, disabled_until: datetime | None, now: datetime) -> bool:
+    return alert_status(hook_type, recent_failures, disabled_until, now) == "executable"
+
+
+def after_failure(recent_failures: int, now: datetime) -> tuple[int, datetime | None]:
+    """backoff!: one more failure; past the grace threshold the hook is disabled for a backoff that
+    doubles with each failure, from 1 minute up to 1 day (disabled for good after 40)."""
+    failures = min(max(recent_failures + 1, 1), PERMANENTLY_DISABLED_FAILURE_THRESHOLD + 1)
+    if failures <= TEMPORARILY_DISABLED_FAILURE_THRESHOLD:
+        return failures, None
+    backoff = INITIAL_BACKOFF * (BACKOFF_GROWTH_FACTOR ** (failures - TEMPORARILY_DISABLED_FAILURE_THRESHOLD))
+    return failures, now + min(max(backoff, INITIAL_BACKOFF), MAX_BACKOFF)
+
+
+# --- SSRF protection -----------------------------------------------------------------------------
+
+
+def _address_blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback or address.is_unspecified:
+        return "Requests to localhost are not allowed"
+    if address.is_link_local:
+        return "Requests to the link local network are not allowed"
+    if address.is_private or address.is_reserved or address.is_multicast:
+        return "Requests to the local network are not allowed"
+    return None
+
+
+async def blocked_reason(url: str, allow_local: bool) -> str | None:
+    """Why a hook may not call `url` (Gitlab::HTTP_V2::UrlBlocker), or None. Every address the host
+    resolves to is checked, so a name that points at 127.0.0.1 is refused like the address itself."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return "URI is invalid"
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return "Only allowed schemes are http, https"
+    if allow_local:
+        return None
+    host = parsed.host.strip("[]")
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, parsed.port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            return "Host cannot be resolved or invalid"
+        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    for address in addresses:
+        reason = _address_blocked(address)
+        if reason:
+            return reason
+    return None
+
+
+async def check_hook_url(url: str, allow_local: bool) -> None:
+    """At creation and update: the URL GitLab's `public_url` validator would accept."""
+    reason = await blocked_reason(url, allow_local)
+    if reason:
+        raise Invalid({"url": [f"is blocked: {reason}"]})
+
+
+# --- delivery ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    gitlab_version: str
+    instance_url: str
+    timeout: float
+    token_box: TokenBox  # hooks' tokens are stored sealed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivered: bool
+    status: str  # the HTTP status, or "internal error"
+    retry: bool  # worth another attempt (a failure while the hook is still executable)
+
+
+def request_headers(config: DeliveryConfig, delivery: DeliveryRow) -> dict[str, str]:
+    """WebHookService#build_headers."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"GitLab/{config.gitlab_version}",
+        "X-Gitlab-Event": delivery.event_header,
+        "X-Gitlab-Webhook-UUID": str(uuid.uuid4()),
+        "X-Gitlab-Event-UUID": delivery.event_uuid,
+        "X-Gitlab-Instance": config.instance_url,
+        # the same for every attempt of one delivery, so a receiver can drop repeats
+        "Idempotency-Key": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{delivery.event_uuid}/{delivery.hook_id}")),
+    }
+    if delivery.token:
+        headers["X-Gitlab-Token"] = config.token_box.open(delivery.token)
+    return headers
+
+
+def _same_origin(a: URL, b: URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+async def _post(
+    http: aiohttp.ClientSession, url: str, headers: dict[str, str], body: bytes, verify_ssl: bool, timeout: float
+) -> tuple[int, dict[str, str], str]:
+    """POST, following redirects only to the same scheme, host and port (a redirect elsewhere could
+    lead past the SSRF check): the redirect answer itself is the outcome then."""
+    target = URL(url)
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    for _ in range(MAX_REDIRECTS + 1):
+        async with http.post(
+            target,
+            data=body,
+            headers=headers,
+            ssl=True if verify_ssl else False,
+            allow_redirects=False,
+            timeout=client_timeout,
+        ) as response:
+            text = (await response.content.read(RESPONSE_BODY_SIZE_LIMIT)).decode("utf-8", "replace")
+            location = response.headers.get("Location")
+            if response.status in (301, 302, 303, 307, 308) and location:
+                following = target.join(URL(location))
+                if _same_origin(following, target):
+                    target = following
+                    continue
+            return response.status, {str(k): v for k, v in response.headers.items()}, text  # istr keys: not JSON keys
+    return 310, {}, "too many redirects"
+
+
+async def send(
+    pool: asyncpg.Pool, http: aiohttp.ClientSession, config: DeliveryConfig, delivery_id: int, *, last_attempt: bool
+) -> Outcome | None:
+    """One attempt of one delivery: checked, sent, logged, and the hook's failure count kept.
+    None when there was nothing to send (gone, done already, or the hook is disabled)."""
+    async with pool.acquire() as conn:
+        delivery = await hooks_db.delivery_for_sending(conn, delivery_id)
+    if delivery is None or delivery.state != "pending":
+        return None
+    now = datetime.now(UTC)
+    if not executable(delivery.hook_type, delivery.recent_failures, delivery.disabled_until, now):
+        async with pool.acquire() as conn:
+            await hooks_db.finish_delivery(conn, delivery.id, "skipped")
+        return None
+    headers = request_headers(config, delivery)
+    payload = orjson.loads(delivery.payload)
+    started = time.monotonic()
+    error: str | None = None
+    status_code: int | None = None
+    response_headers: dict[str, str] = {}
+    body = ""
+    reason = await blocked_reason(delivery.url, delivery.allow_local_requests)
+    if reason:
+        error = f"Hook execution failed: URL is blocked: {reason}"
+    else:
+        try:
+            status_code, response_headers, body = await _post(
+                http, delivery.url, headers, delivery.payload.encode(), delivery.enable_ssl_verification, config.timeout
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            error = f"Hook execution failed: {type(exc).__name__}: {exc}"[:1024]
+    duration = time.monotonic() - started
+    delivered = status_code is not None and 200 <= status_code < 300
+    status = str(status_code) if status_code is not None else "internal error"
+    shown_headers = {k: ("[REDACTED]" if k == "X-Gitlab-Token" else v) for k, v in headers.items()}
+    async with pool.acquire() as conn, conn.transaction():
+        await hooks_db.log_attempt(
+            conn,
+            Attempt(
+                hook_id=delivery.hook_id,
+                trigger=delivery.trigger,
+                url=delivery.url,
+                request_headers=shown_headers,
+                request_data=payload,
+                response_headers=response_headers,
+                response_body=body,
+                response_status=status,
+                execution_duration=duration,
+                internal_error_message=error,
+            ),
+        )
+        retry = False
+        if delivered:
+            if delivery.recent_failures or delivery.disabled_until:
+                await hooks_db.set_failures(conn, delivery.hook_id, 0, None)  # enable!
+            await hooks_db.finish_delivery(conn, delivery.id, "delivered")
+        else:
+            failures, disabled_until = delivery.recent_failures, delivery.disabled_until
+            if delivery.hook_type == "ProjectHook":  # auto-disabling applies to project hooks only
+                failures, disabled_until = after_failure(delivery.recent_failures, now)
+                await hooks_db.set_failures(conn, delivery.hook_id, failures, disabled_until)
+            still_executable = executable(delivery.hook_type, failures, disabled_until, datetime.now(UTC))
+            # a blocked URL stays blocked: no retry
+            retry = still_executable and not reason and not last_attempt
+            await hooks_db.finish_delivery(conn, delivery.id, "pending" if retry else "failed")
+    log.info(
+        "web hook %s %s: %s",
+        delivery.hook_id,
+        "delivered" if delivered else "failed",
+        status,
+        extra={"hook_id": delivery.hook_id, "delivery_id": delivery.id, "error": error},
+    )
+    return Outcome(delivered=delivered, status=status, retry=retry)
+
+
+def render_log(entry: hooks_db.HookLogRow) -> dict[str, Any]:
+    """GET /projects/:id/hooks/:hook_id/events: GitLab's WebHookLog entity."""
+    return {
+        "id": entry.id,
+        "url": entry.url,
+        "trigger": entry.trigger,
+        "request_headers": orjson.loads(entry.request_headers),
+        "request_data": orjson.loads(entry.request_data),
+        "response_headers": orjson.loads(entry.response_headers),
+        "response_body": entry.response_body,
+        "response_status": entry.response_status,
+        "execution_duration": entry.execution_duration,
+        "internal_error_message": entry.internal_error_message,
+        "created_at": entry.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }

@@ -1,0 +1,277 @@
+"""The durable job queue (procrastinate on PostgreSQL) and the worker that runs its jobs.
+
+Why procrastinate on PostgreSQL rather than arq/saq on Redis: a job must outlive a worker crash and
+a failover. Here the job is a row, inserted by post_receive in the same round trip budget as before
+and in the database that the push's events live in; a Redis failover (asynchronous replication,
+where an acknowledged write can be lost) cannot lose it, and a PostgreSQL failover keeps what the
+promoted standby had. A worker fetches a job with `FOR UPDATE SKIP LOCKED`; a worker that dies
+(SIGKILL, OOM, node loss) stops sending its heartbeat, and any live worker puts the dead one's jobs
+back (`rescue_stalled_jobs`), so delivery is at-least-once and the jobs are idempotent
+(service/domain/push_jobs.py). arq has no Redis Cluster support and loses jobs on a Sentinel
+failover; procrastinate is kept up by a team, typed, and needs no other server.
+
+Connections: post_receive enqueues through the service's own asyncpg pool, with procrastinate's
+versioned SQL function (procrastinate_defer_jobs_v1): one statement, so it works through PgBouncer in
+transaction mode. The worker uses procrastinate's psycopg connector on the *direct* database URL
+(DATABASE_MIGRATION_URL, else DATABASE_URL): LISTEN/NOTIFY, which wakes it the moment a job is
+queued, is session state that PgBouncer's transaction pooling cannot carry. Behind PgBouncer without
+a direct URL the worker polls every second instead, and psycopg never prepares named statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import asyncpg
+import procrastinate
+from aiohttp import web
+from procrastinate import JobContext, RetryDecision
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy
+
+from service import keys
+from service.config import Settings
+from service.db.pool import create_pool
+from service.domain import webhooks
+from service.domain.token_box import TokenBox
+from service.secrets import load_db_key_base
+from service.domain.push_jobs import PostReceiveJob, PushDeps, run_post_receive_job
+from service.domain.repository import RepositoryInspector
+from service.domain.urls import InstanceUrls
+from service.logs import CORRELATION_ID
+
+log = logging.getLogger("gitlab_internal_api.jobs")
+
+POST_RECEIVE_QUEUE = "post_receive"
+WEB_HOOKS_QUEUE = "web_hooks"
+QUEUES = [POST_RECEIVE_QUEUE, WEB_HOOKS_QUEUE]
+POST_RECEIVE_RETRY_SECONDS = 5.0
+RESTART_DELAY = 2.0  # after the worker stopped on an error (the database was down)
+
+
+class DeliveryFailed(Exception):
+    """The receiver failed and the hook is still executable: the delivery job runs again later."""
+
+
+class Backoff(BaseRetryStrategy):
+    """At most `max_attempts` runs in all, waiting base, 2*base, 4*base... between them."""
+
+    def __init__(self, max_attempts: int, base_seconds: float) -> None:
+        self.max_attempts = max_attempts
+        self.base_seconds = base_seconds
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if job.attempts + 1 >= self.max_attempts:
+            return None
+        return RetryDecision(retry_in={"seconds": self.base_seconds * 2**job.attempts})
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the tasks use, built once per worker."""
+
+    push: PushDeps
+    http: aiohttp.ClientSession
+    delivery: webhooks.DeliveryConfig
+    webhook_max_attempts: int
+
+
+def _runtime(context: JobContext) -> Runtime:
+    runtime = (context.additional_context or {})["runtime"]
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+def listens(settings: Settings) -> bool:
+    """LISTEN works on a direct connection: the default setup, or a separate DATABASE_MIGRATION_URL."""
+    return settings.database_prepared_statements or bool(settings.database_migration_url)
+
+
+def build_app(settings: Settings, concurrency: int) -> procrastinate.App:
+    connector = procrastinate.PsycopgConnector(
+        conninfo=settings.direct_database_url,
+        min_size=1,
+        max_size=concurrency + 2,  # the jobs, the fetch loop, the heartbeat and the rescuer
+        # no named prepared statements: they would break through PgBouncer
+        kwargs={"prepare_threshold": None, "application_name": "gitlab-internal-api-worker"},
+    )
+    app = procrastinate.App(connector=connector)
+
+    @app.task(
+        name="post_receive",
+        queue=POST_RECEIVE_QUEUE,
+        pass_context=True,
+        retry=Backoff(settings.post_receive_max_attempts, POST_RECEIVE_RETRY_SECONDS),
+    )
+    async def post_receive(
+        context: JobContext,
+        gl_repository: str,
+        identifier: Any,
+        changes: str,
+        push_options: list[str] | None = None,
+        correlation_id: str = "",
+    ) -> None:
+        job = PostReceiveJob(gl_repository, identifier, changes, push_options or [], correlation_id)
+        token = CORRELATION_ID.set(correlation_id)
+        try:
+            assert context.job.id is not None
+            await run_post_receive_job(_runtime(context).push, context.job.id, job)
+        finally:
+            CORRELATION_ID.reset(token)
+
+    @app.task(
+        name="deliver_web_hook",
+        queue=WEB_HOOKS_QUEUE,
+        pass_context=True,
+        retry=Backoff(settings.webhook_max_attempts, settings.webhook_retry_seconds),
+    )
+    async def deliver_web_hook(context: JobContext, delivery_id: int) -> None:
+        runtime = _runtime(context)
+        last = context.job.attempts + 1 >= runtime.webhook_max_attempts
+        outcome = await webhooks.send(runtime.push.pool, runtime.http, runtime.delivery, delivery_id, last_attempt=last)
+        if outcome is not None and outcome.retry:
+            raise DeliveryFailed(outcome.status)
+
+    return app
+
+
+async def rescue_stalled_jobs(app: procrastinate.App, stalled_seconds: float) -> None:
+    """Put back the jobs of workers that stopped sending heartbeats (killed, or their node died)."""
+    while True:
+        await asyncio.sleep(max(stalled_seconds / 3, 0.2))
+        try:
+            stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_seconds)
+        except Exception as exc:  # the database is down: the worker itself says so
+            log.debug("stalled job check failed: %s", exc)
+            continue
+        for job in stalled:
+            with contextlib.suppress(Exception):  # another worker put it back first
+                await app.job_manager.retry_job(job)
+                log.warning("job %s (%s) of a dead worker runs again", job.id, job.task_name)
+
+
+@contextlib.asynccontextmanager
+async def _http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    # Webhook receivers are other people's servers: no cookies kept between them, no proxy variables.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False) as session:
+        yield session
+
+
+async def run_worker(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    repositories: RepositoryInspector,
+    urls: InstanceUrls,
+    concurrency: int,
+    token_box: TokenBox,
+) -> None:
+    """Run jobs until cancelled; an error (the database went away) restarts the worker after a pause."""
+    while True:
+        try:
+            await _run_once(settings, pool, repositories, urls, concurrency, token_box)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("job worker stopped: %s: %s; restarting in %.0f s", type(exc).__name__, exc, RESTART_DELAY)
+            await asyncio.sleep(RESTART_DELAY)
+
+
+async def _run_once(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    repositories: RepositoryInspector,
+    urls: InstanceUrls,
+    concurrency: int,
+    token_box: TokenBox,
+) -> None:
+    app = build_app(settings, concurrency)
+    async with _http_session() as http, app.open_async():
+        runtime = Runtime(
+            push=PushDeps(pool=pool, repositories=repositories, urls=urls),
+            http=http,
+            delivery=webhooks.DeliveryConfig(
+                settings.gitlab_version, settings.gitlab_url, settings.webhook_timeout, token_box
+            ),
+            webhook_max_attempts=settings.webhook_max_attempts,
+        )
+        rescuer = asyncio.create_task(rescue_stalled_jobs(app, settings.jobs_stalled_seconds))
+        try:
+            await app.run_worker_async(
+                queues=QUEUES,
+                concurrency=concurrency,
+                wait=True,
+                install_signal_handlers=False,
+                listen_notify=listens(settings),
+                # NOTIFY wakes the worker for new jobs; retries scheduled for later are found by polling
+                fetch_job_polling_interval=1.0,
+                additional_context={"runtime": runtime},
+                update_heartbeat_interval=max(settings.jobs_stalled_seconds / 3, 0.2),
+                stalled_worker_timeout=settings.jobs_stalled_seconds,
+                shutdown_graceful_timeout=settings.webhook_timeout + 5,
+                # keep finished jobs' rows? no: the events and delivery log are the record
+                delete_jobs="successful",
+            )
+        finally:
+            rescuer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rescuer
+
+
+async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """`serve` runs the jobs in each of its worker processes unless [jobs] in_process is false."""
+    settings = app[keys.SETTINGS]
+    if not settings.jobs_in_process:
+        yield
+        return
+    task = asyncio.create_task(
+        run_worker(
+            settings,
+            app[keys.DB_POOL],
+            app[keys.REPOSITORIES],
+            app[keys.URLS],
+            settings.jobs_concurrency,
+            app[keys.TOKEN_BOX],
+        ),
+        name="job-worker",
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def run_standalone_worker(settings: Settings, concurrency: int) -> int:
+    """`gitlab-internal-api worker`: only the jobs, until SIGTERM or SIGINT (finishing those running)."""
+
+    async def no_setup(conn: asyncpg.Connection) -> None:
+        return None
+
+    async with create_pool(settings, no_setup, warm=False) as pool:
+        task = asyncio.create_task(
+            run_worker(
+                settings,
+                pool,
+                RepositoryInspector(settings.storages),
+                InstanceUrls(settings.gitlab_url, settings.ssh_user, settings.ssh_host, settings.ssh_port),
+                concurrency,
+                TokenBox(load_db_key_base(settings.db_key_base_file)),
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        log.info("job worker started: queues %s, concurrency %d", ", ".join(QUEUES), concurrency)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    log.info("job worker stopped")
+    return 0

@@ -1,0 +1,178 @@
+"""The pure rules of the git checks, without HTTP: the access matrix, branch and tag checks and
+change-list parsing (GitLab: Gitlab::Checks::*, ProjectPolicy)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.domain import checks
+from service.domain.checks import (
+    AccessEntry,
+    Change,
+    ChangeContext,
+    InvalidChanges,
+    ProtectedRefs,
+    ProtectedRule,
+    RepositoryQuestions,
+    TimedLogger,
+    parse_changes,
+)
+from service.domain.errors import ERROR_MESSAGES, AccessDenied
+from service.domain.permissions import (
+    DEVELOPER,
+    FEATURE_ENABLED,
+    GUEST,
+    INTERNAL,
+    MAINTAINER,
+    PRIVATE,
+    PUBLIC,
+    REPORTER,
+    Viewer,
+    can_download,
+    can_push_code,
+    can_read_project,
+)
+from service.domain.post_receive import branch_names, created_branch_names, pushed_branches
+
+BLANK = "0" * 40
+OLD = "a" * 40
+NEW = "b" * 40
+
+ANONYMOUS = Viewer(user_id=None, admin=False, external=False, access_level=0)
+OUTSIDER = Viewer(user_id=1, admin=False, external=False, access_level=0)
+EXTERNAL = Viewer(user_id=2, admin=False, external=True, access_level=0)
+GUEST_MEMBER = Viewer(user_id=3, admin=False, external=False, access_level=GUEST)
+REPORTER_MEMBER = Viewer(user_id=4, admin=False, external=False, access_level=REPORTER)
+DEVELOPER_MEMBER = Viewer(user_id=5, admin=False, external=False, access_level=DEVELOPER)
+MAINTAINER_MEMBER = Viewer(user_id=6, admin=False, external=False, access_level=MAINTAINER)
+ADMIN_USER = Viewer(user_id=7, admin=True, external=False, access_level=0)
+
+
+# --- who may read ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("viewer", "visibility", "expected"),
+    [
+        (ANONYMOUS, PUBLIC, True),
+        (ANONYMOUS, INTERNAL, False),
+        (ANONYMOUS, PRIVATE, False),
+        (OUTSIDER, INTERNAL, True),
+        (OUTSIDER, PRIVATE, False),
+        (EXTERNAL, INTERNAL, False),  # external users see internal projects only as members
+        (EXTERNAL, PUBLIC, True),
+        (GUEST_MEMBER, PRIVATE, True),
+        (ADMIN_USER, PRIVATE, True),
+    ],
+)
+def test_read_access_matrix(viewer: Viewer, visibility: int, expected: bool) -> None:
+    assert can_read_project(viewer, visibility) is expected
+
+
+def test_a_deploy_key_reads_only_where_it_is_enabled() -> None:
+    enabled = Viewer(user_id=None, admin=False, external=False, access_level=0, deploy_key_id=9, deploy_key_enabled=True)
+    disabled = Viewer(user_id=None, admin=False, external=False, access_level=0, deploy_key_id=9)
+    assert can_read_project(enabled, PRIVATE)
+    assert not can_read_project(disabled, PUBLIC)
+
+
+def test_a_guest_cannot_download_a_private_repository_but_a_reporter_can() -> None:
+    assert not can_download(GUEST_MEMBER, PRIVATE, FEATURE_ENABLED)
+    assert can_download(REPORTER_MEMBER, PRIVATE, FEATURE_ENABLED)
+
+
+def test_pushing_needs_a_developer() -> None:
+    assert not can_push_code(REPORTER_MEMBER, FEATURE_ENABLED)
+    assert can_push_code(DEVELOPER_MEMBER, FEATURE_ENABLED)
+
+
+# --- change lists --------------------------------------------------------------------------------
+
+
+def test_parse_changes_reads_each_line_and_skips_blank_ones() -> None:
+    raw = f"{OLD} {NEW} refs/heads/main\n\n{BLANK} {NEW} refs/tags/v1\n"
+    assert parse_changes(raw) == [Change(OLD, NEW, "refs/heads/main"), Change(BLANK, NEW, "refs/tags/v1")]
+
+
+def test_a_malformed_line_refuses_the_strict_list_and_is_skipped_by_the_lenient_one() -> None:
+    raw = f"{OLD} {NEW} refs/heads/main\nnot a change line at all\nxyz {NEW} refs/heads/x"
+    with pytest.raises(InvalidChanges):
+        parse_changes(raw)
+    assert [c.ref for c in parse_changes(raw, strict=False)] == ["refs/heads/main", "refs/heads/x"]
+
+
+def test_post_receive_reads_branches_from_the_same_parser() -> None:
+    raw = f"{BLANK} {NEW} refs/heads/new\n{OLD} {BLANK} refs/heads/gone\n{OLD} {NEW} refs/tags/v1\n{OLD} {NEW} refs/heads/main"
+    assert pushed_branches(raw) == [("new", True, False), ("gone", False, True), ("main", False, False)]
+    assert branch_names(raw) == ["new", "main"]
+    assert created_branch_names(raw) == ["new"]
+
+
+# --- branch and tag checks -----------------------------------------------------------------------
+
+
+async def _never_force(_old: str, _new: str) -> bool | None:
+    return False
+
+
+async def _on_branches(_rev: str, _patterns: list[str]) -> bool | None:
+    return True
+
+
+def _context(viewer: Viewer, branches: list[ProtectedRule] = (), tags: list[ProtectedRule] = ()) -> ChangeContext:  # type: ignore[assignment]
+    return ChangeContext(
+        viewer=viewer,
+        default_branch="main",
+        protocol="ssh",
+        feature_level=FEATURE_ENABLED,
+        refs=ProtectedRefs(list(branches), list(tags)),
+        repository=RepositoryQuestions(is_force_push=_never_force, commit_on_branches=_on_branches),
+        project_full_path="group/project",
+        project_members_url="http://gitlab.example/group/project/-/project_members",
+    )
+
+
+def _maintainers_only(name: str) -> ProtectedRule:
+    maintainers = [AccessEntry(access_level=MAINTAINER, user_id=None, deploy_key_id=None)]
+    return ProtectedRule(name, entries={"push": maintainers, "merge": maintainers})
+
+
+async def test_the_default_branch_cannot_be_deleted() -> None:
+    with pytest.raises(AccessDenied) as denied:
+        await checks.branch_check(Change(OLD, BLANK, "refs/heads/main"), _context(ADMIN_USER), TimedLogger())
+    assert denied.value.message == ERROR_MESSAGES["delete_default_branch"]
+
+
+async def test_a_forty_hex_branch_name_is_refused() -> None:
+    with pytest.raises(AccessDenied) as denied:
+        await checks.branch_check(Change(BLANK, NEW, f"refs/heads/{'c' * 40}"), _context(DEVELOPER_MEMBER), TimedLogger())
+    assert denied.value.message == ERROR_MESSAGES["prohibited_hex_branch_name"]
+
+
+async def test_a_protected_branch_takes_pushes_from_maintainers_only_with_a_wildcard_rule() -> None:
+    ctx = _context(DEVELOPER_MEMBER, branches=[_maintainers_only("release/*")])
+    change = Change(OLD, NEW, "refs/heads/release/1.0")
+    with pytest.raises(AccessDenied) as denied:
+        await checks.branch_check(change, ctx, TimedLogger())
+    assert denied.value.message == ERROR_MESSAGES["push_protected_branch"]
+    await checks.branch_check(change, _context(MAINTAINER_MEMBER, branches=[_maintainers_only("release/*")]), TimedLogger())
+    # an unprotected branch takes the developer's push
+    await checks.branch_check(Change(OLD, NEW, "refs/heads/feature"), ctx, TimedLogger())
+
+
+async def test_existing_tags_are_changed_by_developers_only_and_protected_tags_never_updated() -> None:
+    update = Change(OLD, NEW, "refs/tags/v1")
+    with pytest.raises(AccessDenied) as denied:
+        await checks.tag_check(update, _context(REPORTER_MEMBER), TimedLogger())
+    assert denied.value.message == ERROR_MESSAGES["change_existing_tags"]
+    await checks.tag_check(update, _context(DEVELOPER_MEMBER), TimedLogger())
+    protected = ProtectedRule("v*", entries={"create": [AccessEntry(MAINTAINER, None, None)]})
+    with pytest.raises(AccessDenied) as denied:
+        await checks.tag_check(update, _context(ADMIN_USER, tags=[protected]), TimedLogger())
+    assert denied.value.message == ERROR_MESSAGES["update_protected_tag"]
+
+
+async def test_a_tag_named_like_the_default_branch_is_refused() -> None:
+    with pytest.raises(AccessDenied) as denied:
+        await checks.tag_check(Change(BLANK, NEW, "refs/tags/main"), _context(DEVELOPER_MEMBER), TimedLogger())
+    assert denied.value.message == ERROR_MESSAGES["default_branch_collision"]

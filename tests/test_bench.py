@@ -1,0 +1,136 @@
+"""bench/run.py's arithmetic: what a row reports from the rounds, and when it refuses a verdict.
+
+The load itself (wrk, the servers) is exercised by `python3 dev.py bench --smoke`, not here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+
+
+def rounds(*pairs: tuple[str, str, float]) -> list:  # type: ignore[type-arg]
+    return [bench.Round("unix", target, endpoint, "saturated", 3, rps, 1.0, 2.0, 0, float(i))
+            for i, (target, endpoint, rps) in enumerate(pairs)]
+
+
+def test_each_service_round_is_divided_by_the_mean_of_its_two_bare_neighbours() -> None:
+    summary = bench.summarise(rounds(
+        ("bare", "a", 10_000), ("service", "a", 6_000), ("bare", "b", 14_000), ("service", "b", 3_000),
+        ("bare", "a", 10_000), ("service", "a", 4_800), ("bare", "-", 14_000),
+    ))
+    a = summary[("service", "a")]
+    assert a.ratios == pytest.approx([0.5, 0.4])  # 6000 / 12000, 4800 / 12000
+    assert a.bare == [10_000, 14_000, 10_000, 14_000]
+    assert summary[("service", "b")].ratios == pytest.approx([0.25])
+    assert a.ratio == pytest.approx(0.45)
+
+
+def test_warm_up_and_paced_rounds_are_not_ratios() -> None:
+    rs = rounds(("bare", "a", 10_000), ("service", "a", 5_000), ("bare", "-", 10_000))
+    rs.insert(1, bench.Round("unix", "service", "a", "warmup", 1, 99_999, 1.0, 2.0, 0, 0.5))
+    rs.append(bench.Round("unix", "service", "a", "paced", 3, 1, 1.0, 2.0, 0, 9.0))
+    assert bench.summarise(rs)[("service", "a")].ratios == [0.5]
+
+
+def test_a_row_refuses_a_verdict_when_its_bare_rounds_spread_beyond_the_bound() -> None:
+    options = bench.Options(2, 3, 0, 3, 64, 1.25, ["authorized_keys"], None)
+    quiet = rounds(("bare", "authorized_keys", 10_000), ("service", "authorized_keys", 9_000),
+                   ("bare", "authorized_keys", 11_000), ("service", "authorized_keys", 9_000), ("bare", "-", 10_500))
+    noisy = rounds(("bare", "authorized_keys", 10_000), ("service", "authorized_keys", 9_000),
+                   ("bare", "authorized_keys", 13_000), ("service", "authorized_keys", 9_000), ("bare", "-", 10_500))
+    for rs in (quiet, noisy):
+        rs.append(bench.Round("unix", "service", "authorized_keys", "paced", 3, 6_000, 1.0, 4.0, 0, 99.0, 6_300))
+    lines, missed = bench.table("unix", "t", quiet, options, verdicts=True)
+    row = next(line for line in lines if line.startswith("authorized_keys"))
+    assert row.endswith("  ok") and not missed
+    lines, missed = bench.table("unix", "t", noisy, options, verdicts=True)
+    row = next(line for line in lines if line.startswith("authorized_keys"))
+    assert "noisy: no verdict" in row and "ok" not in row.split("noisy")[0] and not missed
+
+
+def test_a_ratio_or_p99_below_target_is_a_miss() -> None:
+    options = bench.Options(1, 3, 1, 3, 64, 1.25, ["authorized_keys"], None)
+    rs = rounds(("bare", "authorized_keys", 10_000), ("service", "authorized_keys", 7_000), ("bare", "-", 10_000))
+    rs.append(bench.Round("unix", "service", "authorized_keys", "paced", 3, 4_900, 1.0, 40.0, 0, 9.0, 4_900))
+    lines, missed = bench.table("unix", "t", rs, options, verdicts=True)
+    assert missed
+    assert "MISS (ratio, p99)" in next(line for line in lines if line.startswith("authorized_keys"))
+
+
+def test_scaling_pairs_the_two_worker_round_with_the_one_worker_round_of_the_same_pass() -> None:
+    rs = rounds(("bare", "a", 10), ("service", "a", 100), ("bare", "a", 10), ("service-2w", "a", 160),
+                ("bare", "a", 10), ("service", "a", 80), ("bare", "a", 10), ("service-2w", "a", 160), ("bare", "-", 10))
+    assert bench.scaling(rs)["a"] == pytest.approx([1.6, 2.0])
+
+
+def test_spread_of_a_zero_rate_is_infinite() -> None:
+    assert bench.spread([10.0, 12.5]) == pytest.approx(1.25)
+    assert bench.spread([0.0, 5.0]) == math.inf
+
+
+def test_wrk_output_is_parsed_with_its_units_and_errors() -> None:
+    out = """Running 3s test @ http://127.0.0.1:1/
+  1 threads and 64 connections
+  Latency Distribution
+     50%  812.00us
+     75%    1.20ms
+     90%    2.00ms
+     99%    1.02s
+  30000 requests in 3.00s, 4.00MB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 4
+Requests/sec:  10000.50
+"""
+    assert bench.parse_wrk(out) == (10000.5, pytest.approx(0.812), 1020.0, 7)
+
+
+def test_profile_samples_are_attributed_to_the_innermost_library_they_run_in(tmp_path: Path) -> None:
+    worker = ("run", "/venv/lib/python3.11/site-packages/aiohttp/worker.py")
+    middleware = ("auth_middleware", "/work/main/service/auth.py")
+    handler = ("allowed", "/work/main/service/routes/shell.py")
+    asyncpg = ("fetchrow", "/venv/lib/python3.11/site-packages/asyncpg/connection.py")
+    future = ("create_future", "/usr/lib/python3.11/asyncio/base_events.py")
+    jwt = ("decode", "/venv/lib/python3.11/site-packages/jwt/api_jwt.py")
+    assert bench.classify([worker, middleware, handler, asyncpg, future]) == "database (asyncpg, psycopg/procrastinate jobs)"
+    assert bench.classify([worker, middleware, jwt]) == "auth/JWT"
+    assert bench.classify([worker, middleware, handler]) == "handlers/domain (own code)"
+    assert bench.classify([worker, middleware]) == "middleware (own code)"
+    assert bench.classify([worker]) == "event loop (uvloop/asyncio)"
+    frames = [{"name": n, "file": f} for n, f in (worker, middleware, handler, asyncpg)]
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"shared": {"frames": frames},
+                                "profiles": [{"samples": [[0, 1, 2, 3], [0, 1, 2], [0, 1, 2, 3]], "weights": [1, 1, 2]}]}))
+    categories, leaves, total = bench.summarise_profile(path)
+    assert total == 4
+    assert categories == {"database (asyncpg, psycopg/procrastinate jobs)": 3, "handlers/domain (own code)": 1}
+    assert leaves["fetchrow (connection.py)"] == 3
+
+
+def test_paced_rounds_that_missed_their_rate_give_no_p99_verdict() -> None:
+    options = bench.Options(1, 3, 1, 3, 64, 1.25, ["authorized_keys"], None)
+    rs = rounds(("bare", "authorized_keys", 10_000), ("service", "authorized_keys", 9_000), ("bare", "-", 10_000))
+    rs.append(bench.Round("unix", "service", "authorized_keys", "paced", 3, 9_000, 1.0, 2.0, 0, 9.0, 6_300))
+    lines, missed = bench.table("unix", "t", rs, options, verdicts=True)
+    row = next(line for line in lines if line.startswith("authorized_keys"))
+    assert "noisy: no verdict (paced rounds reached 143% of the offered rate)" in row and not missed

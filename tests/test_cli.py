@@ -1,0 +1,190 @@
+"""The gitlab-internal-api command as an operator meets it: help, settings, roots, failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import jwt
+import orjson
+
+from service.cli import environment_help
+from service.config import DEFAULT_CONFIG, ENVIRONMENT, ROOT, load_settings
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABASE_", "REDIS_"))}
+    environ["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=cwd,
+        env={**environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _keys(table: dict, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    found = set()
+    for key, value in table.items():
+        if isinstance(value, dict):
+            found |= _keys(value, (*prefix, key))
+        else:
+            found.add((*prefix, key))
+    return found
+
+
+def test_every_setting_of_the_default_config_has_an_environment_variable():
+    keys = _keys(tomllib.loads(DEFAULT_CONFIG.read_text()))
+    assert keys - set(ENVIRONMENT.values()) == set()
+
+
+def test_the_environment_overrides_the_settings_ops_tune():
+    settings = load_settings(
+        environ={
+            "GITLAB_INTERNAL_API_PORT": "9000",
+            "GITLAB_INTERNAL_API_WORKERS": "4",
+            "DATABASE_POOL_MAX_SIZE": "30",
+            "GITALY_ADDRESS": "tcp://gitaly:8075",
+            "MONITORING_IP_WHITELIST": "10.0.0.0/8, 192.168.0.0/16",
+            "GITLAB_INTERNAL_API_ROOT": "/srv/gia",
+        }
+    )
+    assert (settings.port, settings.workers, settings.pool_max_size) == (9000, 4, 30)
+    assert settings.storages["default"].gitaly_address == "tcp://gitaly:8075"
+    assert settings.monitoring_ip_whitelist == ("10.0.0.0/8", "192.168.0.0/16")
+    assert settings.shell_secret_file == Path("/srv/gia/.gitlab_shell_secret")
+
+
+def test_help_lists_every_variable_with_its_default_and_serve_help_shows_defaults(tmp_path):
+    top = run("--help", cwd=tmp_path)
+    assert top.returncode == 0
+    for variable in ENVIRONMENT:
+        assert variable in top.stdout
+    assert "GITLAB_INTERNAL_API_PORT" in environment_help() and "[server.port]: 8080" in environment_help()
+    serve_help = run("serve", "--help", cwd=tmp_path).stdout
+    assert "default 8080" in serve_help and "default 127.0.0.1" in serve_help and "default 1" in serve_help
+
+
+def _verify(token: str, secret_file: Path) -> dict:
+    return jwt.decode(token, secret_file.read_text().strip(), algorithms=["HS256"], issuer="gitlab-shell")
+
+
+def test_secret_files_resolve_against_the_root_whatever_the_working_directory(tmp_path):
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"GITLAB_INTERNAL_API_ROOT": str(root)}
+    first = run("shell-jwt", cwd=tmp_path, env=env)
+    second = run("shell-jwt", cwd=elsewhere, env=env)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    secret_file = root / ".gitlab_shell_secret"
+    assert _verify(first.stdout.strip(), secret_file) and _verify(second.stdout.strip(), secret_file)
+    assert not (tmp_path / ".gitlab_shell_secret").exists() and not (elsewhere / ".gitlab_shell_secret").exists()
+
+
+def test_config_is_accepted_after_the_command_name(tmp_path):
+    secret = tmp_path / "shell.secret"
+    secret.write_text("0123456789abcdef0123456789abcdef\n")
+    config = tmp_path / "x.toml"
+    config.write_text(f'[paths]\nshell_secret_file = "{secret}"\n')
+    after = run("shell-jwt", "--config", str(config), cwd=tmp_path, env={"GITLAB_INTERNAL_API_ROOT": str(tmp_path / "r")})
+    before = run("--config", str(config), "shell-jwt", cwd=tmp_path, env={"GITLAB_INTERNAL_API_ROOT": str(tmp_path / "r")})
+    assert after.returncode == 0 and before.returncode == 0, after.stderr + before.stderr
+    assert _verify(after.stdout.strip(), secret) and _verify(before.stdout.strip(), secret)
+
+
+def test_a_start_that_fails_says_why_in_one_json_line_and_exits_1(tmp_path):
+    result = run(
+        "serve",
+        "--port",
+        "1",
+        cwd=tmp_path,
+        env={
+            "GITLAB_INTERNAL_API_ROOT": str(tmp_path),
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        },
+    )
+    assert result.returncode == 1
+    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+    errors = [line for line in lines if line["severity"] == "ERROR"]
+    assert len(errors) == 1 and "serve failed" in errors[0]["message"] and "Connect call failed" in errors[0]["message"]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not any("listening" in line["message"] for line in lines)
+
+
+def test_a_broken_config_file_is_one_line_too(tmp_path):
+    config = tmp_path / "broken.toml"
+    config.write_text("[server\n")
+    result = run("migrate", "--config", str(config), cwd=tmp_path, env={"GITLAB_INTERNAL_API_ROOT": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = [orjson.loads(line) for line in result.stderr.splitlines()]
+    assert line["severity"] == "ERROR" and "migrate failed: TOMLDecodeError" in line["message"]
+
+
+def test_dev_py_passes_config_to_serve(tmp_path):
+    """`python3 dev.py serve --config x.toml` reaches the command (its --help proves the option is there)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "dev.py"), "serve", "--config", "x.toml", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--config" in result.stdout and "--workers" in result.stdout
+
+
+def test_commands_use_the_embedded_servers_of_a_running_serve(tmp_path):
+    """The README's "Try it": serve with the embedded servers, then seed-demo and create-admin
+    while it runs, in one terminal, from another directory."""
+    import socket
+    import time
+    import urllib.request
+
+    root = tmp_path / "root"
+    env = {"GITLAB_INTERNAL_API_ROOT": str(root), "LOG_LEVEL": "WARNING"}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABASE_", "REDIS_"))}
+    served = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env={**environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/readiness", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            assert served.poll() is None and time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.2)
+        assert (root / ".state" / "embedded.json").exists()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        seed = run("seed-demo", cwd=elsewhere, env=env, timeout=120)
+        assert seed.returncode == 0, seed.stderr
+        assert seed.stdout.startswith("demo data ready")  # logs are on stderr, not mixed in
+        admin = run("create-admin", "root", cwd=elsewhere, env=env, timeout=120)
+        assert admin.returncode == 0, admin.stderr
+        assert admin.stdout.strip().startswith("glpat-")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v4/users/1", headers={"PRIVATE-TOKEN": admin.stdout.strip()}
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert orjson.loads(resp.read())["username"] == "root"
+    finally:
+        served.terminate()
+        assert served.wait(60) == 0
+    assert not (root / ".state" / "embedded.json").exists()

@@ -1,0 +1,148 @@
+"""service/params.py on its own: one parsing path for JSON, urlencoded and multipart bodies.
+
+A minimal application (the error middleware and one route whose consumer allows 4 KiB) runs in a
+background thread; hypothesis sends it generated parameters in every encoding, and arbitrary
+bytes under every content type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import socket
+import string
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service import auth, keys
+from service.errors import error_middleware, json_response
+from service.params import params
+
+LIMIT = 4096
+
+
+async def _echo(request: web.Request) -> web.Response:
+    return json_response(await params(request))
+
+
+@pytest.fixture(scope="module")
+def echo_port() -> Iterator[int]:
+    app = web.Application(middlewares=[error_middleware])
+    route = app.router.add_post("/echo", _echo)
+    app[keys.ROUTE_CONSUMERS] = {route: auth.Consumer("test", auth.check_nobody, LIMIT)}
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    runner = web.AppRunner(app, access_log=None)
+
+    async def start() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    try:
+        yield port
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def _post(port: int, body: bytes, content_type: str, query: str = "") -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", "/echo" + query, body=body, headers={"Content-Type": content_type})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def _multipart(values: dict[str, str]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode() + b"\r\n"
+        for name, value in values.items()
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+# Parameter names as clients send them (no Rack brackets); values any text without NUL or lone surrogates.
+names = st.text(alphabet=string.ascii_letters + string.digits + "_", min_size=1, max_size=12)
+values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"), max_size=40)
+parameter_sets = st.dictionaries(names, values, max_size=6)
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FAST
+@given(parameter_sets)
+def test_every_encoding_gives_the_same_parameters(echo_port, given_params):
+    as_json = _post(echo_port, json.dumps(given_params).encode(), "application/json")
+    as_form = _post(echo_port, urlencode(given_params).encode(), "application/x-www-form-urlencoded")
+    body, content_type = _multipart(given_params)
+    as_multipart = _post(echo_port, body, content_type)
+    assert as_json == as_form == as_multipart == (200, given_params)
+
+
+@FAST
+@given(parameter_sets, parameter_sets)
+def test_the_body_wins_over_the_query_string(echo_port, in_query, in_body):
+    status, merged = _post(echo_port, json.dumps(in_body).encode(), "application/json", "?" + urlencode(in_query))
+    assert status == 200
+    assert merged == {**in_query, **in_body}
+
+
+CONTENT_TYPES = [
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=b",
+    "multipart/form-data",
+    "text/plain",
+    "",
+    "application/xml",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(CONTENT_TYPES), st.binary(max_size=LIMIT + 200))
+def test_any_bytes_answer_200_400_or_413_in_gitlabs_shape(echo_port, content_type, body):
+    status, answer = _post(echo_port, body, content_type)
+    assert status in (200, 400, 413), (status, answer)
+    if status == 400:
+        assert answer["message"].startswith("400 Bad request - ")
+    if status == 413:
+        assert answer == {"message": "413 Request Entity Too Large"}
+    if len(body) > LIMIT:
+        assert status == 413
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(names, st.binary(max_size=30)), max_size=4))
+def test_multipart_with_arbitrary_field_bytes(echo_port, fields):
+    body = b"".join(
+        b'--b\r\nContent-Disposition: form-data; name="' + name.encode() + b'"\r\n\r\n' + value + b"\r\n"
+        for name, value in fields
+    ) + b"--b--\r\n"
+    status, answer = _post(echo_port, body, "multipart/form-data; boundary=b")
+    assert status in (200, 400), (status, answer)
+
+
+def test_nested_keys_as_rack_reads_them(echo_port):
+    status, answer = _post(
+        echo_port, b"scopes[]=api&scopes[]=read_user&alert[fingerprint]=f&x=1", "application/x-www-form-urlencoded"
+    )
+    assert status == 200
+    assert answer == {"scopes": ["api", "read_user"], "alert": {"fingerprint": "f"}, "x": "1"}

@@ -1,0 +1,517 @@
+"""After the push: the PostReceive job, push events, webhooks and push options (issue 13).
+
+A real HTTP receiver (aiohttp, on a free port) stands for Jenkins or a chat integration; the local
+address is allowed for it through allow_local_requests_from_web_hooks_and_services, as an operator
+would. Jobs run in a worker inside the test's application, or in a real `gitlab-internal-api worker`
+subprocess for the crash test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gitlab
+import pytest
+from aiohttp import web
+
+from service import keys
+from service.app import create_app
+from service.config import ROOT, Storage
+from service.domain.push_jobs import PostReceiveJob, PushDeps, run_post_receive_job
+from service.domain.push_options import parse_push_options
+from service.domain.repository import hashed_disk_path
+from service.domain.webhooks import after_failure, branch_filter_matches
+from service.jobs import run_worker
+from tests.admin_helpers import call, error_of, gitlab_client, make_admin
+from tests.factories import make_project, set_application_settings
+from tests.helpers import shell_headers
+
+INTERNAL = "/api/v4/internal"
+BLANK = "0" * 40
+A, B, C = "a" * 40, "b" * 40, "c" * 40
+FAST_JOBS = {
+    "jobs_in_process": True,
+    "jobs_stalled_seconds": 2.0,
+    "webhook_retry_seconds": 0.1,
+    "webhook_timeout": 5.0,
+}
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver that records each request and answers `status` (after `gate`, if set)."""
+
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    gate: asyncio.Event | None = None
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append({"path": request.path, "headers": dict(request.headers), "json": await request.json()})
+        self.arrived.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return web.Response(status=self.status, text="ok")
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Callable[..., Awaitable[Any]]) -> AsyncIterator[Receiver]:
+    found = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", found.handle)
+    server = await aiohttp_server(app)
+    found.url = str(server.make_url("/hook"))
+    yield found
+    if found.gate is not None:
+        found.gate.set()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> float:
+    """Seconds until `check()` holds; fails after `timeout`."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def push(client: Any, gl_repository: str, changes: str, identifier: str, **extra: Any) -> dict[str, Any]:
+    resp = await client.post(f"{INTERNAL}/pre_receive", json={"gl_repository": gl_repository}, headers=shell_headers())
+    assert resp.status == 200
+    body = {"gl_repository": gl_repository, "identifier": identifier, "changes": changes, **extra}
+    resp = await client.post(f"{INTERNAL}/post_receive", json=body, headers=shell_headers())
+    assert resp.status == 200, await resp.text()
+    answer: dict[str, Any] = await resp.json()
+    return answer
+
+
+async def jobs_client(aiohttp_client: Any, settings: Any, secrets: Any, **overrides: Any) -> Any:
+    return await aiohttp_client(create_app(settings.with_overrides(**{**FAST_JOBS, **overrides}), secrets))
+
+
+def _git(*args: str, cwd: Path) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Ada",
+        "GIT_AUTHOR_EMAIL": "ada@example.com",
+        "GIT_COMMITTER_NAME": "Ada",
+        "GIT_COMMITTER_EMAIL": "ada@example.com",
+    }
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repository(storage: Path, project_id: int) -> list[str]:
+    """A bare repository where the project's hashed path says, with two commits on main."""
+    bare = storage / (hashed_disk_path(project_id) + ".git")
+    bare.parent.mkdir(parents=True)
+    _git("init", "--bare", "-q", str(bare), cwd=storage)
+    work = storage / "work"
+    work.mkdir()
+    _git("init", "-q", "-b", "main", cwd=work)
+    (work / "README.md").write_text("hello\n")
+    _git("add", "README.md", cwd=work)
+    _git("commit", "-q", "-m", "Add README\n\nThe body.", cwd=work)
+    (work / "README.md").write_text("hello again\n")
+    (work / "LICENSE").write_text("MIT\n")
+    _git("add", ".", cwd=work)
+    _git("commit", "-q", "-m", "Add LICENSE", cwd=work)
+    _git("push", "-q", str(bare), "main", cwd=work)
+    return _git("rev-list", "--reverse", "main", cwd=work).split()
+
+
+async def test_push_delivers_one_push_hook_in_gitlabs_format_and_records_one_event(
+    aiohttp_client, settings, secrets, db, redis, receiver, tmp_path
+):
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, token = await make_admin(db)
+    project = await make_project(db, owner=admin, default_branch=None)
+    first, second = make_repository(tmp_path, project["id"])
+    storage = Storage("default", "unix:/tmp/gitaly-test.socket", None, tmp_path)
+    client = await jobs_client(aiohttp_client, settings, secrets, storages={"default": storage})
+    with gitlab_client(client, token) as gl:
+        hook = await call(
+            lambda: gl.projects.get(project["id"], lazy=True).hooks.create(
+                {"url": receiver.url, "push_events": True, "token": "s3cret", "enable_ssl_verification": False}
+            )
+        )
+        assert hook.alert_status == "executable" and hook.push_events is True
+        stored = await db.fetchval("SELECT token FROM web_hooks WHERE id = $1", hook.id)
+        assert "s3cret" not in stored and stored.startswith("v1:")  # sealed at rest, sent in clear below
+
+        started = time.monotonic()
+        await push(
+            client,
+            f"project-{project['id']}",
+            f"{BLANK} {second} refs/heads/main",
+            f"user-{admin['id']}",
+            push_options=["ci.skip"],
+        )
+        await eventually(lambda: _true(receiver.requests))
+        latency = time.monotonic() - started
+        assert latency < 5, latency  # within a second on an idle machine; generous for a busy one
+        await asyncio.sleep(0.5)
+        assert len(receiver.requests) == 1  # exactly one delivery
+
+        request = receiver.requests[0]
+        headers = request["headers"]
+        assert headers["X-Gitlab-Event"] == "Push Hook"
+        assert headers["X-Gitlab-Token"] == "s3cret"
+        assert headers["X-Gitlab-Instance"] == "http://gitlab.test"
+        assert headers["User-Agent"] == f"GitLab/{settings.gitlab_version}"
+        assert len(headers["X-Gitlab-Webhook-UUID"]) == 36 and len(headers["X-Gitlab-Event-UUID"]) == 36
+        assert headers["Content-Type"] == "application/json"
+        data = request["json"]
+        assert data["object_kind"] == data["event_name"] == "push"
+        assert (data["before"], data["after"], data["ref"]) == (BLANK, second, "refs/heads/main")
+        assert data["checkout_sha"] == second
+        assert data["user_id"] == admin["id"] and data["user_username"] == admin["username"]
+        assert data["project_id"] == project["id"]
+        assert data["project"]["path_with_namespace"] == project["full_path"]
+        assert data["project"]["web_url"] == f"http://gitlab.test/{project['full_path']}"
+        assert data["total_commits_count"] == 2
+        assert [c["id"] for c in data["commits"]] == [first, second]  # oldest first
+        assert data["commits"][0]["title"] == "Add README"
+        assert data["commits"][0]["message"].startswith("Add README\n\nThe body.")
+        assert data["commits"][1]["added"] == ["LICENSE"] and data["commits"][1]["modified"] == ["README.md"]
+        assert data["commits"][1]["author"] == {"name": "Ada", "email": "ada@example.com"}
+        assert data["push_options"] == {"ci": {"skip": True}}
+        assert data["repository"]["name"] == project["name"]
+
+        events = await call(lambda: gl.projects.get(project["id"], lazy=True).events.list())
+        assert len(events) == 1
+        assert events[0].action_name == "pushed new"
+        assert events[0].push_data == {
+            "commit_count": 2,
+            "action": "created",
+            "ref_type": "branch",
+            "commit_from": None,
+            "commit_to": second,
+            "ref": "main",
+            "commit_title": "Add LICENSE",
+            "ref_count": None,
+        }
+        own = await call(lambda: gl.events.list())
+        assert [e.id for e in own] == [events[0].id]
+        assert [e.id for e in await call(lambda: gl.users.get(admin["id"], lazy=True).events.list())] == [events[0].id]
+
+        log_path = f"/projects/{project['id']}/hooks/{hook.id}/events"
+        await eventually(lambda: _has_log(gl, log_path))  # written once the receiver has answered
+        log = await call(lambda: gl.http_get(log_path))
+        assert [(entry["trigger"], entry["response_status"]) for entry in log] == [("push_hooks", "200")]
+        assert log[0]["request_headers"]["X-Gitlab-Token"] == "[REDACTED]"
+    touched = await db.fetchrow(
+        "SELECT last_activity_at, last_repository_updated_at FROM projects WHERE id = $1", project["id"]
+    )
+    assert (
+        touched["last_repository_updated_at"] is not None and touched["last_activity_at"] >= project["last_activity_at"]
+    )
+
+
+async def _true(value: Any) -> bool:
+    return bool(value)
+
+
+async def test_a_job_run_twice_records_one_event_and_one_delivery(client, app, db, receiver):
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    await db.execute(
+        "INSERT INTO web_hooks (type, project_id, url) VALUES ('ProjectHook', $1, $2)", project["id"], receiver.url
+    )
+    deps = PushDeps(app[keys.DB_POOL], app[keys.REPOSITORIES], app[keys.URLS])
+    job = PostReceiveJob(
+        f"project-{project['id']}", f"user-{admin['id']}", f"{A} {B} refs/heads/main\n{BLANK} {C} refs/tags/v1"
+    )
+    assert await run_post_receive_job(deps, 41, job) == 1  # the tag: the hook has no tag_push_events
+    assert await run_post_receive_job(deps, 41, job) == 0
+    assert await db.fetchval("SELECT count(*) FROM events WHERE project_id = $1", project["id"]) == 2
+    assert await db.fetchval("SELECT count(*) FROM web_hook_deliveries") == 1
+    assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'deliver_web_hook'") == 1
+
+
+async def test_failing_receiver_is_retried_then_auto_disabled(aiohttp_client, settings, secrets, db, redis, receiver):
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    receiver.status = 500
+    admin, token = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await jobs_client(aiohttp_client, settings, secrets, webhook_max_attempts=10)
+    with gitlab_client(client, token) as gl:
+        hooks = gl.projects.get(project["id"], lazy=True).hooks
+        hook = await call(lambda: hooks.create({"url": receiver.url}))
+        await push(client, f"project-{project['id']}", f"{A} {B} refs/heads/main", f"user-{admin['id']}")
+        # GitLab: failures 1..3 are the grace; the 4th disables the hook for a backoff (2 minutes)
+        await eventually(lambda: _at_least(receiver.requests, 4))
+        await asyncio.sleep(1.0)
+        assert len(receiver.requests) == 4
+        shown = await call(lambda: hooks.get(hook.id))
+        assert shown.alert_status == "temporarily_disabled" and shown.disabled_until is not None
+        log = await call(lambda: gl.http_get(f"/projects/{project['id']}/hooks/{hook.id}/events"))
+        assert [entry["response_status"] for entry in log] == ["500"] * 4
+        # every attempt of the one delivery is the same event
+        assert len({r["headers"]["X-Gitlab-Event-UUID"] for r in receiver.requests}) == 1
+        # while disabled, a push does not reach it
+        await push(client, f"project-{project['id']}", f"{B} {C} refs/heads/main", f"user-{admin['id']}")
+        await eventually(lambda: _count(db, "SELECT count(*) FROM events", 2))
+        await asyncio.sleep(0.5)
+        assert len(receiver.requests) == 4
+
+
+async def _at_least(items: list[Any], n: int) -> bool:
+    return len(items) >= n
+
+
+async def _count(db: Any, query: str, expected: int) -> bool:
+    return bool(await db.fetchval(query) == expected)
+
+
+async def test_branch_filter_skips_pushes_to_other_branches(aiohttp_client, settings, secrets, db, redis, receiver):
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, token = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await jobs_client(aiohttp_client, settings, secrets)
+    with gitlab_client(client, token) as gl:
+        await call(
+            lambda: gl.projects.get(project["id"], lazy=True).hooks.create(
+                {"url": receiver.url, "push_events_branch_filter": "release/*", "tag_push_events": True}
+            )
+        )
+        changes = f"{A} {B} refs/heads/main\n{A} {C} refs/heads/release/1.0\n{BLANK} {C} refs/tags/v1.0"
+        await push(client, f"project-{project['id']}", changes, f"user-{admin['id']}")
+        await eventually(lambda: _at_least(receiver.requests, 2))
+        await asyncio.sleep(0.5)
+    delivered = sorted((r["headers"]["X-Gitlab-Event"], r["json"]["ref"]) for r in receiver.requests)
+    assert delivered == [("Push Hook", "refs/heads/release/1.0"), ("Tag Push Hook", "refs/tags/v1.0")]
+    tag = next(r["json"] for r in receiver.requests if r["json"]["object_kind"] == "tag_push")
+    assert tag["event_name"] == "tag_push" and tag["before"] == BLANK
+    assert await db.fetchval("SELECT count(*) FROM events") == 3
+
+
+def test_branch_filters_match_as_gitlabs():
+    assert branch_filter_matches("wildcard", "release/*", "release/1.0")
+    assert not branch_filter_matches("wildcard", "release/*", "main")
+    assert branch_filter_matches("wildcard", "main", "main") and not branch_filter_matches(
+        "wildcard", "main", "mainline"
+    )
+    assert branch_filter_matches("wildcard", "", "anything") and branch_filter_matches("wildcard", None, "x")
+    assert branch_filter_matches("regex", "^feat", "feature/x") and not branch_filter_matches("regex", "^feat", "fix")
+    assert branch_filter_matches("all_branches", "release/*", "main")
+
+
+def test_backoff_follows_gitlabs_auto_disabling():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    assert after_failure(0, now) == (1, None) and after_failure(2, now) == (3, None)
+    assert after_failure(3, now) == (4, now + timedelta(minutes=2))
+    assert after_failure(4, now) == (5, now + timedelta(minutes=4))
+    assert after_failure(30, now) == (31, now + timedelta(days=1))
+    assert after_failure(40, now)[0] == 40
+
+
+async def test_local_hook_refused_at_creation_and_at_delivery(aiohttp_client, settings, secrets, db, redis, receiver):
+    admin, token = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await jobs_client(aiohttp_client, settings, secrets)
+    with gitlab_client(client, token) as gl:
+        hooks = gl.projects.get(project["id"], lazy=True).hooks
+        refused = await error_of(lambda: hooks.create({"url": receiver.url}))
+        assert refused.response_code == 400
+        assert "is blocked: Requests to localhost are not allowed" in str(refused.error_message)
+        refused = await error_of(lambda: gl.hooks.create({"url": "http://10.1.2.3/hook"}))
+        assert "Requests to the local network are not allowed" in str(refused.error_message)
+        # allowed while it is created, then the administrator switches the protection back on
+        await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+        hook = await call(lambda: hooks.create({"url": receiver.url}))
+        await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=False)
+        await push(client, f"project-{project['id']}", f"{A} {B} refs/heads/main", f"user-{admin['id']}")
+        log_path = f"/projects/{project['id']}/hooks/{hook.id}/events"
+        await eventually(lambda: _has_log(gl, log_path))
+        log = await call(lambda: gl.http_get(log_path))
+    assert receiver.requests == []
+    assert log[0]["response_status"] == "internal error"
+    assert "URL is blocked: Requests to localhost are not allowed" in log[0]["internal_error_message"]
+
+
+async def _has_log(gl: gitlab.Gitlab, path: str) -> bool:
+    return bool(await call(lambda: gl.http_get(path)))
+
+
+async def test_system_hook_and_test_delivery(aiohttp_client, settings, secrets, db, redis, receiver):
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, token = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await jobs_client(aiohttp_client, settings, secrets)
+    with gitlab_client(client, token) as gl:
+        system = await call(lambda: gl.hooks.create({"url": receiver.url + "/system", "push_events": True}))
+        assert [h.id for h in await call(lambda: gl.hooks.list())] == [system.id]
+        project_hook = await call(lambda: gl.projects.get(project["id"], lazy=True).hooks.create({"url": receiver.url}))
+        await call(lambda: project_hook.test("push_events"))
+        assert [r["headers"]["X-Gitlab-Event"] for r in receiver.requests] == ["Push Hook"]
+        await push(client, f"project-{project['id']}", f"{A} {B} refs/heads/main", f"user-{admin['id']}")
+        await eventually(lambda: _at_least(receiver.requests, 3))
+        await call(lambda: gl.hooks.delete(system.id))
+    events = sorted(r["headers"]["X-Gitlab-Event"] for r in receiver.requests[1:])
+    assert events == ["Push Hook", "System Hook"]
+    assert len({r["headers"]["X-Gitlab-Event-UUID"] for r in receiver.requests[1:]}) == 1  # one event, two hooks
+
+
+async def test_push_options_are_parsed_passed_on_and_unsupported_ones_announced(client, db):
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    answer = await push(
+        client,
+        f"project-{project['id']}",
+        f"{A} {B} refs/heads/main",
+        f"user-{admin['id']}",
+        push_options=["ci.skip", "merge_request.create", "mr.target=main", "unknown.option"],
+    )
+    notices = [m["message"] for m in answer["messages"] if m["message"].startswith("Push options ignored")]
+    assert notices == [
+        "Push options ignored: merge_request.create, merge_request.target. This GitLab internal API has no merge "
+        "requests or secret detection; the options were passed to webhooks in push_options."
+    ]
+    args = await db.fetchval("SELECT args FROM procrastinate_jobs WHERE task_name = 'post_receive'")
+    assert "merge_request.create" in args and "correlation_id" in args
+
+
+def test_push_options_parse_as_gitlabs():
+    assert parse_push_options(
+        [
+            "ci.skip",
+            "ci.variable=A=1",
+            "ci.variable=A=1",
+            "ci.variable=B=2",
+            "mr.label=x",
+            "integrations.skip_ci",
+            "ci.bogus",
+            "nonsense",
+        ]
+    ) == {
+        "ci": {"skip": True, "variable": {"A=1": 2, "B=2": 1}},
+        "merge_request": {"label": {"x": 1}},
+        "integrations": {"skip_ci": True},
+    }
+
+
+async def test_wiki_push_touches_the_project_only(client, app, db):
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    deps = PushDeps(app[keys.DB_POOL], app[keys.REPOSITORIES], app[keys.URLS])
+    job = PostReceiveJob(f"wiki-{project['id']}", f"user-{admin['id']}", f"{A} {B} refs/heads/main")
+    assert await run_post_receive_job(deps, 7, job) == 0
+    row = await db.fetchrow(
+        "SELECT last_activity_at, last_repository_updated_at FROM projects WHERE id = $1", project["id"]
+    )
+    assert row["last_activity_at"] > project["last_activity_at"] and row["last_repository_updated_at"] is None
+    assert await db.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_many_refs_at_once_make_bulk_events_and_no_hooks(client, app, db, receiver):
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    await db.execute(
+        "INSERT INTO web_hooks (type, project_id, url) VALUES ('ProjectHook', $1, $2)", project["id"], receiver.url
+    )
+    deps = PushDeps(app[keys.DB_POOL], app[keys.REPOSITORIES], app[keys.URLS])
+    changes = "\n".join(f"{BLANK} {A} refs/heads/b{n}" for n in range(4))
+    assert (
+        await run_post_receive_job(deps, 9, PostReceiveJob(f"project-{project['id']}", f"user-{admin['id']}", changes))
+        == 0
+    )
+    assert [tuple(r) for r in await db.fetch("SELECT push_action, ref_type, ref_count FROM events")] == [
+        ("created", "branch", 4)
+    ]
+
+
+async def test_dead_jobs_are_listed_and_can_be_retried(aiohttp_client, settings, secrets, db, redis):
+    admin, token = await make_admin(db)
+    client = await jobs_client(aiohttp_client, settings, secrets, post_receive_max_attempts=1)
+    # arguments the task does not take: it fails at once, and with one attempt it is dead
+    await db.execute(
+        "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW('post_receive', 'post_receive', 0, NULL, NULL,"
+        " '{\"bogus\": 1}'::jsonb, NULL)::procrastinate_job_to_defer_v1])"
+    )
+    with gitlab_client(client, token) as gl:
+        await eventually(lambda: _has(gl, "/admin/background_jobs/dead"))
+        dead = await call(lambda: gl.http_get("/admin/background_jobs/dead"))
+        assert [(j["task"], j["status"], j["args"]) for j in dead] == [("post_receive", "failed", {"bogus": 1})]
+        await call(lambda: gl.http_post(f"/admin/background_jobs/dead/{dead[0]['id']}/retry"))
+        missing = await error_of(lambda: gl.http_post("/admin/background_jobs/dead/999999/retry"))
+        assert missing.response_code == 404
+
+
+async def _has(gl: gitlab.Gitlab, path: str) -> bool:
+    return bool(await call(lambda: gl.http_get(path)))
+
+
+async def test_a_worker_killed_mid_job_loses_no_job(
+    aiohttp_client, app, settings, secrets, db, redis, receiver, backends
+):
+    """A real `gitlab-internal-api worker` takes the delivery and is SIGKILLed while the receiver
+    holds the request; another worker finds the dead worker's job and delivers it."""
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    await db.execute(
+        "INSERT INTO web_hooks (type, project_id, url) VALUES ('ProjectHook', $1, $2)", project["id"], receiver.url
+    )
+    receiver.gate = asyncio.Event()
+    client = await aiohttp_client(app)  # the API, without an in-process worker
+    env = {
+        **os.environ,
+        "GITLAB_INTERNAL_API_CONFIG": str(ROOT / "config" / "test.toml"),
+        "GITLAB_INTERNAL_API_ROOT": str(Path(settings.state_dir).parent),
+        "DATABASE_URL": backends.database_url,
+        "REDIS_URL": backends.redis_url,
+        "GITLAB_INTERNAL_API_JOBS_STALLED_SECONDS": "2",
+        "LOG_LEVEL": "INFO",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "service", "worker", "--concurrency", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    rescuer: asyncio.Task[None] | None = None
+    try:
+        await push(client, f"project-{project['id']}", f"{A} {B} refs/heads/main", f"user-{admin['id']}")
+        await asyncio.wait_for(receiver.arrived.wait(), 30)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        receiver.gate.set()
+        assert await db.fetchval("SELECT state FROM web_hook_deliveries") == "pending"
+        fast = settings.with_overrides(**FAST_JOBS)
+        rescuer = asyncio.create_task(
+            run_worker(
+                fast, app[keys.DB_POOL], app[keys.REPOSITORIES], app[keys.URLS], 2, app[keys.TOKEN_BOX]
+            )
+        )
+        await eventually(
+            lambda: _count(db, "SELECT count(*) FROM web_hook_deliveries WHERE state = 'delivered'", 1), 30
+        )
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+        if worker.stderr is not None:
+            worker.stderr.close()
+        if rescuer is not None:
+            rescuer.cancel()
+            await asyncio.gather(rescuer, return_exceptions=True)
+    assert len(receiver.requests) == 2  # the interrupted attempt and the one that completed
+    assert receiver.requests[0]["headers"]["Idempotency-Key"] == receiver.requests[1]["headers"]["Idempotency-Key"]
+    assert await db.fetchval("SELECT count(*) FROM events") == 1
+    assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE status <> 'succeeded'") == 0
