@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from service import keys
+from service.domain.readiness import database_not_ready
 from service.errors import json_response
 
 routes = web.RouteTableDef()
@@ -35,9 +36,9 @@ async def readiness(request: web.Request) -> web.Response:
     """
 
     async def database() -> None:
-        async with request.app[keys.DB_POOL].acquire() as conn:
-            if not await conn.fetchval("SELECT NOT pg_is_in_recovery()"):
-                raise NotReady("the database is in recovery (a standby), not a writable primary")
+        reason = await database_not_ready(request.app[keys.DB_POOL])
+        if reason is not None:
+            raise NotReady(reason)
 
     async def redis() -> None:
         reason = await request.app[keys.REDIS].ready()

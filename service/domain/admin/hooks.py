@@ -11,6 +11,8 @@ import aiohttp
 import orjson
 
 from service.db import events as events_db
+from service.db.webhooks import PROJECT_HOOK as PROJECT_HOOK  # the hook kinds routes name
+from service.db.webhooks import SYSTEM_HOOK as SYSTEM_HOOK
 from service.db import push_jobs as jobs_db
 from service.db import webhooks as hooks_db
 from service.db.admin_pages import Paged

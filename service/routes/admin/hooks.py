@@ -8,8 +8,8 @@ from aiohttp import web
 from schemas.admin import PageIn
 from schemas.hooks import EventListIn, HookCreateIn, HookIn
 from service import keys
-from service.db.webhooks import PROJECT_HOOK, SYSTEM_HOOK
 from service.domain.admin import hooks as hooks_domain
+from service.domain.admin.hooks import PROJECT_HOOK, SYSTEM_HOOK
 from service.domain.push_jobs import PushDeps
 from service.domain.webhooks import DeliveryConfig
 from service.errors import json_response

@@ -1,0 +1,12 @@
+"""The database's side of the readiness probe."""
+
+from __future__ import annotations
+
+from service.db.queries import sql
+from service.db.rows import Conn
+
+_IS_WRITABLE_PRIMARY = sql("is_writable_primary")
+
+
+async def is_writable_primary(conn: Conn) -> bool:
+    return bool(await conn.fetchval(_IS_WRITABLE_PRIMARY))
