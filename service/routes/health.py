@@ -56,4 +56,9 @@ async def readiness(request: web.Request) -> web.Response:
         except Exception as exc:  # any failure makes the worker unready
             results[name] = [{"status": "failed", "message": type(exc).__name__}]
     healthy = all(result[0]["status"] == "ok" for result in results.values())
+    if not request.app[keys.METRICS_ACCESS].allows(request.remote, request.headers):
+        # The reasons name internal hosts and ports: only for the monitoring allow-list (GitLab
+        # restricts its probes to monitoring.ip_whitelist); everyone else sees which check failed.
+        for result in results.values():
+            result[0].pop("message", None)
     return json_response({"status": "ok" if healthy else "failed", **results}, 200 if healthy else 503)

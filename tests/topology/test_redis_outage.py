@@ -49,3 +49,16 @@ async def test_a_worker_started_while_redis_is_down_answers_false_and_503_then_r
             assert resp.status == 200, await resp.text()
     finally:
         servers.stop_all()
+
+
+async def test_readiness_says_why_only_to_the_monitoring_allow_list(aiohttp_client, settings, secrets, db):
+    """The reasons name internal hosts and ports: the allow-list gets them, others only the verdict."""
+    port = free_port()
+    down = settings.with_overrides(redis_url=f"redis://127.0.0.1:{port}/0")
+    for whitelist, detailed in ((("127.0.0.0/8",), True), (("192.0.2.0/24",), False)):
+        client = await aiohttp_client(create_app(down.with_overrides(monitoring_ip_whitelist=whitelist), secrets))
+        async with client.get("/-/readiness") as resp:
+            body = await resp.json()
+        assert resp.status == 503 and body["redis_check"][0]["status"] == "failed"
+        assert body["db_check"] == [{"status": "ok"}]
+        assert (f"127.0.0.1:{port}" in body["redis_check"][0].get("message", "")) is detailed, body
