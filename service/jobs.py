@@ -157,13 +157,6 @@ async def rescue_stalled_jobs(app: procrastinate.App, stalled_seconds: float) ->
                 log.warning("job %s (%s) of a dead worker runs again", job.id, job.task_name)
 
 
-@contextlib.asynccontextmanager
-async def _http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    # Webhook receivers are other people's servers: no cookies kept between them, no proxy variables.
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False) as session:
-        yield session
-
-
 async def run_worker(
     settings: Settings,
     pool: asyncpg.Pool,
@@ -193,7 +186,7 @@ async def _run_once(
     token_box: TokenBox,
 ) -> None:
     app = build_app(settings, concurrency)
-    async with _http_session() as http, app.open_async():
+    async with webhooks.webhook_session() as http, app.open_async():
         runtime = Runtime(
             push=PushDeps(pool=pool, repositories=repositories, urls=urls),
             http=http,

@@ -409,16 +409,16 @@ class RedisStore:
             if undo is not None:
                 await self._undo(undo, keys)
             raise
-        except RedisUnavailable as exc:
-            if node is not None:
-                self._topology.failed(node)
-            self.record_failure(exc)
-            raise
         except RedisError as exc:
-            self.record_failure(exc)
+            self._failed(node, exc)
             raise
         self._succeeded(durable=wait is not None)
         return result
+
+    def _failed(self, node: PipelinedRedis | None, exc: RedisError) -> None:
+        if isinstance(exc, RedisUnavailable) and node is not None:
+            self._topology.failed(node)  # a connection that broke: find the server (again) next time
+        self.record_failure(exc)
 
     async def _undo(self, undo: tuple[Script, Sequence[Any]], keys: Sequence[Any]) -> None:
         script, args = undo
@@ -444,13 +444,8 @@ class RedisStore:
                 if not str(exc).startswith(_REDIRECTS):
                     raise
                 results = [await self._topology.redirected(command, exc) for command in commands]
-        except RedisUnavailable as exc:
-            if node is not None:
-                self._topology.failed(node)
-            self.record_failure(exc)
-            raise
         except RedisError as exc:
-            self.record_failure(exc)
+            self._failed(node, exc)
             raise
         self._succeeded()
         return results

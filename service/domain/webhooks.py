@@ -170,6 +170,15 @@ async def check_hook_url(url: str, allow_local: bool) -> None:
 # --- delivery ------------------------------------------------------------------------------------
 
 
+
+HttpSession = aiohttp.ClientSession  # what callers hold: the one webhook_session()
+
+
+def webhook_session() -> HttpSession:
+    """The HTTP client of deliveries: receivers are other people's servers, so no cookies are kept
+    between them and no proxy variables are honoured."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+
 @dataclass(frozen=True)
 class DeliveryConfig:
     gitlab_version: str

@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import orjson
 
 from service.db import events as events_db
@@ -22,6 +21,7 @@ from service.db.rows import Conn
 from service.db.webhooks import HookRow
 from service.domain import webhooks
 from service.domain.token_box import TokenBox
+from service.domain.webhooks import HttpSession
 from service.domain.admin.pagination import Page
 from service.domain.checks import Change
 from service.domain.errors import Missing
@@ -135,7 +135,12 @@ async def hook_events(conn: Conn, hook: HookRow, page: Page) -> Paged[dict[str, 
 
 
 async def test_hook(
-    deps: PushDeps, config: webhooks.DeliveryConfig, hook: HookRow, project_id: int | None, user_id: int
+    deps: PushDeps,
+    http: HttpSession,
+    config: webhooks.DeliveryConfig,
+    hook: HookRow,
+    project_id: int | None,
+    user_id: int,
 ) -> str:
     """TestHooks::ProjectService / SystemService for push events: the sample data of the project's
     default branch (its last commits when the repository can be read), sent now, logged like any
@@ -169,8 +174,7 @@ async def test_hook(
             conn,
             [NewDelivery(hook.id, f"test:{uuid.uuid4()}", header, "push_hooks", data, str(uuid.uuid4()))],
         )
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False) as http:
-        outcome = await webhooks.send(pool, http, config, ids[0], last_attempt=True)
+    outcome = await webhooks.send(pool, http, config, ids[0], last_attempt=True)
     return outcome.status if outcome is not None else "skipped"
 
 

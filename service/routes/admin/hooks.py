@@ -11,7 +11,7 @@ from service import keys
 from service.domain.admin import hooks as hooks_domain
 from service.domain.admin.hooks import PROJECT_HOOK, SYSTEM_HOOK
 from service.domain.push_jobs import PushDeps
-from service.domain.webhooks import DeliveryConfig
+from service.domain.webhooks import DeliveryConfig, webhook_session
 from service.errors import json_response
 from service.routes.admin.common import (
     actor_id,
@@ -114,13 +114,17 @@ async def test_hook(request: web.Request) -> web.Response:
     async with pool(request).acquire() as conn:
         hook = await hooks_domain.get_hook(conn, hook_type, project_id, int_param(request, "hook_id"))
     settings = request.app[keys.SETTINGS]
-    await hooks_domain.test_hook(
-        PushDeps(pool(request), request.app[keys.REPOSITORIES], urls(request)),
-        DeliveryConfig(settings.gitlab_version, settings.gitlab_url, settings.webhook_timeout, request.app[keys.TOKEN_BOX]),
-        hook,
-        project_id,
-        actor_id(request),
-    )
+    async with webhook_session() as http:
+        await hooks_domain.test_hook(
+            PushDeps(pool(request), request.app[keys.REPOSITORIES], urls(request)),
+            http,
+            DeliveryConfig(
+                settings.gitlab_version, settings.gitlab_url, settings.webhook_timeout, request.app[keys.TOKEN_BOX]
+            ),
+            hook,
+            project_id,
+            actor_id(request),
+        )
     return created({"message": "201 Created"})
 
 
