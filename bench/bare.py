@@ -1,8 +1,16 @@
-"""The yardstick: a bare aiohttp JSON handler on uvloop, one process, no middleware, no I/O."""
+"""The yardstick: a bare aiohttp JSON handler on uvloop, one process, no middleware, no I/O.
+
+With --floor it also carries what every request of the service pays for before its own work: the
+service's JSON access logger (written to stdout, as the service writes it) and one middleware that
+only passes the request on (aiohttp then adds one of its own). Its rate is the most any endpoint of
+the service could reach; bench/run.py measures it like an endpoint.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+from typing import Any
 
 import orjson
 import uvloop
@@ -14,10 +22,24 @@ async def handler(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"status": True}), content_type="application/json")
 
 
+@web.middleware
+async def passthrough(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
 def main() -> None:
-    app = web.Application()
+    floor = "--floor" in sys.argv[2:]
+    app = web.Application(middlewares=[passthrough] if floor else [])
     app.router.add_route("*", "/{tail:.*}", handler)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), loop=uvloop.new_event_loop(), access_log=None, print=None)
+    logging_options: dict[str, Any] = {"access_log": None}
+    if floor:
+        from service.logs import JsonAccessLogger
+
+        logging_options = {"access_log": logging.getLogger("aiohttp.access"), "access_log_class": JsonAccessLogger}
+    web.run_app(
+        app, host="127.0.0.1", port=int(sys.argv[1]), loop=uvloop.new_event_loop(), print=None, **logging_options
+    )
 
 
 if __name__ == "__main__":

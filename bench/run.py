@@ -5,6 +5,11 @@
     python3 dev.py bench --smoke                # 1 s rounds, unix only, no verdict (about 1 min): does it work?
     python3 dev.py bench --profile allowed_any  # py-spy under load: bench/results/profile-*.speedscope.json
 
+The first row, framework_floor, is bench/bare.py --floor: the bare handler plus the service's access
+logger and one pass-through middleware, the most any endpoint can reach. post_receive queues each
+push's job, and no job worker runs during the rounds (production runs them in `worker` processes);
+one job worker's rate is measured afterwards (the `post_receive jobs` line).
+
 Method. The bare handler (bench/bare.py: aiohttp + uvloop, one process, no middleware, no I/O) and the
 service (`gitlab-internal-api serve`, gunicorn's arbiter, one worker unless the topology says otherwise,
 access log on, written to /dev/null) run side by side; `wrk -t1 -c64` on loopback drives one of them
@@ -24,6 +29,9 @@ shortens the pauses by it so that the achieved rate meets the offered one; both 
 
 Topologies (--topologies, default: all whose binaries are installed):
   unix       the embedded default: PostgreSQL and Redis (Valkey) over unix sockets (the targets apply here)
+  nocache    the unix backends with GITLAB_LOOKUP_CACHE_SECONDS=0: the bench repeats one key, one user
+             and one project, so under `unix` the lookups are answered from the workers' memory; here
+             every one asks the database (what a worker does for a key it has not seen this half second)
   tcp        PostgreSQL 15 (tests/topology PostgresServer) and redis-server, both over TCP on loopback
   workers2   the unix backends, `serve --workers 2` beside `--workers 1`: aggregate rate of 2 / 1 worker
   pgbouncer  the tcp backends, the service through PgBouncer (transaction mode) with
@@ -74,7 +82,11 @@ RESULTS = ROOT / "bench" / "results"
 SHELL_SECRET = b"bench-shell-secret-0123456789abcd"
 KAS_SECRET = bytes(range(32))
 
-ENDPOINTS = ("authorized_keys", "allowed_any", "pre_receive", "post_receive", "usage_metrics", "agent_info")
+# The framework floor: bench/bare.py --floor, the bare handler plus the service's access logger and
+# one no-op middleware (aiohttp then adds one of its own), the least the service's structure costs:
+# the ratio no endpoint can beat. Measured like an endpoint, no target.
+FLOOR = "framework_floor"
+ENDPOINTS = (FLOOR, "authorized_keys", "allowed_any", "pre_receive", "post_receive", "usage_metrics", "agent_info")
 # issue 12: median ratio to the bare handler, default topology, one worker, 64 connections
 TARGETS = {
     "authorized_keys": 0.80,
@@ -90,7 +102,7 @@ P99_LIMIT_MS = 15.0
 LOAD_FACTOR = 0.7  # latency is judged at 70 % of each endpoint's own median saturated rate
 RSS_LIMIT_MB = 150.0
 PACING_TOLERANCE = (0.85, 1.15)  # achieved / offered rate of the paced rounds for their p99 to count
-TOPOLOGIES = ("unix", "tcp", "workers2", "pgbouncer")
+TOPOLOGIES = ("unix", "nocache", "tcp", "workers2", "pgbouncer")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,21 +171,36 @@ class Request:
             # exponential pauses: a Poisson arrival process per connection (integer ms, rounded)
             lines += [
                 "math.randomseed(os.time())",
-                "function delay() return math.floor(-math.log(1 - math.random()) * "
-                f"{mean_delay_ms:.3f} + 0.5) end",
+                f"function delay() return math.floor(-math.log(1 - math.random()) * {mean_delay_ms:.3f} + 0.5) end",
             ]
         return "\n".join(lines) + "\n"
 
 
-def run_wrk(request: Request, seconds: int, connections: int, mean_delay_ms: float | None = None) -> tuple[float, float, float, int]:
+def run_wrk(
+    request: Request, seconds: int, connections: int, mean_delay_ms: float | None = None
+) -> tuple[float, float, float, int]:
     fd, name = tempfile.mkstemp(suffix=".lua")
     script = Path(name)
     os.close(fd)
     script.write_text(request.lua(mean_delay_ms))
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency", "-s", str(script), request.url],
-            check=True, capture_output=True, text=True, timeout=seconds + 30,
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "5s",
+                "--latency",
+                "-s",
+                str(script),
+                request.url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
         ).stdout
     finally:
         script.unlink()
@@ -288,7 +315,13 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class Service:
-    """`gitlab-internal-api serve`: its PID is gunicorn's master; the workers are its children."""
+    """`gitlab-internal-api serve`: its PID is gunicorn's master; the workers are its children.
+
+    The PostReceive jobs that post_receive queues are not run during the rounds: production runs
+    them in `gitlab-internal-api worker` processes (GitLab's Sidekiq beside Puma), usually on other
+    machines, and on these two shared cores a job worker would take its CPU from the worker being
+    measured. How fast one job worker then runs them is measured on its own (drain_jobs).
+    """
 
     def __init__(self, env: dict[str, str], workers: int, workdir: Path, log: Path | None) -> None:
         self.port = free_port()
@@ -296,11 +329,25 @@ class Service:
         state = workdir / f"service-{self.port}"
         state.mkdir()
         self._log = open(log, "ab") if log else None  # noqa: SIM115 (closed in stop())
+        env = {**env, "GITLAB_INTERNAL_API_JOBS_IN_PROCESS": "false"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers), "--no-migrate"],
-            cwd=ROOT, env={**env, "GITLAB_INTERNAL_API_STATE_DIR": str(state)},
-            stdout=self._log or subprocess.DEVNULL, stderr=self._log or subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "service",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--no-migrate",
+            ],
+            cwd=ROOT,
+            env={**env, "GITLAB_INTERNAL_API_STATE_DIR": str(state)},
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=self._log or subprocess.DEVNULL,
         )
 
     def workers(self) -> list[Any]:
@@ -330,8 +377,12 @@ class Service:
                 raise RuntimeError(f"the service exited with {self.process.returncode} (rerun with --service-log FILE)")
             if len(self.workers()) >= self.workers_wanted:
                 try:
-                    req = urllib.request.Request(probe.url, method=probe.method, headers=probe.headers,
-                                                 data=probe.body.encode() if probe.body else None)
+                    req = urllib.request.Request(
+                        probe.url,
+                        method=probe.method,
+                        headers=probe.headers,
+                        data=probe.body.encode() if probe.body else None,
+                    )
                     with urllib.request.urlopen(req, timeout=2) as answer:
                         if answer.status == 200:
                             time.sleep(0.5)
@@ -353,9 +404,21 @@ class RedisServer:
         data = workdir / f"redis-{self.port}"
         data.mkdir()
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(data)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -367,8 +430,9 @@ class RedisServer:
 
 async def seed(database_url: str) -> dict[str, str]:
     """One user with a key, a public project, an agent with a token: the data the requests touch."""
-    from service.db import keys as keys_db
+    from service.db import ssh_keys as ssh_keys_db
     from service.db import projects as projects_db
+    from service.db import routes as routes_db
     from service.domain.ssh_keys import parse_public_key
     from service.domain.tokens import token_digest
 
@@ -378,19 +442,33 @@ async def seed(database_url: str) -> dict[str, str]:
             "INSERT INTO users (username, email, name) VALUES ('bench', 'bench@example.com', 'Bench') RETURNING id"
         )
         namespace_id = await conn.fetchval(
-            "INSERT INTO namespaces (name, path, type, owner_id) VALUES ('bench', 'bench', 'User', $1) RETURNING id", user_id
+            "INSERT INTO namespaces (name, path, type, owner_id) VALUES ('bench', 'bench', 'User', $1) RETURNING id",
+            user_id,
         )
         await conn.execute("UPDATE namespaces SET traversal_ids = ARRAY[id] WHERE id = $1", namespace_id)
-        await projects_db.insert_route(conn, "Namespace", namespace_id, "bench", "Bench")
+        await routes_db.insert_route(conn, "Namespace", namespace_id, "bench", "Bench")
         project_id = await projects_db.insert_project(
-            conn, name="hot", path="hot", namespace_id=namespace_id, namespace_full_path="bench",
-            creator_id=user_id, visibility_level=20, default_branch="main",
+            conn,
+            name="hot",
+            path="hot",
+            namespace_id=namespace_id,
+            namespace_full_path="bench",
+            creator_id=user_id,
+            visibility_level=20,
+            default_branch="main",
         )
         blob = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + os.urandom(32)
         parsed = parse_public_key("ssh-ed25519 " + base64.b64encode(blob).decode())
-        key = await keys_db.insert_key(
-            conn, user_id=user_id, deploy_key=False, key=parsed.text, title="bench", key_type=parsed.key_type,
-            bits=parsed.bits, fingerprint_md5=parsed.fingerprint_md5, fingerprint_sha256=parsed.fingerprint_sha256,
+        key = await ssh_keys_db.insert_key(
+            conn,
+            user_id=user_id,
+            deploy_key=False,
+            key=parsed.text,
+            title="bench",
+            key_type=parsed.key_type,
+            bits=parsed.bits,
+            fingerprint_md5=parsed.fingerprint_md5,
+            fingerprint_sha256=parsed.fingerprint_sha256,
         )
         # The rate limiter stays on (its Redis call is part of every /allowed), with a limit the
         # benchmark's single actor cannot reach.
@@ -398,10 +476,13 @@ async def seed(database_url: str) -> dict[str, str]:
         agent_token = "glagent-" + uuid.uuid4().hex
         agent_id = await conn.fetchval(
             "INSERT INTO cluster_agents (name, project_id, created_by_user_id) VALUES ('bench', $1, $2) RETURNING id",
-            project_id, user_id,
+            project_id,
+            user_id,
         )
         await conn.execute(
-            "INSERT INTO cluster_agent_tokens (agent_id, token_digest) VALUES ($1, $2)", agent_id, token_digest(agent_token)
+            "INSERT INTO cluster_agent_tokens (agent_id, token_digest) VALUES ($1, $2)",
+            agent_id,
+            token_digest(agent_token),
         )
     finally:
         await conn.close()
@@ -428,10 +509,12 @@ def prepare(database_url: str) -> dict[str, str]:
     return asyncio.run(seed(database_url))
 
 
-def scenarios(port: int, data: dict[str, str]) -> dict[str, Request]:
+def scenarios(port: int, data: dict[str, str], floor_port: int = 0) -> dict[str, Request]:
     now = int(time.time())
     shell = jwt.encode({"iss": "gitlab-shell", "iat": now, "exp": now + 6 * 3600}, SHELL_SECRET, algorithm="HS256")
-    kas = jwt.encode({"iss": "gitlab-kas", "aud": ["gitlab"], "iat": now, "exp": now + 6 * 3600}, KAS_SECRET, algorithm="HS256")
+    kas = jwt.encode(
+        {"iss": "gitlab-kas", "aud": ["gitlab"], "iat": now, "exp": now + 6 * 3600}, KAS_SECRET, algorithm="HS256"
+    )
     json_headers = {"Content-Type": "application/json"}
     shell_headers = {"Gitlab-Shell-Api-Request": shell, **json_headers}
     kas_headers = {"Gitlab-Kas-Api-Request": kas, **json_headers}
@@ -439,25 +522,47 @@ def scenarios(port: int, data: dict[str, str]) -> dict[str, Request]:
     key_blob = data["key_blob"].replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
     gl_repository = "project-" + data["project_id"]
     return {
+        FLOOR: Request(
+            "GET", f"http://127.0.0.1:{floor_port}/api/v4/internal/authorized_keys?key={key_blob}", shell_headers, None
+        ),
         "authorized_keys": Request("GET", f"{base}/authorized_keys?key={key_blob}", shell_headers, None),
         "allowed_any": Request(
-            "POST", f"{base}/allowed", shell_headers,
+            "POST",
+            f"{base}/allowed",
+            shell_headers,
             '{"action":"git-upload-pack","project":"bench/hot.git","changes":"_any","protocol":"ssh","key_id":"'
-            + data["key_id"] + '"}',
+            + data["key_id"]
+            + '"}',
         ),
-        "pre_receive": Request("POST", f"{base}/pre_receive", shell_headers, '{"gl_repository":"' + gl_repository + '"}'),
+        "pre_receive": Request(
+            "POST", f"{base}/pre_receive", shell_headers, '{"gl_repository":"' + gl_repository + '"}'
+        ),
         "post_receive": Request(
-            "POST", f"{base}/post_receive", shell_headers,
-            '{"gl_repository":"' + gl_repository + '","identifier":"user-' + data["user_id"]
-            + '","changes":"' + "a" * 40 + " " + "b" * 40 + ' refs/heads/main\\n","push_options":null}',
+            "POST",
+            f"{base}/post_receive",
+            shell_headers,
+            '{"gl_repository":"'
+            + gl_repository
+            + '","identifier":"user-'
+            + data["user_id"]
+            + '","changes":"'
+            + "a" * 40
+            + " "
+            + "b" * 40
+            + ' refs/heads/main\\n","push_options":null}',
         ),
         "usage_metrics": Request(
-            "POST", f"{base}/kubernetes/usage_metrics", kas_headers,
+            "POST",
+            f"{base}/kubernetes/usage_metrics",
+            kas_headers,
             '{"counters":{"k8s_api_proxy_request":3,"flux_git_push_notifications_total":1},'
             '"unique_counters":{"k8s_api_proxy_requests_unique_users_via_ci_access":[1,2,3]}}',
         ),
         "agent_info": Request(
-            "GET", f"{base}/kubernetes/agent_info", {**kas_headers, "Authorization": "Bearer " + data["agent_token"]}, None,
+            "GET",
+            f"{base}/kubernetes/agent_info",
+            {**kas_headers, "Authorization": "Bearer " + data["agent_token"]},
+            None,
         ),
     }
 
@@ -489,24 +594,33 @@ class Options:
     noise_bound: float
     endpoints: list[str]
     service_log: Path | None
+    floor_port: int = 0  # bench/bare.py --floor
 
 
 def service_env(workdir: Path, backends: Backends) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
-    env.update({
-        "DATABASE_URL": backends.database_url,
-        "REDIS_URL": backends.redis_url,
-        "GITLAB_SHELL_SECRET_FILE": str(workdir / "shell"),
-        "GITLAB_KAS_SECRET_FILE": str(workdir / "kas"),
-        "GITLAB_DB_KEY_BASE_FILE": str(workdir / "db_key_base"),
-        **backends.env,
-    })
+    env.update(
+        {
+            "DATABASE_URL": backends.database_url,
+            "REDIS_URL": backends.redis_url,
+            "GITLAB_SHELL_SECRET_FILE": str(workdir / "shell"),
+            "GITLAB_KAS_SECRET_FILE": str(workdir / "kas"),
+            "GITLAB_DB_KEY_BASE_FILE": str(workdir / "db_key_base"),
+            **backends.env,
+        }
+    )
     return env
 
 
 def measure(
-    topology: str, backends: Backends, workdir: Path, options: Options, bare_port: int,
-    worker_counts: tuple[int, ...] = (1,), paced: bool = True, say: Callable[[str], None] = print,
+    topology: str,
+    backends: Backends,
+    workdir: Path,
+    options: Options,
+    bare_port: int,
+    worker_counts: tuple[int, ...] = (1,),
+    paced: bool = True,
+    say: Callable[[str], None] = print,
 ) -> list[Round]:
     """Alternating bare and service rounds for every endpoint, then the paced rounds; all rounds, in order."""
     env = service_env(workdir, backends)
@@ -515,8 +629,15 @@ def measure(
     bare = bare_request(bare_port)
     rounds: list[Round] = []
 
-    def one(target: str, endpoint: str, kind: str, request: Request, seconds: int, delay: float | None = None,
-            offered: float = 0.0) -> Round:
+    def one(
+        target: str,
+        endpoint: str,
+        kind: str,
+        request: Request,
+        seconds: int,
+        delay: float | None = None,
+        offered: float = 0.0,
+    ) -> Round:
         started = time.time()
         rps, p50, p99, errors = run_wrk(request, seconds, options.connections, delay)
         r = Round(topology, target, endpoint, kind, seconds, rps, p50, p99, errors, started, offered)
@@ -526,7 +647,7 @@ def measure(
         return r
 
     try:
-        requests = {t: scenarios(s.port, backends.data) for t, s in services.items()}
+        requests = {t: scenarios(s.port, backends.data, options.floor_port) for t, s in services.items()}
         for target, service in list(services.items()):
             try:
                 service.wait_ready(requests[target]["authorized_keys"])
@@ -535,7 +656,7 @@ def measure(
                 service.stop()
                 log = workdir / f"{target}-boot.log"
                 services[target] = service = Service(env, service.workers_wanted, workdir, log)
-                requests[target] = scenarios(service.port, backends.data)
+                requests[target] = scenarios(service.port, backends.data, options.floor_port)
                 try:
                     service.wait_ready(requests[target]["authorized_keys"])
                 except RuntimeError as exc:
@@ -577,6 +698,82 @@ def measure(
     return rounds
 
 
+def drain_jobs(
+    env: dict[str, str],
+    database_url: str,
+    workdir: Path,
+    log: Path | None,
+    seconds: float = 5.0,
+    startup_timeout: float = 60.0,
+) -> str:
+    """The PostReceive jobs the post_receive rounds queued, and how fast one job worker runs them
+    afterwards (alone on the machine but for PostgreSQL): the capacity to plan next to the request
+    rate. Every bench push is to the same repository, and the jobs of one repository run one at a
+    time (in push order), so this is the rate of one repository's pushes, with the rounds' backlog
+    queued in front of it (the drain after a worker outage).
+
+    The worker's start-up (interpreter, imports, connections, registration) is measured apart: the
+    clock for the rate starts when the first job has left 'todo', and runs `seconds` (or until the
+    backlog is gone)."""
+    import asyncpg
+
+    async def watch(worker: subprocess.Popen[bytes], started: float) -> tuple[int, float | None, int, float]:
+        """(queued before, start-up seconds or None, jobs run in the timed interval, its length)."""
+        conn = await asyncpg.connect(database_url)
+        try:
+
+            async def todo() -> int:
+                return int(await conn.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'"))
+
+            before = await todo()
+            first = before
+            while first >= before and before > 0 and worker.poll() is None:
+                if time.monotonic() - started > startup_timeout:
+                    return before, None, 0, 0.0
+                await asyncio.sleep(0.02)
+                first = await todo()
+            if first >= before:
+                return before, None, 0, 0.0
+            t0 = time.monotonic()
+            startup = t0 - started
+            left = first
+            while time.monotonic() - t0 < seconds and left > 0 and worker.poll() is None:
+                await asyncio.sleep(0.05)
+                left = await todo()
+            return before, startup, first - left, time.monotonic() - t0
+        finally:
+            await conn.close()
+
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    started = time.monotonic()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "service", "worker"],
+        cwd=ROOT,
+        env={**env, "GITLAB_INTERNAL_API_STATE_DIR": str(workdir / "jobs-worker")},
+        stdout=out,
+        stderr=out,
+    )
+    try:
+        before, startup, ran, elapsed = asyncio.run(watch(worker, started))
+    finally:
+        stop_process(worker)
+        if log:
+            out.close()  # type: ignore[union-attr]
+    head = (
+        f"post_receive jobs: {before:,} queued by the rounds (not run during them: production runs them in "
+        "`worker` processes); one `worker` then"
+    )
+    if before == 0:
+        return f"{head} had none to run"
+    if startup is None:
+        return f"{head} ran none within {startup_timeout:.0f} s of its start (exit code {worker.returncode})"
+    rate = ran / elapsed if elapsed > 0 else math.nan
+    return (
+        f"{head} started in {startup:.2f} s (to its first job) and ran {ran:,} in the next {elapsed:.1f} s "
+        f"({rate:,.0f} jobs/s, one repository, so one at a time)"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # reports
 
@@ -586,10 +783,14 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
     summary = summarise(rounds)
     lines = [f"== {topology}: {title}"]
     bare_all = [r.rps for r in rounds if r.target == "bare" and r.kind == "saturated"]
-    lines.append(f"bare aiohttp handler, all {len(bare_all)} bare rounds: {fmt_range(bare_all)} req/s, "
-                 f"spread (max/min) {spread(bare_all):.2f}")
-    head = (f"{'endpoint':<16}{'bare req/s med (min-max)':>27}{'service req/s':>15}{'ratio med (min-max)':>22}"
-            f"{'target':>7}{'paced req/s':>13}{'p50':>6}{'p99':>7}{'err':>5}  verdict")
+    lines.append(
+        f"bare aiohttp handler, all {len(bare_all)} bare rounds: {fmt_range(bare_all)} req/s, "
+        f"spread (max/min) {spread(bare_all):.2f}"
+    )
+    head = (
+        f"{'endpoint':<16}{'bare req/s med (min-max)':>27}{'service req/s':>15}{'ratio med (min-max)':>22}"
+        f"{'target':>7}{'paced req/s':>13}{'p50':>6}{'p99':>7}{'err':>5}  verdict"
+    )
     lines += [head, "-" * len(head)]
     missed = False
     for endpoint in options.endpoints:
@@ -604,7 +805,9 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
         errors = sum(r.errors for r in rounds if r.target == "service" and r.endpoint == endpoint)  # warm-up too
         target = TARGETS.get(endpoint)
         ratio_text = f"{s.ratio:.2f} ({min(s.ratios):.2f}-{max(s.ratios):.2f})"
-        if not verdicts:
+        if endpoint == FLOOR:
+            verdict = "- (the most any endpoint can reach: the bare handler + access log + 1 middleware)"
+        elif not verdicts:
             verdict = "-"
         elif s.noisy(options.noise_bound):
             verdict = f"noisy: no verdict (bare spread {spread(s.bare):.2f} > {options.noise_bound:.2f})"
@@ -625,10 +828,18 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
             f"{(f'{target:.2f}' if target and verdicts else '-'):>7}"
             f"{(f'{achieved:,.0f}/{offered:,.0f}' if paced else '-'):>13}{p50:>6.1f}{p99:>7.1f}{errors:>5}  {verdict}"
         )
+    if summary.get(("service", "post_receive")):
+        lines.append(
+            "post_receive: each push's PostReceive job is queued, but no job worker runs during the rounds (the "
+            "default, `jobs.in_process`, runs them in every web worker; production runs `worker` processes, as "
+            "GitLab runs Sidekiq): the job worker's rate is the `post_receive jobs` line"
+        )
     peak = max((r.worker_rss_mb for r in rounds), default=0.0)
     rss_ok = peak <= RSS_LIMIT_MB
-    lines.append(f"worker peak RSS (VmHWM of the largest child of the master): {peak:.0f} MB "
-                 f"(limit {RSS_LIMIT_MB:.0f} MB){'  ok' if rss_ok else '  OVER' if verdicts else ''}")
+    lines.append(
+        f"worker peak RSS (VmHWM of the largest child of the master): {peak:.0f} MB "
+        f"(limit {RSS_LIMIT_MB:.0f} MB){'  ok' if rss_ok else '  OVER' if verdicts else ''}"
+    )
     if verdicts and not rss_ok:
         missed = True
     return lines, missed
@@ -637,10 +848,12 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
 def scaling_table(rounds: list[Round], options: Options) -> tuple[list[str], bool]:
     summary = summarise(rounds)
     factors = scaling(rounds)
-    lines = ["== workers2: the unix backends; `serve --workers 2` against `--workers 1`, rounds alternating "
-             "bare, 1 worker, bare, 2 workers",
-             f"{'endpoint':<16}{'bare req/s med (min-max)':>27}{'1 worker':>10}{'2 workers':>11}"
-             f"{'2w/1w med (min-max)':>22}{'target':>8}  verdict"]
+    lines = [
+        "== workers2: the unix backends; `serve --workers 2` against `--workers 1`, rounds alternating "
+        "bare, 1 worker, bare, 2 workers",
+        f"{'endpoint':<16}{'bare req/s med (min-max)':>27}{'1 worker':>10}{'2 workers':>11}"
+        f"{'2w/1w med (min-max)':>22}{'target':>8}  verdict",
+    ]
     lines.append("-" * len(lines[-1]))
     missed = False
     for endpoint in options.endpoints:
@@ -659,10 +872,12 @@ def scaling_table(rounds: list[Round], options: Options) -> tuple[list[str], boo
         else:
             verdict = "MISS"
             missed = True
-        lines.append(f"{endpoint:<16}{fmt_range(bare):>27}{statistics.median(one.rps):>10,.0f}"
-                     f"{statistics.median(two.rps):>11,.0f}"
-                     f"{f'{statistics.median(f):.2f} ({min(f):.2f}-{max(f):.2f})':>22}"
-                     f"{(f'{target:.2f}' if target else '-'):>8}  {verdict}")
+        lines.append(
+            f"{endpoint:<16}{fmt_range(bare):>27}{statistics.median(one.rps):>10,.0f}"
+            f"{statistics.median(two.rps):>11,.0f}"
+            f"{f'{statistics.median(f):.2f} ({min(f):.2f}-{max(f):.2f})':>22}"
+            f"{(f'{target:.2f}' if target else '-'):>8}  {verdict}"
+        )
     return lines, missed
 
 
@@ -676,32 +891,65 @@ CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
     # Future code is still database time.
     ("logging", lambda n, f: "/logging/" in f or f.endswith("service/logs.py")),
     ("JSON (orjson/json)", lambda n, f: "orjson" in f or "orjson" in n or "/json/" in f),
-    ("auth/JWT", lambda n, f: "/jwt/" in f or "hmac" in f or "hashlib" in f or "libcrypto" in f
-     or (f.endswith("service/auth.py") and "middleware" not in n)),
-    ("database (asyncpg, psycopg/procrastinate jobs)", lambda n, f: "asyncpg" in f or "asyncpg" in n
-     or "/psycopg" in f or "/procrastinate/" in f or "/service/db/" in f or f.endswith("service/jobs.py")),
+    (
+        "auth/JWT",
+        lambda n, f: (
+            "/jwt/" in f
+            or "hmac" in f
+            or "hashlib" in f
+            or "libcrypto" in f
+            or (f.endswith("service/auth.py") and "middleware" not in n)
+        ),
+    ),
+    (
+        "database (asyncpg, psycopg/procrastinate jobs)",
+        lambda n, f: (
+            "asyncpg" in f
+            or "asyncpg" in n
+            or "/psycopg" in f
+            or "/procrastinate/" in f
+            or "/service/db/" in f
+            or f.endswith("service/jobs.py")
+        ),
+    ),
     ("Redis", lambda n, f: "/redis/" in f or "hiredis" in f or "hiredis" in n or "service/redis_" in f),
-    ("parsing/validation (marshmallow, params)", lambda n, f: "/marshmallow/" in f or "/schemas/" in f
-     or f.endswith("service/params.py")),
-    ("metrics (prometheus)", lambda n, f: "prometheus_client" in f or (f.endswith("service/metrics.py") and "middleware" not in n)),
+    (
+        "parsing/validation (marshmallow, params)",
+        lambda n, f: "/marshmallow/" in f or "/schemas/" in f or f.endswith("service/params.py"),
+    ),
+    (
+        "metrics (prometheus)",
+        lambda n, f: "prometheus_client" in f or (f.endswith("service/metrics.py") and "middleware" not in n),
+    ),
 ]
 GENERIC: list[tuple[str, Callable[[str, str], bool]]] = [
     # aiohttp's writer hands the bytes to uvloop's transport, which send()s them at once: below this
     # Python frame is the kernel's loopback send (and, with --profile-native, uvloop's C)
-    ("socket writes (send syscalls)", lambda n, f: f.endswith("aiohttp/http_writer.py") and n.endswith(
-        ("_writelines", "_write", "write_eof"))),
+    (
+        "socket writes (send syscalls)",
+        lambda n, f: f.endswith("aiohttp/http_writer.py") and n.endswith(("_writelines", "_write", "write_eof")),
+    ),
     # native frames (--profile-native): the system calls themselves, wherever outside the database
     # and Redis clients they come from (HTTP responses, the access log's write to stdout)
-    ("socket writes (send syscalls)", lambda n, f: "libc" in f and n in {"write", "writev", "send", "sendmsg", "__send"}),
-    ("socket reads, epoll (syscalls)", lambda n, f: "libc" in f and n in {"read", "recv", "recvmsg", "epoll_wait",
-                                                                          "epoll_pwait"}),
+    (
+        "socket writes (send syscalls)",
+        lambda n, f: "libc" in f and n in {"write", "writev", "send", "sendmsg", "__send"},
+    ),
+    (
+        "socket reads, epoll (syscalls)",
+        lambda n, f: "libc" in f and n in {"read", "recv", "recvmsg", "epoll_wait", "epoll_pwait"},
+    ),
     # the worker's run() frame is uvloop's C loop: epoll, socket reads, scheduling callbacks
-    ("event loop (uvloop/asyncio)", lambda n, f: f.endswith("aiohttp/worker.py") or "uvloop" in f
-     or "uvloop" in n or "/asyncio/" in f),
+    (
+        "event loop (uvloop/asyncio)",
+        lambda n, f: f.endswith("aiohttp/worker.py") or "uvloop" in f or "uvloop" in n or "/asyncio/" in f,
+    ),
     ("middleware (own code)", lambda n, f: "/service/" in f and "middleware" in n),
     ("handlers/domain (own code)", lambda n, f: "/service/" in f),
-    ("aiohttp/yarl/multidict", lambda n, f: "/aiohttp/" in f or "/yarl/" in f or "/multidict/" in f
-     or "_http_parser" in n or "llhttp" in n),
+    (
+        "aiohttp/yarl/multidict",
+        lambda n, f: "/aiohttp/" in f or "/yarl/" in f or "/multidict/" in f or "_http_parser" in n or "llhttp" in n,
+    ),
 ]
 
 
@@ -733,8 +981,9 @@ def summarise_profile(path: Path) -> tuple[Counter[str], Counter[str], float]:
     return categories, leaves, total
 
 
-def profile(endpoints: list[str], workdir: Path, options: Options, seconds: int, native: bool, stamp: str,
-            backends: Backends) -> int:
+def profile(
+    endpoints: list[str], workdir: Path, options: Options, seconds: int, native: bool, stamp: str, backends: Backends
+) -> int:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         print("bench: py-spy is not installed (pip install -e '.[bench]')", file=sys.stderr)
@@ -751,12 +1000,26 @@ def profile(endpoints: list[str], workdir: Path, options: Options, seconds: int,
             Path(name).write_text(requests[endpoint].lua())
             load = subprocess.Popen(
                 ["wrk", "-t1", f"-c{options.connections}", f"-d{seconds + 3}s", "-s", name, requests[endpoint].url],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
             )
             try:
                 time.sleep(1)
-                command = [py_spy, "record", "--pid", str(service.worker_pid()), "--duration", str(seconds),
-                           "--rate", "200", "--format", "speedscope", "--output", str(out)]
+                command = [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(service.worker_pid()),
+                    "--duration",
+                    str(seconds),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "speedscope",
+                    "--output",
+                    str(out),
+                ]
                 command += ["--native"] if native else ["--nonblocking"]
                 subprocess.run(command, check=True, capture_output=True)
             finally:
@@ -764,9 +1027,11 @@ def profile(endpoints: list[str], workdir: Path, options: Options, seconds: int,
                 Path(name).unlink()
             rate = re.search(r"Requests/sec:\s+([\d.]+)", wrk_out)
             categories, leaves, total = summarise_profile(out)
-            print(f"\n== profile {endpoint}: {total:.1f} s of busy samples of the worker over {seconds} s "
-                  f"({'native frames, process paused per sample' if native else 'Python frames only, non-blocking'}), "
-                  f"{float(rate.group(1)) if rate else 0:,.0f} req/s under the profiler; {out.relative_to(ROOT)}")
+            print(
+                f"\n== profile {endpoint}: {total:.1f} s of busy samples of the worker over {seconds} s "
+                f"({'native frames, process paused per sample' if native else 'Python frames only, non-blocking'}), "
+                f"{float(rate.group(1)) if rate else 0:,.0f} req/s under the profiler; {out.relative_to(ROOT)}"
+            )
             for category, count in categories.most_common():
                 print(f"  {100.0 * count / total:5.1f}%  {category}")
             print("  hottest leaf functions:")
@@ -803,21 +1068,37 @@ def available(topology: str) -> str | None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--topologies", default="", help=f"comma-separated, of {','.join(TOPOLOGIES)} (default: all available)")
+    parser.add_argument(
+        "--topologies", default="", help=f"comma-separated, of {','.join(TOPOLOGIES)} (default: all available)"
+    )
     parser.add_argument("--only", default="", help="comma-separated endpoints (default: all)")
     parser.add_argument("--rounds", type=int, default=5, help="service rounds per endpoint and topology (default 5)")
-    parser.add_argument("--duration", "--seconds", dest="duration", type=int, default=3, help="seconds per round (default 3)")
+    parser.add_argument(
+        "--duration", "--seconds", dest="duration", type=int, default=3, help="seconds per round (default 3)"
+    )
     parser.add_argument("--paced-rounds", type=int, default=2, help="paced latency rounds per endpoint (default 2)")
     parser.add_argument("--paced-duration", type=int, default=4, help="seconds per paced round (default 4)")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--noise-bound", type=float, default=1.25, help="max/min of the bare rounds beyond which no verdict")
-    parser.add_argument("--smoke", action="store_true",
-                        help="1 round of 1 s per endpoint, unix only, no verdict: checks the harness (CI)")
-    parser.add_argument("--profile", default="", metavar="ENDPOINT[,ENDPOINT]",
-                        help="instead of the benchmark: py-spy record the worker under load (unix topology)")
+    parser.add_argument(
+        "--noise-bound", type=float, default=1.25, help="max/min of the bare rounds beyond which no verdict"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="1 round of 1 s per endpoint, unix only, no verdict: checks the harness (CI)",
+    )
+    parser.add_argument(
+        "--profile",
+        default="",
+        metavar="ENDPOINT[,ENDPOINT]",
+        help="instead of the benchmark: py-spy record the worker under load (unix topology)",
+    )
     parser.add_argument("--profile-duration", type=int, default=10)
-    parser.add_argument("--profile-native", action="store_true",
-                        help="native frames too (uvloop, asyncpg's Cython, orjson); pauses the worker per sample")
+    parser.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="native frames too (uvloop, asyncpg's Cython, orjson); pauses the worker per sample",
+    )
     parser.add_argument("--service-log", type=Path, help="append the services' output (access log included) here")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -838,8 +1119,16 @@ def main(argv: list[str]) -> int:
     if unknown or not endpoints:
         print(f"bench: unknown endpoint or topology: {', '.join(sorted(unknown)) or args.only}", file=sys.stderr)
         return 2
-    options = Options(args.rounds, args.duration, args.paced_rounds, args.paced_duration, args.connections,
-                      args.noise_bound, endpoints, args.service_log)
+    options = Options(
+        args.rounds,
+        args.duration,
+        args.paced_rounds,
+        args.paced_duration,
+        args.connections,
+        args.noise_bound,
+        endpoints,
+        args.service_log,
+    )
     command = shlex.join(["python3", "dev.py", "bench", *argv])
     started = datetime.datetime.now(datetime.timezone.utc)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -863,10 +1152,15 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gia-bench-"))
     (workdir / "shell").write_bytes(SHELL_SECRET)
     (workdir / "kas").write_text(base64.b64encode(KAS_SECRET).decode())
-    say = (lambda line: print(line, file=sys.stderr, flush=True))
-    raw: dict[str, Any] = {"command": command, "date": started.isoformat(), "nproc": os.cpu_count(),
-                           "loadavg_start": os.getloadavg(), "options": {**asdict(options), "service_log": None},
-                           "topologies": {}}
+    say = lambda line: print(line, file=sys.stderr, flush=True)
+    raw: dict[str, Any] = {
+        "command": command,
+        "date": started.isoformat(),
+        "nproc": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "options": {**asdict(options), "service_log": None},
+        "topologies": {},
+    }
     missed = noisy = False
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, True)
@@ -874,6 +1168,14 @@ def main(argv: list[str]) -> int:
         bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare.py"), str(bare_port)], cwd=ROOT)
         stack.callback(stop_process, bare)
         wait_for_port(bare_port)
+        options.floor_port = free_port()
+        floor = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "bare.py"), str(options.floor_port), "--floor"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,  # its access log, as the service's
+        )
+        stack.callback(stop_process, floor)
+        wait_for_port(options.floor_port)
 
         def unix_backends() -> Backends:
             from service.embedded import start_postgres, start_redis
@@ -883,8 +1185,9 @@ def main(argv: list[str]) -> int:
             stack.callback(server.cleanup)
             redis, redis_url = start_redis(workdir / "embedded", persist=False)
             stack.callback(redis.stop)
-            return Backends("embedded PostgreSQL + Redis (Valkey) over unix sockets", database_url, redis_url,
-                            prepare(database_url))
+            return Backends(
+                "embedded PostgreSQL + Redis (Valkey) over unix sockets", database_url, redis_url, prepare(database_url)
+            )
 
         def tcp_backends() -> Backends:
             from tests.topology.postgres_servers import PostgresServer
@@ -895,8 +1198,12 @@ def main(argv: list[str]) -> int:
             redis = RedisServer(workdir)
             stack.callback(stop_process, redis.process)
             database_url = asyncio.run(create_database(primary.url(), "gia_bench"))
-            return Backends(f"PostgreSQL 127.0.0.1:{primary.port} + redis-server 127.0.0.1:{redis.port} over TCP",
-                            database_url, redis.url, prepare(database_url))
+            return Backends(
+                f"PostgreSQL 127.0.0.1:{primary.port} + redis-server 127.0.0.1:{redis.port} over TCP",
+                database_url,
+                redis.url,
+                prepare(database_url),
+            )
 
         made: dict[str, Backends] = {}
 
@@ -907,24 +1214,46 @@ def main(argv: list[str]) -> int:
 
         if args.profile:
             wanted_profiles = [e for e in args.profile.split(",") if e]
-            if set(wanted_profiles) - set(ENDPOINTS):
+            if set(wanted_profiles) - set(ENDPOINTS) or FLOOR in wanted_profiles:
                 print(f"bench: unknown endpoint in --profile {args.profile}", file=sys.stderr)
                 return 2
-            return profile(wanted_profiles, workdir, options, args.profile_duration, args.profile_native, stamp,
-                           backends_for("unix"))
+            return profile(
+                wanted_profiles,
+                workdir,
+                options,
+                args.profile_duration,
+                args.profile_native,
+                stamp,
+                backends_for("unix"),
+            )
 
         def run_topology(topology: str) -> tuple[list[Round], list[str], bool]:
             if topology == "unix":
                 b = backends_for("unix")
                 rounds = measure(topology, b, workdir, options, bare_port, say=say)
-                lines, miss = table(topology, f"{b.name}, 1 worker (the targets apply here)", rounds, options,
-                                    verdicts=not args.smoke)
+                lines, miss = table(
+                    topology, f"{b.name}, 1 worker (the targets apply here)", rounds, options, verdicts=not args.smoke
+                )
+            elif topology == "nocache":
+                b = backends_for("unix")
+                nocache = Backends(
+                    f"{b.name}, GITLAB_LOOKUP_CACHE_SECONDS=0 (every lookup asks the database)",
+                    b.database_url,
+                    b.redis_url,
+                    b.data,
+                    {"GITLAB_LOOKUP_CACHE_SECONDS": "0"},
+                )
+                rounds = measure(topology, nocache, workdir, options, bare_port, say=say)
+                lines, miss = table(
+                    topology, f"{nocache.name}, 1 worker (informative: no targets)", rounds, options, verdicts=False
+                )
             elif topology == "tcp":
                 b = backends_for("tcp")
                 tcp = Backends(b.name, b.database_url, b.redis_url, b.data)
                 rounds = measure(topology, tcp, workdir, options, bare_port, say=say)
-                lines, miss = table(topology, f"{b.name}, 1 worker (informative: no targets)", rounds, options,
-                                    verdicts=False)
+                lines, miss = table(
+                    topology, f"{b.name}, 1 worker (informative: no targets)", rounds, options, verdicts=False
+                )
             elif topology == "pgbouncer":
                 from tests.topology.postgres_servers import PgBouncer
 
@@ -935,18 +1264,28 @@ def main(argv: list[str]) -> int:
                 pgb = Backends(
                     f"PgBouncer 1.18 (transaction mode, pool 20) 127.0.0.1:{bouncer.port} in front of the tcp "
                     "PostgreSQL, DATABASE_PREPARED_STATEMENTS=false, redis-server over TCP",
-                    bouncer.url("gia_bench"), b.redis_url, b.data,
+                    bouncer.url("gia_bench"),
+                    b.redis_url,
+                    b.data,
                     {"DATABASE_PREPARED_STATEMENTS": "false", "DATABASE_MIGRATION_URL": b.database_url},
                 )
                 rounds = measure(topology, pgb, workdir, options, bare_port, say=say)
-                lines, miss = table(topology, pgb.name + ", 1 worker (informative: no targets)", rounds, options,
-                                    verdicts=False)
+                lines, miss = table(
+                    topology, pgb.name + ", 1 worker (informative: no targets)", rounds, options, verdicts=False
+                )
             else:  # workers2
                 b = backends_for("unix")
-                scaled = Options(**{**asdict(options), "endpoints": [e for e in endpoints if e in SCALING_ENDPOINTS]
-                                    or endpoints})
+                scaled = Options(
+                    **{**asdict(options), "endpoints": [e for e in endpoints if e in SCALING_ENDPOINTS] or endpoints}
+                )
                 rounds = measure(topology, b, workdir, scaled, bare_port, worker_counts=(1, 2), paced=False, say=say)
                 lines, miss = scaling_table(rounds, scaled)
+                return rounds, lines, miss
+            if "post_receive" in options.endpoints:
+                direct = backends_for("unix" if topology in ("unix", "nocache") else "tcp")
+                lines.append(
+                    drain_jobs(service_env(workdir, direct), direct.database_url, workdir, options.service_log)
+                )
             return rounds, lines, miss
 
         print("\n".join([*header, *skipped]), flush=True)
@@ -963,8 +1302,10 @@ def main(argv: list[str]) -> int:
             say(f"[{topology}] done")
 
     ended = datetime.datetime.now(datetime.timezone.utc)
-    footer = [f"finished {ended.isoformat(timespec='seconds')} ({(ended - started).total_seconds() / 60:.1f} min); "
-              f"loadavg at end {loadavg()}; raw rounds: bench/results/bench-{stamp}.json"]
+    footer = [
+        f"finished {ended.isoformat(timespec='seconds')} ({(ended - started).total_seconds() / 60:.1f} min); "
+        f"loadavg at end {loadavg()}; raw rounds: bench/results/bench-{stamp}.json"
+    ]
     raw["loadavg_end"] = os.getloadavg()
     (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(raw, indent=1))
     print("\n".join(["", *footer]))

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from schemas.fields import GrapeBoolean, GrapeInteger, GrapeString
 
 VISIBILITIES = ("private", "internal", "public")
 MEMBER_ACCESS_LEVELS = (5, 10, 15, 20, 30, 40, 50)
@@ -39,45 +41,33 @@ class _In(Schema):
         unknown = EXCLUDE
 
 
-class Text(fields.String):
-    """A string PostgreSQL can store: text columns refuse NUL characters, so they are refused here."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
-            raise ValidationError("Contains a NUL character.")
-        return text
-
-
-def _str(*, max_length: int | None = None, **kwargs: Any) -> fields.String:
+def _str(*, max_length: int | None = None, **kwargs: Any) -> GrapeString:
     if max_length is not None:
         extra = kwargs.pop("validate", None)
         kwargs["validate"] = [validate.Length(max=max_length), *([extra] if extra else [])]
-    return Text(**kwargs)
+    return GrapeString(**kwargs)
 
 
-def _name(**kwargs: Any) -> fields.String:
+def _name(**kwargs: Any) -> GrapeString:
     return _str(max_length=NAME_MAX, **kwargs)
 
 
-def _bool(**kwargs: Any) -> fields.Boolean:
-    return fields.Boolean(**kwargs)
+def _bool(**kwargs: Any) -> GrapeBoolean:
+    return GrapeBoolean(**kwargs)
 
 
 INT_MAX = 2**31 - 1  # PostgreSQL integer columns (limits, access levels, sizes)
-BIGINT_MAX = 2**63 - 1  # bigint ids
 
 
-def _int(*, limit: int = INT_MAX, **kwargs: Any) -> fields.Integer:
-    # Query strings and forms carry numbers as text; Grape coerces them, so does strict=False.
-    # Out-of-range numbers are refused here rather than overflowing a column later.
+def _int(**kwargs: Any) -> GrapeInteger:
+    # An integer column: out-of-range numbers are refused here rather than overflowing it later.
     extra = kwargs.pop("validate", None)
-    validators = [validate.Range(min=-limit - 1, max=limit), *([extra] if extra else [])]
-    return fields.Integer(strict=False, validate=validators, **kwargs)
+    validators = [validate.Range(min=-INT_MAX - 1, max=INT_MAX), *([extra] if extra else [])]
+    return GrapeInteger(validate=validators, **kwargs)
 
 
-def _id(**kwargs: Any) -> fields.Integer:
-    return _int(limit=BIGINT_MAX, **kwargs)
+def _id(**kwargs: Any) -> GrapeInteger:
+    return GrapeInteger(**kwargs)  # a bigint id: GrapeInteger's own 64-bit range
 
 
 class PageIn(_In):
@@ -183,17 +173,8 @@ class ProjectListIn(PageIn):
     search = _name()
 
 
-class IdOrPath(fields.Field[str]):
-    """`type: String` params that clients send as numbers too (Grape coerces 42 to "42")."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValidationError("Not a valid id or path.")
-        return str(value)
-
-
 class TransferIn(_In):
-    namespace = IdOrPath(required=True)  # an id or a full path, as GitLab's find_namespace!
+    namespace = GrapeString(required=True)  # an id (Grape: 42 -> "42") or a full path, as find_namespace!
 
 
 class DeployKeyCreateIn(_In):
@@ -228,7 +209,9 @@ class TokenListIn(PageIn):
 
 class TokenCreateIn(_In):
     name = _name(required=True)
-    scopes = fields.List(Text(validate=validate.Length(max=NAME_MAX)), required=True, validate=validate.Length(max=64))
+    scopes = fields.List(
+        GrapeString(validate=validate.Length(max=NAME_MAX)), required=True, validate=validate.Length(max=64)
+    )
     expires_at = _str(allow_none=True, max_length=NAME_MAX)  # parsed leniently like Date.parse (domain/tokens.py)
     description = _str(max_length=NAME_MAX)
 

@@ -1,149 +1,28 @@
 """CustomersDot request (*In) and response (*Out) schemas, with Grape's coercions.
 
 Grape coerces `Date` with Ruby's `Date.parse` (the seed docs send "13 Jun 2021"), `Integer` from
-digits only, blank strings to nil, and names a bad item of an array `parent[child]` without its
-index. The fields and the base schema below do the same, so service.params.load renders GitLab's
-`{"error": "packs[purchase_xid] is missing"}` shapes. Unknown parameters are ignored, as in Grape.
+digits only, blank strings to nil (schemas/fields.py, `blank_is_nil=True` here), and names a bad item
+of an array `parent[child]` without its index. The base schema below does the same, so
+service.params.load renders GitLab's `{"error": "packs[purchase_xid] is missing"}` shapes. Unknown
+parameters are ignored, as in Grape.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from datetime import date, datetime
 from typing import Any
 
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
 
-INT4 = validate.Range(
-    min=-(2**31), max=2**31 - 1
-)  # integer columns: out of range is "is invalid", never a 500
-INT8 = validate.Range(min=-(2**63), max=2**63 - 1)
+from schemas.fields import GrapeBoolean, GrapeInteger, GrapeString, RubyDate
+
+# Out of range is "is invalid", never a 500: GrapeInteger stops at 64 bits (bigint), COUNT at integer.
 # seats, max_seats_used, number_of_minutes: counts (GitLab's numericality greater_than_or_equal_to: 0)
 COUNT = validate.Range(min=0, max=2**31 - 1)
 # GitLab's text limits: plans.name (string, 255), ci_minutes_additional_packs.purchase_xid (text_limit 50)
 PLAN_CODE_MAX = 255
 PURCHASE_XID_MAX = 50
-
-NOT_A_DATE = "Not a valid date."
-NOT_AN_INTEGER = "Not a valid integer."
-_INTEGER_TEXT = re.compile(r"\A\s*[+-]?\d+\s*\Z")
-
-# Ruby's Date.parse accepts far more than ISO 8601; these are the spellings seen in CustomersDot
-# traffic and GitLab's docs ("2021-06-13", "13 Jun 2021", "Jun 13, 2021", "2021/06/13", "13/06/2021").
-_DATE_FORMATS = (
-    "%d %b %Y",
-    "%d %B %Y",
-    "%b %d %Y",
-    "%B %d %Y",
-    "%b %d, %Y",
-    "%B %d, %Y",
-    "%a, %d %b %Y",
-    "%a %d %b %Y",
-    "%d-%b-%Y",
-    "%Y/%m/%d",
-    "%d/%m/%Y",
-    "%d-%m-%Y",
-    "%d.%m.%Y",
-)
-
-
-def parse_ruby_date(text: str) -> date | None:
-    """The date in `text` the way Date.parse reads the common spellings, or None."""
-    cleaned = text.strip().strip('"').strip()
-    if not cleaned:
-        return None
-    try:
-        return date.fromisoformat(cleaned)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(cleaned).date()
-    except ValueError:
-        pass
-    for pattern in _DATE_FORMATS:
-        try:
-            return datetime.strptime(cleaned, pattern).date()
-        except ValueError:
-            continue
-    return None
-
-
-def _blank(field: fields.Field[Any], value: Any) -> bool:
-    """Grape turns "" into nil for non-String types; `allow_blank: false` then says "is empty"."""
-    if isinstance(value, str) and not value.strip():
-        if not field.allow_none:
-            raise field.make_error("null")
-        return True
-    return False
-
-
-class RubyDate(fields.Field[date]):
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> Any:
-        if _blank(self, value):
-            return None
-        if isinstance(value, datetime):
-            return value.date()
-        if isinstance(value, date):
-            return value
-        if not isinstance(value, str):
-            raise ValidationError(NOT_A_DATE)
-        parsed = parse_ruby_date(value)
-        if parsed is None:
-            raise ValidationError(NOT_A_DATE)
-        return parsed
-
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        return None if value is None else value.isoformat()
-
-
-class GrapeInteger(fields.Field[int]):
-    """Integers, or their decimal text; never a fraction or a boolean (money: 10.5 seats is invalid)."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> Any:
-        if _blank(self, value):
-            return None
-        if isinstance(value, bool):
-            raise ValidationError(NOT_AN_INTEGER)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and _INTEGER_TEXT.match(value):
-            return int(value)
-        raise ValidationError(NOT_AN_INTEGER)
-
-    def _validate(self, value: Any) -> None:
-        # A blank value is nil, as in Grape: the range rules apply to numbers only, and the
-        # model's presence rules decide about nil afterwards ("seats can't be blank").
-        if value is not None:
-            super()._validate(value)
-
-
-class GrapeString(fields.String):
-    """Text PostgreSQL can store: a NUL character is "is invalid" rather than a database error."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> Any:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
-            raise ValidationError("Not a valid string.")
-        return text
-
-
-class GrapeBoolean(fields.Boolean):
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> Any:
-        if _blank(self, value):
-            return None
-        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def _collapse_indices(messages: Any) -> Any:
@@ -184,23 +63,23 @@ class SubscriptionIn(_GrapeIn):
     null is accepted here as in Grape; the model rules (seats can't be blank...) decide afterwards.
     """
 
-    start_date = RubyDate(allow_none=True)
-    seats = GrapeInteger(allow_none=True, validate=COUNT)
-    max_seats_used = GrapeInteger(allow_none=True, validate=COUNT)
+    start_date = RubyDate(blank_is_nil=True, allow_none=True)
+    seats = GrapeInteger(blank_is_nil=True, allow_none=True, validate=COUNT)
+    max_seats_used = GrapeInteger(blank_is_nil=True, allow_none=True, validate=COUNT)
     plan_code = GrapeString(allow_none=True, validate=validate.Length(max=PLAN_CODE_MAX))
-    end_date = RubyDate(allow_none=True)
-    auto_renew = GrapeBoolean(allow_none=True)
-    trial = GrapeBoolean(allow_none=True)
-    trial_ends_on = RubyDate(allow_none=True)
-    trial_starts_on = RubyDate(allow_none=True)
+    end_date = RubyDate(blank_is_nil=True, allow_none=True)
+    auto_renew = GrapeBoolean(blank_is_nil=True, allow_none=True)
+    trial = GrapeBoolean(blank_is_nil=True, allow_none=True)
+    trial_ends_on = RubyDate(blank_is_nil=True, allow_none=True)
+    trial_starts_on = RubyDate(blank_is_nil=True, allow_none=True)
     # GitlabSubscription enum trial_extension_type: { extended: 1, reactivated: 2 }
-    trial_extension_type = GrapeInteger(allow_none=True, validate=validate.OneOf([1, 2]))
+    trial_extension_type = GrapeInteger(blank_is_nil=True, allow_none=True, validate=validate.OneOf([1, 2]))
 
 
 class SubscriptionCreateIn(SubscriptionIn):
     """POST: `requires :start_date`."""
 
-    start_date = RubyDate(required=True, allow_none=True)
+    start_date = RubyDate(blank_is_nil=True, required=True, allow_none=True)
 
 
 class PlanOut(Schema):
@@ -239,9 +118,11 @@ class SubscriptionOut(Schema):
 class PackIn(_GrapeIn):
     """One pack; null values pass Grape and fail the model ("Unable to save additional packs")."""
 
-    number_of_minutes = GrapeInteger(required=True, allow_none=True, validate=COUNT)
-    expires_at = RubyDate(required=True, allow_none=True)
-    purchase_xid = GrapeString(required=True, allow_none=True, validate=validate.Length(max=PURCHASE_XID_MAX))
+    number_of_minutes = GrapeInteger(blank_is_nil=True, required=True, allow_none=True, validate=COUNT)
+    expires_at = RubyDate(blank_is_nil=True, required=True, allow_none=True)
+    purchase_xid = GrapeString(
+        required=True, allow_none=True, validate=validate.Length(max=PURCHASE_XID_MAX)
+    )
 
 
 class PacksIn(_GrapeIn):
@@ -267,9 +148,9 @@ class PackOut(Schema):
 
 
 class ReconciliationIn(_GrapeIn):
-    namespace_id = GrapeInteger(required=True, allow_none=False, validate=INT8)  # allow_blank: false
-    next_reconciliation_date = RubyDate(required=True, allow_none=True)
-    display_alert_from = RubyDate(required=True, allow_none=True)
+    namespace_id = GrapeInteger(blank_is_nil=True, required=True, allow_none=False)  # allow_blank: false
+    next_reconciliation_date = RubyDate(blank_is_nil=True, required=True, allow_none=True)
+    display_alert_from = RubyDate(blank_is_nil=True, required=True, allow_none=True)
 
 
 def _decode_json(value: Any) -> Any:
@@ -300,4 +181,4 @@ class ReconciliationsIn(_GrapeIn):
 
 
 class ReconciliationDeleteIn(_GrapeIn):
-    namespace_id = GrapeInteger(required=True, allow_none=False, validate=INT8)
+    namespace_id = GrapeInteger(blank_is_nil=True, required=True, allow_none=False)

@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from service.domain.usage_metrics import COUNTER_EVENTS, LEGACY_COUNTERS, UNIQUE_EVENTS, as_integer
+from schemas.fields import GrapeInteger, GrapeString
+from service.domain.usage_metrics import COUNTER_EVENTS, LEGACY_COUNTERS, UNIQUE_EVENTS
 
 SEVERITIES = ("info", "unknown", "low", "medium", "high", "critical")
 CONFIDENCES = ("ignore", "unknown", "experimental", "low", "medium", "high", "confirmed")
@@ -29,37 +30,10 @@ class _In(Schema):
 INVALID = "Not a valid value."
 
 
-class GrapeInteger(fields.Field[int]):
-    """Grape's Integer: 5, "5" and 5.0, but not 5.5, true or a number past 64 bits."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> int:
-        number = as_integer(value)
-        if number is None:
-            raise ValidationError(INVALID)
-        return number
-
-
-class GrapeString(fields.Field[str]):
-    """Grape's String: numbers are accepted and become their decimal text."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ValidationError(INVALID)
-
-
 class Downcased(GrapeString):
     """`coerce_with: ->(s) { s.downcase }`."""
 
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> str:
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         return super()._deserialize(value, attr, data, **kwargs).lower()
 
 
@@ -82,9 +56,7 @@ class JsonObject(fields.Field[dict[str, Any]]):
 class Vendor(fields.Field[str]):
     """scanner.vendor: `{"name": "GitLab"}` today, the bare string `"GitLab"` in the 2021 documentation."""
 
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> str:
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         if isinstance(value, str):
             return value
         if isinstance(value, Mapping):

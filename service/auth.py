@@ -21,7 +21,7 @@ import jwt
 from aiohttp import web
 from aiohttp.web_urldispatcher import SystemRoute
 
-from service import keys
+from service import app_keys
 from service.current_settings import current_settings
 from service.db import users as users_db
 from service.domain.agents import authenticate_agent_token
@@ -152,13 +152,13 @@ async def check_shell(request: web.Request) -> Identity:
     token = request.headers.get(SHELL_JWT_HEADER)
     if token is not None:
         try:
-            request.app[keys.SHELL_TOKENS].verify(token)
+            request.app[app_keys.SHELL_TOKENS].verify(token)
         except jwt.PyJWTError as exc:
             log.info("shell JWT rejected: %s", type(exc).__name__)
             raise unauthorized() from None
         return Identity("gitlab-shell")
-    if request.app[keys.SETTINGS].accept_legacy_shell_secret:
-        secret = request.app[keys.SECRETS].shell
+    if request.app[app_keys.SETTINGS].accept_legacy_shell_secret:
+        secret = request.app[app_keys.SECRETS].shell
         header = request.headers.get(LEGACY_SECRET_HEADER)
         if header is not None:
             try:
@@ -192,7 +192,7 @@ async def check_kas(request: web.Request) -> Identity:
     if token is None:
         raise _kas_unauthorized()
     try:
-        claims = request.app[keys.KAS_TOKENS].verify(token)
+        claims = request.app[app_keys.KAS_TOKENS].verify(token)
     except jwt.PyJWTError as exc:
         log.info("kas JWT rejected: %s", type(exc).__name__)
         raise _kas_unauthorized() from None
@@ -227,7 +227,7 @@ async def check_kas_agent(request: web.Request) -> Identity:
     token = agent_token_from(request)
     if token is None:
         raise unauthorized()
-    found = await authenticate_agent_token(request.app[keys.DB_POOL], token)
+    found = await authenticate_agent_token(request.app[app_keys.AGENT_TOKENS], request.app[app_keys.DB_POOL], token)
     if found is None:
         raise unauthorized()
     return Identity("gitlab-kas+agent", agent_id=found.agent_id, agent_token_id=found.token_id)
@@ -256,7 +256,7 @@ async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]
     token = await pat_from(request)
     if token is None:
         raise unauthorized()
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         found = await users_db.find_user_by_token_digest(conn, token_digest(token))
     if found is None:
         raise unauthorized()
@@ -316,7 +316,7 @@ async def check_admin(request: web.Request) -> Identity:
 
 async def check_admin_on_gitlab_com(request: web.Request) -> Identity:
     """GitLab.com-only admin routes: the 403 comes before authentication (upcoming_reconciliations.rb)."""
-    if not request.app[keys.SETTINGS].gitlab_com:
+    if not request.app[app_keys.SETTINGS].gitlab_com:
         raise forbidden("This API is gitlab.com only!")
     return await check_admin(request)
 
@@ -353,8 +353,8 @@ PUBLIC = Consumer("public", check_nobody, PUBLIC_MAX_BODY)
 MAX_BODY = max(SHELL_MAX_BODY, KAS_MAX_BODY, ADMIN_MAX_BODY, RECONCILIATIONS_MAX_BODY, PUBLIC_MAX_BODY)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def authenticated(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The route's consumer's check, then the handler (service/middleware.py calls it)."""
     if not request.body_exists:
         return await _authenticated(request, handler)
     try:
@@ -365,11 +365,11 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
 
 async def _authenticated(request: web.Request, handler: Any) -> web.StreamResponse:
     route = request.match_info.route
-    consumer = request.app[keys.ROUTE_CONSUMERS].get(route)
+    consumer = request.app[app_keys.ROUTE_CONSUMERS].get(route)
     if consumer is not None:
         # Credentials come from headers (or the query string) before the body is touched; only the
         # legacy ones that may be in the body read it, within the consumer's limit (service/params.py).
-        request[keys.IDENTITY] = await consumer.check(request)
+        request[app_keys.IDENTITY] = await consumer.check(request)
     elif not isinstance(route, SystemRoute):
         # Fail closed: a route that reached the router without a consumer answers nobody.
         log.error("route %s has no consumer", route)

@@ -117,7 +117,9 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", help=f"address to listen on (default {_config_default('server', 'host')}; GITLAB_INTERNAL_API_HOST)"
     )
     parser.add_argument(
-        "--port", type=int, help=f"port to listen on (default {_config_default('server', 'port')}; GITLAB_INTERNAL_API_PORT)"
+        "--port",
+        type=int,
+        help=f"port to listen on (default {_config_default('server', 'port')}; GITLAB_INTERNAL_API_PORT)",
     )
     parser.add_argument(
         "--workers",
@@ -249,6 +251,7 @@ def create_admin_command(args: argparse.Namespace) -> int:
     from service.db.migrate import migrate
     from service.domain.admin.bootstrap import NotAnAdmin, create_admin
     from service.domain.admin.errors import AdminError
+
     settings = _settings(args)
     # The token is the only line on stdout, so `TOKEN=$(gitlab-internal-api create-admin root)`
     # works: logs go to stderr, and so does anything the embedded servers write to fd 1.

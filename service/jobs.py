@@ -33,10 +33,12 @@ import asyncpg
 import procrastinate
 from aiohttp import web
 from procrastinate import JobContext, RetryDecision
-from procrastinate.jobs import Job
+from procrastinate.jobs import Job, Status
+from procrastinate.manager import JobManager, NotificationCallback
 from procrastinate.retry import BaseRetryStrategy
 
-from service import keys
+from service.db.rows import Pool
+from service import app_keys
 from service.config import Settings
 from service.db.pool import create_pool
 from service.domain import webhooks
@@ -94,6 +96,87 @@ def listens(settings: Settings) -> bool:
     return settings.database_prepared_statements or bool(settings.database_migration_url)
 
 
+class ChainingJobManager(JobManager):
+    """Fetches a repository's next job the moment its previous one ends.
+
+    procrastinate's worker fetches again only when a slot frees up *and* its last fetch found a job;
+    otherwise it waits for a "job inserted" notification or the polling interval. With a lock that
+    is not enough: while a repository's job runs, the other slots' fetch finds nothing (the lock is
+    taken), and when the job ends nothing wakes the worker, so a repository's backlog drained at one
+    job per polling interval (1 job/s, whatever the concurrency). This manager tells its own worker,
+    through the worker's notification callback (what a NOTIFY from the database would do), that a
+    locked job of this worker ended: the fetch that follows starts after the job's row left 'doing',
+    so it finds the lock's next job. A wake-up that lands while a fetch is in flight would be cleared
+    by the worker when that fetch returns (the fetch may have run before the lock was released), so
+    it is sent again after that fetch. Only this process's worker is told: it is the one with a free
+    slot. Behind PgBouncer (no LISTEN) the callback is still installed, without a database listener.
+    """
+
+    def __init__(self, connector: procrastinate.BaseConnector, listen: bool) -> None:
+        super().__init__(connector)
+        self.listen = listen
+        self._wake: NotificationCallback | None = None
+        self._fetching = 0
+        self._released_during_fetch = False
+        self._wakes: set[asyncio.Task[None]] = set()
+
+    async def listen_for_jobs(self, *, on_notification: NotificationCallback, queues: Any = None) -> None:
+        self._wake = on_notification
+        try:
+            if self.listen:
+                await super().listen_for_jobs(on_notification=on_notification, queues=queues)
+            else:
+                await asyncio.Event().wait()  # until the worker stops (cancels its side tasks)
+        finally:
+            self._wake = None
+
+    async def fetch_job(self, queues: Any, worker_id: int) -> Job | None:
+        self._fetching += 1
+        self._released_during_fetch = False
+        try:
+            return await super().fetch_job(queues=queues, worker_id=worker_id)
+        finally:
+            self._fetching -= 1
+            if self._released_during_fetch and not self._fetching:
+                self._released_during_fetch = False
+                self._wake_worker()  # runs after the worker cleared its event for this fetch
+
+    async def finish_job(self, job: Job, status: Status, delete_job: bool) -> None:
+        await super().finish_job(job=job, status=status, delete_job=delete_job)
+        if job.lock is not None:
+            self._lock_released()
+
+    async def retry_job(
+        self,
+        job: Job,
+        retry_at: Any = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        await super().retry_job(job=job, retry_at=retry_at, priority=priority, queue=queue, lock=lock)
+        if job.lock is not None:
+            self._lock_released()  # a job put back for now runs at once (one for later: the polling)
+
+    def _lock_released(self) -> None:
+        if self._fetching:
+            self._released_during_fetch = True
+        else:
+            self._wake_worker()
+
+    def _wake_worker(self) -> None:
+        wake = self._wake
+        if wake is None:
+            return
+
+        async def notify() -> None:
+            await wake(channel="", notification={"type": "job_inserted", "job_id": 0})
+
+        task = asyncio.create_task(notify())
+        self._wakes.add(task)
+        task.add_done_callback(self._wakes.discard)
+
+
 def build_app(settings: Settings, concurrency: int) -> procrastinate.App:
     connector = procrastinate.PsycopgConnector(
         conninfo=settings.direct_database_url,
@@ -103,6 +186,8 @@ def build_app(settings: Settings, concurrency: int) -> procrastinate.App:
         kwargs={"prepare_threshold": None, "application_name": "gitlab-internal-api-worker"},
     )
     app = procrastinate.App(connector=connector)
+    # before the tasks are declared: they keep the manager they were declared with
+    app.job_manager = ChainingJobManager(connector, listen=listens(settings))
 
     @app.task(
         name="post_receive",
@@ -159,7 +244,7 @@ async def rescue_stalled_jobs(app: procrastinate.App, stalled_seconds: float) ->
 
 async def run_worker(
     settings: Settings,
-    pool: asyncpg.Pool,
+    pool: Pool,
     repositories: RepositoryInspector,
     urls: InstanceUrls,
     concurrency: int,
@@ -179,7 +264,7 @@ async def run_worker(
 
 async def _run_once(
     settings: Settings,
-    pool: asyncpg.Pool,
+    pool: Pool,
     repositories: RepositoryInspector,
     urls: InstanceUrls,
     concurrency: int,
@@ -202,8 +287,11 @@ async def _run_once(
                 concurrency=concurrency,
                 wait=True,
                 install_signal_handlers=False,
-                listen_notify=listens(settings),
-                # NOTIFY wakes the worker for new jobs; retries scheduled for later are found by polling
+                # always: the callback is how ChainingJobManager wakes the worker; it LISTENs only
+                # when listens(settings)
+                listen_notify=True,
+                # NOTIFY wakes the worker for new jobs, ChainingJobManager for a repository's next
+                # job; retries scheduled for later are found by polling
                 fetch_job_polling_interval=1.0,
                 additional_context={"runtime": runtime},
                 update_heartbeat_interval=max(settings.jobs_stalled_seconds / 3, 0.2),
@@ -220,18 +308,18 @@ async def _run_once(
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     """`serve` runs the jobs in each of its worker processes unless [jobs] in_process is false."""
-    settings = app[keys.SETTINGS]
+    settings = app[app_keys.SETTINGS]
     if not settings.jobs_in_process:
         yield
         return
     task = asyncio.create_task(
         run_worker(
             settings,
-            app[keys.DB_POOL],
-            app[keys.REPOSITORIES],
-            app[keys.URLS],
+            app[app_keys.DB_POOL],
+            app[app_keys.REPOSITORIES],
+            app[app_keys.URLS],
             settings.jobs_concurrency,
-            app[keys.TOKEN_BOX],
+            app[app_keys.TOKEN_BOX],
         ),
         name="job-worker",
     )

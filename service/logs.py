@@ -1,5 +1,5 @@
 """JSON logs: one line per request and one per application log record, each with the request's
-correlation id (its X-Request-Id, or one generated for it: service/metrics.py's middleware)."""
+correlation id (its X-Request-Id, or one generated for it: service/middleware.py)."""
 
 from __future__ import annotations
 
@@ -160,6 +160,20 @@ class LineBuffer:
 ACCESS_LOG = LineBuffer()
 
 
+_second = -1
+_second_text = ""
+
+
+def _log_time(now: float) -> str:
+    """`2026-12-01T00:00:00.123+00:00`, as isoformat(timespec="milliseconds") writes it, with the
+    part up to the second formatted once per second rather than on every request."""
+    global _second, _second_text
+    whole = int(now)
+    if whole != _second:
+        _second, _second_text = whole, datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second_text}.{int((now - whole) * 1000):03d}+00:00"
+
+
 class JsonAccessLogger(AbstractAccessLogger):
     """Method, path (never the query string: it can carry secret_token or private_token), status, time."""
 
@@ -172,7 +186,7 @@ class JsonAccessLogger(AbstractAccessLogger):
         ACCESS_LOG.add(
             orjson.dumps(
                 {
-                    "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                    "time": _log_time(time.time()),
                     # set by the middleware on every answer (the client's X-Request-Id or a new one)
                     "correlation_id": response.headers.get(REQUEST_ID_HEADER)
                     or request.headers.get(REQUEST_ID_HEADER, ""),

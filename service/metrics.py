@@ -1,6 +1,6 @@
 """Prometheus metrics (prometheus-client), recorded in one place per kind of event.
 
-- Every request: `observe_middleware` (outermost) counts and times it by method, route template
+- Every request: the request middleware (service/middleware.py) counts and times it by method, route template
   and status (GitLab's `http_requests_total` / `http_request_duration_seconds`), plus the
   `/allowed` outcome and accepted kas usage reports, and gives it its correlation id. Counts are
   gathered in plain integers and handed to prometheus-client once a second (_Recorder).
@@ -23,9 +23,8 @@ import ipaddress
 import itertools
 import os
 import secrets
-import time
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,6 @@ from prometheus_client import (
 
 from service.domain.rate_limit import ShellOperationLimiter
 from service.domain.reference_counter import Decrease, ReferenceCounter
-from service.logs import CORRELATION_ID, REQUEST_ID_HEADER
 from service.redis_store import RedisStore
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -82,7 +80,9 @@ RATE_LIMITED = Counter(
     "gitlab_internal_api_rate_limited_requests_total",
     "Git operations refused by the gitlab_shell_operation rate limit",
 )
-REDIS_ERRORS = Counter("gitlab_internal_api_redis_errors_total", "Redis commands that failed, by error class", ["error"])
+REDIS_ERRORS = Counter(
+    "gitlab_internal_api_redis_errors_total", "Redis commands that failed, by error class", ["error"]
+)
 POOL_IN_USE = Gauge(
     "gitlab_internal_api_db_pool_connections_in_use",
     "PostgreSQL pool connections lent to requests",
@@ -100,9 +100,7 @@ POOL_WAITING = Gauge(
 POOL_SAMPLE_SECONDS = 1.0
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 ALLOWED_ROUTE = "/api/v4/internal/allowed"
-USAGE_ROUTES = frozenset(
-    {"/api/v4/internal/kubernetes/usage_metrics", "/api/v4/internal/kubernetes/agent_events"}
-)
+USAGE_ROUTES = frozenset({"/api/v4/internal/kubernetes/usage_metrics", "/api/v4/internal/kubernetes/agent_events"})
 
 
 # --- correlation id ---------------------------------------------------------------------------
@@ -135,6 +133,7 @@ def accepted_correlation_id(value: str | None) -> str | None:
 
 
 # --- the request middleware -------------------------------------------------------------------
+
 
 class _Recorder:
     """The requests of one (route, method, status), counted in plain integers and published to
@@ -215,30 +214,15 @@ def record_request(request: web.Request, status: int, seconds: float) -> None:
         asyncio.get_running_loop().call_later(_PUBLISH_SECONDS, publish)
 
 
-@web.middleware
-async def observe_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Outermost: the correlation id for every log line of the request and its response header,
-    and the request's metrics (after the error middleware has rendered any failure)."""
-    correlation_id = accepted_correlation_id(request.headers.get(REQUEST_ID_HEADER)) or new_correlation_id()
-    token = CORRELATION_ID.set(correlation_id)
-    started = time.perf_counter()
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:  # rendered by aiohttp itself, after this middleware
-        exc.headers[REQUEST_ID_HEADER] = correlation_id
-        record_request(request, exc.status, time.perf_counter() - started)
-        raise
-    finally:
-        CORRELATION_ID.reset(token)
-    if not response.prepared:
-        response.headers[REQUEST_ID_HEADER] = correlation_id
-    record_request(request, response.status, time.perf_counter() - started)
-    return response
-
-
 # --- domain outcomes --------------------------------------------------------------------------
+
+
+# labels() takes a lock and builds a key on every call; every push calls these twice
+_COUNTER_OPERATIONS = {
+    (operation, ok): REFERENCE_COUNTER.labels(operation, "ok" if ok else "failed")
+    for operation in ("increase", "decrease")
+    for ok in (True, False)
+}
 
 
 class MeteredReferenceCounter(ReferenceCounter):
@@ -246,12 +230,12 @@ class MeteredReferenceCounter(ReferenceCounter):
 
     async def increase(self, gl_repository: str) -> bool:
         increased = await super().increase(gl_repository)
-        REFERENCE_COUNTER.labels("increase", "ok" if increased else "failed").inc()
+        _COUNTER_OPERATIONS["increase", increased].inc()
         return increased
 
     async def decrease(self, gl_repository: str, user_id: int | None, project_id: int | None) -> Decrease:
         decrease = await super().decrease(gl_repository, user_id, project_id)
-        REFERENCE_COUNTER.labels("decrease", "ok" if decrease.decreased else "failed").inc()
+        _COUNTER_OPERATIONS["decrease", decrease.decreased].inc()
         return decrease
 
 
@@ -282,11 +266,11 @@ def count_redis_errors(store: RedisStore) -> None:
 
 async def sample_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     """Each worker publishes its pool's state once a second (a gauge per process, summed by the scrape)."""
-    from service import keys
+    from service import app_keys
 
     async def sample() -> None:
         while True:
-            pool = app.get(keys.DB_POOL)
+            pool = app.get(app_keys.DB_POOL)
             if pool is not None:
                 size = pool.get_size()
                 POOL_SIZE.set(size)

@@ -22,8 +22,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
-from schemas import admin, billing, hooks, kas, shell
-from service import auth, keys
+from schemas import admin, billing, fields, hooks, kas, shell
+from service import auth, app_keys
 
 OPENAPI_PATH = "/api/v4/internal/openapi.json"
 
@@ -100,8 +100,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/-/liveness"): Operation(),
     ("GET", "/-/readiness"): Operation(),
     # Prometheus text format, for the monitoring allow-list or token only (404 for anyone else)
-    ("GET", "/-/metrics"): Operation(extra={"responses": {"200": {"description": "Prometheus text format",
-                                                              "content": {"text/plain": {}}}}}),
+    ("GET", "/-/metrics"): Operation(
+        extra={"responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}}}
+    ),
     # GitLab Shell and Gitaly
     # /allowed: 300 custom action, 401 denial, 422 project creation, 429 rate limit (internal/base.rb)
     ("POST", f"{_INTERNAL}/allowed"): Operation(shell.AllowedIn, (200,), errors=(300, 422, 429)),
@@ -257,19 +258,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 }
 
 _FIELD_TYPES: tuple[tuple[type[Any], str, str | None], ...] = (
-    (billing.GrapeInteger, "integer", None),
-    (billing.RubyDate, "string", "date"),
-    (kas.GrapeInteger, "integer", None),
-    (kas.GrapeString, "string", None),
+    (fields.GrapeInteger, "integer", None),
+    (fields.RubyDate, "string", "date"),
     (kas.JsonObject, "object", None),
-    (admin.IdOrPath, "string", None),
 )
 
 _PLACEHOLDER = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _ANY_JSON: dict[str, Any] = {}  # JSON Schema true: any value
 _ERROR_BODY: dict[str, Any] = {
-    "description": "GitLab's error shapes: {\"message\": ...} or {\"error\": ...}",
+    "description": 'GitLab\'s error shapes: {"message": ...} or {"error": ...}',
     "type": ["object", "integer"],
 }
 
@@ -341,7 +339,7 @@ def build_spec(app: web.Application) -> APISpec:
                 component(schema)
 
     paths: dict[str, dict[str, Any]] = {}
-    for route, consumer in app[keys.ROUTE_CONSUMERS].items():
+    for route, consumer in app[app_keys.ROUTE_CONSUMERS].items():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter")
         if not path:
@@ -359,7 +357,13 @@ def build_spec(app: web.Application) -> APISpec:
             "x-body-limit": consumer.max_body,
             "parameters": [
                 # the example: an id that exists in a seeded instance, so fuzzers reach past the 404
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}, "example": "1"}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1},
+                    "example": "1",
+                }
                 for name in _PLACEHOLDER.findall(path)
             ],
             "responses": _responses(method, consumer, op),

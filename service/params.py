@@ -18,7 +18,7 @@ import orjson
 from aiohttp import BodyPartReader, web
 from marshmallow import Schema, ValidationError
 
-from service import keys
+from service import app_keys
 from service.errors import ApiError, bad_request, grape_error
 
 _PARAMS_KEY = web.RequestKey("merged_params", dict)
@@ -48,7 +48,7 @@ def too_large() -> ApiError:
 
 
 def body_limit(request: web.Request) -> int:
-    consumer = request.app[keys.ROUTE_CONSUMERS].get(request.match_info.route)
+    consumer = request.app[app_keys.ROUTE_CONSUMERS].get(request.match_info.route)
     return consumer.max_body if consumer is not None else DEFAULT_BODY_LIMIT
 
 

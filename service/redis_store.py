@@ -489,7 +489,9 @@ class RedisStore:
         await self._topology.close()
 
 
-def create_store(url: str, *, sentinel_password: str | None = None, wait_replicas: int = -1, **options: Any) -> RedisStore:
+def create_store(
+    url: str, *, sentinel_password: str | None = None, wait_replicas: int = -1, **options: Any
+) -> RedisStore:
     """A store for `url`; wait_replicas -1 means 1 under Sentinel (see the module docstring), else none."""
     target = parse_redis_url(url, sentinel_password)
     if wait_replicas < 0:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from service import keys
+from service import app_keys
 from service.db.migrate import pending_migrations
 from service.db.pool import create_pool, describe_outage, is_database_outage
 from service.redis_pipe import RedisError
@@ -22,7 +22,9 @@ class MissingMigrations(BackendUnavailable):
     """The database answers, without the migrations this code needs: every query could fail."""
 
     def __init__(self, pending: list[str]) -> None:
-        super().__init__("database", f"the database lacks migrations {', '.join(pending)}: run `gitlab-internal-api migrate`")
+        super().__init__(
+            "database", f"the database lacks migrations {', '.join(pending)}: run `gitlab-internal-api migrate`"
+        )
 
 
 async def pg_pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -33,8 +35,8 @@ async def pg_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     connections check them); when it was down at start-up, the check runs on the first connection
     it accepts, and requests answer 503 until the migrations are there.
     """
-    outages = app[keys.OUTAGES]
-    settings = app[keys.SETTINGS]
+    outages = app[app_keys.OUTAGES]
+    settings = app[app_keys.SETTINGS]
     schema_checked = False
 
     async def on_connect(conn: asyncpg.Connection) -> None:
@@ -56,7 +58,7 @@ async def pg_pool_ctx(app: web.Application) -> AsyncIterator[None]:
             raise  # MissingMigrations among them: the worker does not start
         outages.down("database", describe_outage(exc))
         pool = await create_pool(settings, on_connect, warm=False)
-    app[keys.DB_POOL] = pool
+    app[app_keys.DB_POOL] = pool
     try:
         yield
     finally:
@@ -65,7 +67,7 @@ async def pg_pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """The one Redis store (service/redis_store.py): standalone, Sentinel or Cluster, by the URL."""
-    settings = app[keys.SETTINGS]
+    settings = app[app_keys.SETTINGS]
     store = create_store(
         settings.redis_url,
         sentinel_password=settings.redis_sentinel_password or None,
@@ -81,7 +83,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
             # /-/readiness says why, instead of failing to boot (which would make gunicorn's
             # arbiter stop every other worker too). The store connects on first use.
             store.record_failure(exc)
-        app[keys.REDIS] = store
+        app[app_keys.REDIS] = store
         yield
     finally:
         await store.close()

@@ -11,8 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from service.db import keys as keys_db
 from service.db import projects as projects_db
+from service.db import routes as routes_db
+from service.db import ssh_keys as ssh_keys_db
 from service.domain.ssh_keys import ParsedKey, parse_public_key
 from service.domain.tokens import token_digest
 
@@ -52,7 +53,7 @@ async def make_user(db: asyncpg.Connection, **overrides: Any) -> asyncpg.Record:
         user["id"],
     )
     await db.execute("UPDATE namespaces SET traversal_ids = ARRAY[id] WHERE id = $1", namespace_id)
-    await projects_db.insert_route(db, "Namespace", namespace_id, user["username"], user["name"])
+    await routes_db.insert_route(db, "Namespace", namespace_id, user["username"], user["name"])
     return user
 
 
@@ -70,7 +71,7 @@ async def make_group(db: asyncpg.Connection, path: str | None = None, parent: as
     traversal = [*(parent["traversal_ids"] if parent else []), group["id"]]
     group = await db.fetchrow("UPDATE namespaces SET traversal_ids = $2 WHERE id = $1 RETURNING *", group["id"], traversal)
     parent_path = await db.fetchval("SELECT path FROM routes WHERE source_type = 'Namespace' AND source_id = $1", parent["id"]) if parent else None
-    await projects_db.insert_route(db, "Namespace", group["id"], f"{parent_path}/{path}" if parent_path else path, path)
+    await routes_db.insert_route(db, "Namespace", group["id"], f"{parent_path}/{path}" if parent_path else path, path)
     return group
 
 
@@ -134,7 +135,7 @@ async def make_key(
     title: str = "my key",
 ) -> tuple[asyncpg.Record, ParsedKey]:
     parsed = parse_public_key(text or ed25519_public_key())
-    row = await keys_db.insert_key(
+    row = await ssh_keys_db.insert_key(
         db,
         user_id=user["id"] if user else None,
         deploy_key=deploy_key,

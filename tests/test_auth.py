@@ -9,7 +9,7 @@ import jwt
 import pytest
 from aiohttp.web_urldispatcher import SystemRoute
 
-from service import auth, keys
+from service import auth, app_keys
 from tests.conftest import KAS_SECRET, SHELL_SECRET
 from tests.helpers import kas_headers, legacy_shell_headers, shell_headers, shell_jwt
 
@@ -24,7 +24,7 @@ def _concrete_path(path: str) -> str:
 
 
 async def test_every_route_has_a_consumer(app):
-    consumers = app[keys.ROUTE_CONSUMERS]
+    consumers = app[app_keys.ROUTE_CONSUMERS]
     routes = [route for route in app.router.routes() if not isinstance(route, SystemRoute)]
     assert routes
     missing = [route for route in routes if route not in consumers]
@@ -34,7 +34,7 @@ async def test_every_route_has_a_consumer(app):
 async def test_no_route_answers_without_credentials(client, app):
     """Every route except the load-balancer probes refuses a request that carries no credentials."""
     checked = 0
-    for route, consumer in app[keys.ROUTE_CONSUMERS].items():
+    for route, consumer in app[app_keys.ROUTE_CONSUMERS].items():
         if consumer is auth.PUBLIC:
             continue
         info = route.resource.get_info()

@@ -107,7 +107,7 @@ Requests/sec:  10000.50
 
 def test_profile_samples_are_attributed_to_the_innermost_library_they_run_in(tmp_path: Path) -> None:
     worker = ("run", "/venv/lib/python3.11/site-packages/aiohttp/worker.py")
-    middleware = ("auth_middleware", "/work/main/service/auth.py")
+    middleware = ("request_middleware", "/work/main/service/middleware.py")
     handler = ("allowed", "/work/main/service/routes/shell.py")
     asyncpg = ("fetchrow", "/venv/lib/python3.11/site-packages/asyncpg/connection.py")
     future = ("create_future", "/usr/lib/python3.11/asyncio/base_events.py")

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service import keys
+from service import app_keys
 from service.app import create_app
 from service.config import ROOT, load_settings
 from service.openapi import OPENAPI_PATH, OPERATIONS, document
@@ -79,7 +79,7 @@ def test_every_route_is_in_the_registry():
         if (route.method, info.get("path") or info.get("formatter")) not in OPERATIONS:
             missing.append((route.method, info))
     assert missing == []
-    assert len(app[keys.ROUTE_CONSUMERS]) == len(OPERATIONS)
+    assert len(app[app_keys.ROUTE_CONSUMERS]) == len(OPERATIONS)
 
 
 def test_the_document_is_valid_openapi_3_1():

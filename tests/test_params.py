@@ -23,8 +23,9 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import auth, keys
-from service.errors import error_middleware, json_response
+from service import auth, app_keys
+from service.errors import json_response
+from service.middleware import request_middleware
 from service.params import params
 
 LIMIT = 4096
@@ -36,9 +37,9 @@ async def _echo(request: web.Request) -> web.Response:
 
 @pytest.fixture(scope="module")
 def echo_port() -> Iterator[int]:
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[request_middleware])
     route = app.router.add_post("/echo", _echo)
-    app[keys.ROUTE_CONSUMERS] = {route: auth.Consumer("test", auth.check_nobody, LIMIT)}
+    app[app_keys.ROUTE_CONSUMERS] = {route: auth.Consumer("test", auth.check_nobody, LIMIT)}
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

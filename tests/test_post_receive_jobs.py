@@ -23,7 +23,7 @@ import gitlab
 import pytest
 from aiohttp import web
 
-from service import keys
+from service import app_keys
 from service.app import create_app
 from service.config import ROOT, Storage
 from service.domain.push_jobs import PostReceiveJob, PushDeps, run_post_receive_job
@@ -229,7 +229,7 @@ async def test_a_job_run_twice_records_one_event_and_one_delivery(client, app, d
     await db.execute(
         "INSERT INTO web_hooks (type, project_id, url) VALUES ('ProjectHook', $1, $2)", project["id"], receiver.url
     )
-    deps = PushDeps(app[keys.DB_POOL], app[keys.REPOSITORIES], app[keys.URLS])
+    deps = PushDeps(app[app_keys.DB_POOL], app[app_keys.REPOSITORIES], app[app_keys.URLS])
     job = PostReceiveJob(
         f"project-{project['id']}", f"user-{admin['id']}", f"{A} {B} refs/heads/main\n{BLANK} {C} refs/tags/v1"
     )
@@ -407,7 +407,7 @@ def test_push_options_parse_as_gitlabs():
 async def test_wiki_push_touches_the_project_only(client, app, db):
     admin, _ = await make_admin(db)
     project = await make_project(db, owner=admin)
-    deps = PushDeps(app[keys.DB_POOL], app[keys.REPOSITORIES], app[keys.URLS])
+    deps = PushDeps(app[app_keys.DB_POOL], app[app_keys.REPOSITORIES], app[app_keys.URLS])
     job = PostReceiveJob(f"wiki-{project['id']}", f"user-{admin['id']}", f"{A} {B} refs/heads/main")
     assert await run_post_receive_job(deps, 7, job) == 0
     row = await db.fetchrow(
@@ -424,7 +424,7 @@ async def test_many_refs_at_once_make_bulk_events_and_no_hooks(client, app, db, 
     await db.execute(
         "INSERT INTO web_hooks (type, project_id, url) VALUES ('ProjectHook', $1, $2)", project["id"], receiver.url
     )
-    deps = PushDeps(app[keys.DB_POOL], app[keys.REPOSITORIES], app[keys.URLS])
+    deps = PushDeps(app[app_keys.DB_POOL], app[app_keys.REPOSITORIES], app[app_keys.URLS])
     changes = "\n".join(f"{BLANK} {A} refs/heads/b{n}" for n in range(4))
     assert (
         await run_post_receive_job(deps, 9, PostReceiveJob(f"project-{project['id']}", f"user-{admin['id']}", changes))
@@ -496,7 +496,7 @@ async def test_a_worker_killed_mid_job_loses_no_job(
         fast = settings.with_overrides(**FAST_JOBS)
         rescuer = asyncio.create_task(
             run_worker(
-                fast, app[keys.DB_POOL], app[keys.REPOSITORIES], app[keys.URLS], 2, app[keys.TOKEN_BOX]
+                fast, app[app_keys.DB_POOL], app[app_keys.REPOSITORIES], app[app_keys.URLS], 2, app[app_keys.TOKEN_BOX]
             )
         )
         await eventually(
@@ -515,3 +515,42 @@ async def test_a_worker_killed_mid_job_loses_no_job(
     assert receiver.requests[0]["headers"]["Idempotency-Key"] == receiver.requests[1]["headers"]["Idempotency-Key"]
     assert await db.fetchval("SELECT count(*) FROM events") == 1
     assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE status <> 'succeeded'") == 0
+
+
+@pytest.mark.parametrize("listen", [True, False], ids=["listen", "polling"])
+async def test_a_repositorys_backlog_drains_in_push_order(aiohttp_client, app, settings, db, redis, listen):
+    """Pushes queued while no worker ran (an outage) run one after another, in push order, once a
+    worker with several slots starts: when a repository's job ends, its next one is fetched at once
+    (not after the worker's polling interval, which drained such a backlog at 1 job/s); also where
+    the worker cannot LISTEN (PgBouncer without a direct URL)."""
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await aiohttp_client(app)  # the API, without an in-process worker
+    pushes = 40
+    tips = [f"{n:040x}" for n in range(1, pushes + 1)]
+    previous = A
+    for tip in tips:
+        await push(client, f"project-{project['id']}", f"{previous} {tip} refs/heads/main", f"user-{admin['id']}")
+        previous = tip
+    assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'") == pushes
+    overrides: dict[str, Any] = {} if listen else {"database_prepared_statements": False, "database_migration_url": ""}
+    worker = asyncio.create_task(
+        run_worker(
+            settings.with_overrides(**{**FAST_JOBS, **overrides}),
+            app[app_keys.DB_POOL],
+            app[app_keys.REPOSITORIES],
+            app[app_keys.URLS],
+            4,
+            app[app_keys.TOKEN_BOX],
+        )
+    )
+    try:
+        # 40 jobs at the old 1 job/s would take 40 s; at once, they take well under a second
+        await eventually(lambda: _count(db, "SELECT count(*) FROM events", pushes), 15)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    recorded = await db.fetch("SELECT commit_from, commit_to FROM events ORDER BY id")
+    assert [r["commit_to"] for r in recorded] == tips
+    assert [r["commit_from"] for r in recorded] == [A, *tips[:-1]]
+    assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs") == 0

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from service.db.queries import sql
+from service.db.queries import many, one, statement
 from service.db.rows import Conn, row, rows
 
-_CONTEXTS = sql("git_access_contexts")
-_NAMESPACE_FOR_CREATION = sql("namespace_for_project_creation")
-_PROTECTED_REFS = sql("protected_refs_for_project")
-_TOUCH_ACTIVITY = sql("touch_user_activity")
+_CONTEXTS = many("git_access_contexts")
+_NAMESPACE_FOR_CREATION = one("namespace_for_project_creation")
+_PROTECTED_REFS = many("protected_refs_for_project")
+_TOUCH_ACTIVITY = statement("touch_user_activity")
 
 
 @dataclass(frozen=True)

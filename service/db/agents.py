@@ -4,24 +4,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from service.db.queries import sql
-from service.db.rows import Conn, row
+from service.db.queries import many, one, returning, statement, value
+from service.db.rows import Conn, Paged, paged, row
 
-_FIND_TOKEN = sql("find_active_agent_token")
-_TOUCH_TOKEN = sql("touch_agent_token")
-_AGENT_CONTEXT = sql("find_agent_context")
-_PROJECT_BY_ID = sql("find_kas_project_by_id")
-_PROJECT_BY_PATH = sql("find_kas_project_by_full_path")
-_LOCK_AGENT = sql("lock_agent_for_configuration")
-_EXISTING = sql("existing_users_and_projects")
+_FIND_TOKENS = many("find_active_agent_tokens")
+_TOUCH_TOKEN = statement("touch_agent_token")
+_AGENT_CONTEXTS = many("find_agent_contexts")
+_PROJECT_BY_ID = one("find_kas_project_by_id")
+_PROJECT_BY_PATH = one("find_kas_project_by_full_path")
+_LOCK_AGENT = one("lock_agent_for_configuration")
+_EXISTING = one("existing_users_and_projects")
+_LIST_AGENTS = many("list_agents")
+_FIND_AGENT = one("find_agent")
+_INSERT_AGENT = returning("insert_agent")
+_DELETE_AGENT = returning("delete_agent")
+_LIST_AGENT_TOKENS = many("list_agent_tokens")
+_FIND_AGENT_TOKEN = one("find_agent_token")
+_COUNT_AGENT_TOKENS = value("count_active_agent_tokens")
+_INSERT_AGENT_TOKEN = returning("insert_agent_token")
+_REVOKE_AGENT_TOKEN = returning("revoke_agent_token")
+_LOCK_TOKEN_CREATION = statement("lock_agent_token_creation")
+
+AGENT_TOKEN_LOCK = 0x61677474  # advisory lock space: agent token creation
+
 # A fixed choice between named queries: entity -> statement (the access kind is a parameter)
 _REPLACE_AUTHORIZATIONS = {
-    "projects": sql("replace_agent_project_authorizations"),
-    "groups": sql("replace_agent_group_authorizations"),
+    "projects": statement("replace_agent_project_authorizations"),
+    "groups": statement("replace_agent_group_authorizations"),
 }
 
 
@@ -65,16 +79,20 @@ class LockedAgentRow:
     root_namespace_id: int
 
 
-async def find_active_token(conn: Conn, digest: str) -> AgentTokenRow | None:
-    return row(AgentTokenRow, await conn.fetchrow(_FIND_TOKEN, digest))
+async def find_active_tokens(conn: Conn, digests: Sequence[str]) -> list[AgentTokenRow | None]:
+    """One answer per token digest, in order (batched lookups, see service/db/batch.py)."""
+    records = await conn.fetch(_FIND_TOKENS, list(digests))
+    return [row(AgentTokenRow, record) if record["id"] is not None else None for record in records]
 
 
 async def touch_token(conn: Conn, token_id: int, min_age_seconds: float) -> None:
     await conn.execute(_TOUCH_TOKEN, token_id, min_age_seconds)
 
 
-async def find_agent_context(conn: Conn, agent_id: int) -> AgentContextRow | None:
-    return row(AgentContextRow, await conn.fetchrow(_AGENT_CONTEXT, agent_id))
+async def find_agent_contexts(conn: Conn, agent_ids: Sequence[int]) -> list[AgentContextRow | None]:
+    """One answer per agent id, in order (batched lookups, see service/db/batch.py)."""
+    records = await conn.fetch(_AGENT_CONTEXTS, list(agent_ids))
+    return [row(AgentContextRow, record) if record["agent_id"] is not None else None for record in records]
 
 
 async def find_project_by_id(conn: Conn, project_id: int, agent_id: int) -> KasProjectRow | None:
@@ -103,4 +121,78 @@ async def existing_users_and_projects(
     conn: Conn, user_ids: list[int], project_ids: list[int]
 ) -> tuple[set[int], set[int]]:
     record = await conn.fetchrow(_EXISTING, user_ids, project_ids)
+    assert record is not None  # an aggregate always yields its one row
     return set(record["user_ids"]), set(record["project_ids"])
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    id: int
+    name: str
+    project_id: int
+    created_by_user_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AgentTokenDetails:
+    """An agent token as the admin API shows it (never its digest)."""
+
+    id: int
+    agent_id: int
+    name: str
+    description: str
+    status: str
+    created_by_user_id: int | None
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+async def list_agents(conn: Conn, project_id: int, *, limit: int, offset: int) -> Paged[AgentRow]:
+    return paged(AgentRow, await conn.fetch(_LIST_AGENTS, project_id, limit, offset))
+
+
+async def find_agent(conn: Conn, project_id: int, agent_id: int) -> AgentRow | None:
+    return row(AgentRow, await conn.fetchrow(_FIND_AGENT, project_id, agent_id))
+
+
+async def insert_agent(conn: Conn, project_id: int, name: str, created_by: int | None) -> AgentRow | None:
+    """None when the project already has an agent with this name."""
+    return row(AgentRow, await conn.fetchrow(_INSERT_AGENT, project_id, name, created_by))
+
+
+async def delete_agent(conn: Conn, project_id: int, agent_id: int) -> bool:
+    return await conn.fetchval(_DELETE_AGENT, project_id, agent_id) is not None
+
+
+async def list_agent_tokens(conn: Conn, agent_id: int, *, limit: int, offset: int) -> Paged[AgentTokenDetails]:
+    return paged(AgentTokenDetails, await conn.fetch(_LIST_AGENT_TOKENS, agent_id, limit, offset))
+
+
+async def find_agent_token(conn: Conn, agent_id: int, token_id: int) -> AgentTokenDetails | None:
+    return row(AgentTokenDetails, await conn.fetchrow(_FIND_AGENT_TOKEN, agent_id, token_id))
+
+
+async def lock_agent_token_creation(conn: Conn, agent_id: int) -> None:
+    """Call inside a transaction: token creation for this agent waits for it to end."""
+    await conn.execute(_LOCK_TOKEN_CREATION, AGENT_TOKEN_LOCK, agent_id)
+
+
+async def count_active_agent_tokens(conn: Conn, agent_id: int) -> int:
+    count: int = await conn.fetchval(_COUNT_AGENT_TOKENS, agent_id)
+    return count
+
+
+async def insert_agent_token(
+    conn: Conn, agent_id: int, *, digest: str, name: str, description: str, created_by: int | None
+) -> AgentTokenDetails:
+    created = row(
+        AgentTokenDetails,
+        await conn.fetchrow(_INSERT_AGENT_TOKEN, agent_id, digest, name, description, created_by),
+    )
+    assert created is not None
+    return created
+
+
+async def revoke_agent_token(conn: Conn, agent_id: int, token_id: int) -> bool:
+    return await conn.fetchval(_REVOKE_AGENT_TOKEN, agent_id, token_id) is not None

@@ -6,13 +6,23 @@ BatchLoader collects the lookups made during one event-loop iteration and runs a
 arrays of their parameters (`unnest(...) WITH ORDINALITY` and a LATERAL join in SQL); each caller
 gets its own row back. A lone request waits for nothing: its batch is dispatched on the very next
 loop iteration. Queries that write (beyond the idempotent last-used stamps) are never batched.
+
+A loader may also remember its answers for a fraction of a second (`remember_seconds`). A key, a
+user or a membership read by GitLab's hot paths changes rarely, but the same key or project is
+looked up many times a second under load; remembering turns those lookups into a dict hit. The
+bound is what matters to security: an answer is kept at most `remember_seconds` after its query was
+*sent*, so a key revoked (a user blocked, a member removed) at time T is refused by every worker of
+every node from T + remember_seconds on, with no invalidation channel to keep. `remember` chooses
+which answers are kept (e.g. not "no such project", which a push may create the next moment).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Generic, TypeVar
+from service.db.rows import Pool
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -21,10 +31,28 @@ FetchMany = Callable[[Any, Sequence[K]], Awaitable[Sequence[V]]]
 
 
 class BatchLoader(Generic[K, V]):
-    def __init__(self, pool: Any, fetch_many: FetchMany[K, V], max_batch: int = 256) -> None:
+    # The most answers kept (about a second's lookups of a busy worker): an /allowed context is
+    # ~2.5 kB, so at most ~25 MB per loader whatever the traffic. Past it, all are dropped.
+    MAX_REMEMBERED = 10_000
+
+    def __init__(
+        self,
+        pool: Pool,
+        fetch_many: FetchMany[K, V],
+        max_batch: int = 256,
+        *,
+        remember_seconds: float = 0.0,
+        remember: Callable[[V], bool] = lambda answer: True,
+    ) -> None:
         self.pool = pool
         self.fetch_many = fetch_many
         self.max_batch = max_batch
+        self.remember_seconds = remember_seconds
+        self.remember = remember
+        # key -> (keep until, answer), in the order kept, so the oldest expire first
+        self._remembered: dict[K, tuple[float, V]] = {}
+        # key -> when this worker forgot it: answers to queries sent before then are not kept
+        self._forgotten: dict[K, float] = {}
         self._pending: list[tuple[K, asyncio.Future[V]]] = []
         self._scheduled = False
         self._running: set[asyncio.Task[None]] = set()
@@ -38,6 +66,13 @@ class BatchLoader(Generic[K, V]):
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[V] = loop.create_future()
+        if self.remember_seconds > 0:
+            hit = self._remembered.get(key)
+            if hit is not None:
+                if hit[0] > time.monotonic():
+                    future.set_result(hit[1])
+                    return future
+                del self._remembered[key]
         self._pending.append((key, future))
         if not self._scheduled:
             self._scheduled = True
@@ -45,7 +80,18 @@ class BatchLoader(Generic[K, V]):
         return future
 
     async def load(self, key: K) -> V:
+        if self.remember_seconds > 0:
+            hit = self._remembered.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]  # no future, no await: the common case under load
         return await self.submit(key)
+
+    def forget(self, key: K) -> None:
+        """Drop a remembered answer this worker has just made wrong (it wrote the row itself), and
+        refuse the answers of queries already in flight, which may have read the row before."""
+        self._remembered.pop(key, None)
+        if self.remember_seconds > 0:
+            self._forgotten[key] = time.monotonic()
 
     def _dispatch(self) -> None:
         self._scheduled = False
@@ -57,9 +103,16 @@ class BatchLoader(Generic[K, V]):
             task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
+        # Measured before the query is sent: the answer may be older than its arrival, not newer.
+        keep_until = time.monotonic() + self.remember_seconds
+        keys = [key for key, _ in batch]
+        if self.remember_seconds > 0:
+            # A loader that remembers is a read: callers of the same key share one lookup (a burst
+            # of the same key before the first answer is remembered). Writes are never merged.
+            keys = list(dict.fromkeys(keys))
         try:
             async with self.pool.acquire() as conn:
-                results = await self.fetch_many(conn, [key for key, _ in batch])
+                results = await self.fetch_many(conn, keys)
         except BaseException as exc:  # every caller of the batch sees the failure
             for _, future in batch:
                 if not future.done():
@@ -67,12 +120,49 @@ class BatchLoader(Generic[K, V]):
             if not isinstance(exc, Exception):
                 raise
             return
-        if len(results) != len(batch):
-            error = RuntimeError(f"batched query returned {len(results)} rows for {len(batch)} lookups")
+        if len(results) != len(keys):
+            error = RuntimeError(f"batched query returned {len(results)} rows for {len(keys)} lookups")
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)
             return
+        if self.remember_seconds > 0:
+            answers = dict(zip(keys, results))
+            self._keep(answers.items(), keep_until)
+            for key, future in batch:
+                if not future.done():
+                    future.set_result(answers[key])
+            return
         for (_, future), result in zip(batch, results):
             if not future.done():
                 future.set_result(result)
+
+    def _keep(self, answers: Collection[tuple[K, V]], keep_until: float) -> None:
+        remembered, forgotten = self._remembered, self._forgotten
+        now = time.monotonic()
+        # Entries are in the order kept, so the expired ones are at the front: dropping a few more
+        # than are added keeps the memory at what was looked up within the last remember_seconds.
+        expired: list[K] = []
+        for key, (until, _) in remembered.items():
+            if until > now or len(expired) > len(answers):
+                break
+            expired.append(key)
+        for key in expired:
+            del remembered[key]
+        if len(remembered) + len(answers) > self.MAX_REMEMBERED:
+            remembered.clear()
+        if forgotten:
+            sent = keep_until - self.remember_seconds
+            for key in [key for key, at in forgotten.items() if at < now - self.remember_seconds]:
+                del forgotten[key]  # every query sent before it has expired by now
+        else:
+            sent = 0.0
+        for key, answer in answers:
+            if not self.remember(answer) or forgotten.get(key, -1.0) >= sent:
+                continue
+            previous = remembered.pop(key, None)
+            if previous is not None and previous[0] > keep_until:
+                # a later query already answered: a slower, older one must not replace it
+                remembered[key] = previous
+                continue
+            remembered[key] = (keep_until, answer)

@@ -6,27 +6,27 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from service.db.queries import sql
+from service.db.queries import many, one, returning, statement, value
 from service.db.rows import Conn, row
 
-_NAMESPACE_BY_ID = sql("find_billing_namespace_by_id")
-_NAMESPACE_BY_PATH = sql("find_billing_namespace_by_full_path")
-_ACCESS = sql("namespace_access_for_user")
-_BILLABLE = sql("count_billable_users")
-_PLAN = sql("find_plan_by_name")
-_SUBSCRIPTION = sql("find_subscription_by_namespace")
-_LOCK_SUBSCRIPTION = sql("lock_subscription_by_namespace")
-_INSERT_SUBSCRIPTION = sql("insert_subscription")
-_UPDATE_SUBSCRIPTION = sql("update_subscription")
-_INSERT_HISTORY = sql("insert_subscription_history")
-_RAISE_MAX_SEATS = sql("raise_max_seats_used")
-_INSERT_PACK = sql("insert_additional_pack")
-_PACK_BY_XID = sql("find_additional_pack_by_purchase_xid")
-_SHARE_OWNER = sql("namespaces_share_an_owner")
-_MOVE_PACKS = sql("move_additional_packs")
-_EXISTING_NAMESPACES = sql("existing_namespace_ids")
-_UPSERT_RECONCILIATIONS = sql("upsert_upcoming_reconciliations")
-_DELETE_RECONCILIATION = sql("delete_upcoming_reconciliation")
+_NAMESPACE_BY_ID = one("find_billing_namespace_by_id")
+_NAMESPACE_BY_PATH = one("find_billing_namespace_by_full_path")
+_ACCESS = one("namespace_access_for_user")
+_BILLABLE = value("count_billable_users")
+_PLAN = one("find_plan_by_name")
+_SUBSCRIPTION = one("find_subscription_by_namespace")
+_LOCK_SUBSCRIPTION = one("lock_subscription_by_namespace")
+_INSERT_SUBSCRIPTION = returning("insert_subscription")
+_UPDATE_SUBSCRIPTION = statement("update_subscription")
+_INSERT_HISTORY = statement("insert_subscription_history")
+_RAISE_MAX_SEATS = statement("raise_max_seats_used")
+_INSERT_PACK = returning("insert_additional_pack")
+_PACK_BY_XID = one("find_additional_pack_by_purchase_xid")
+_SHARE_OWNER = value("namespaces_share_an_owner")
+_MOVE_PACKS = value("move_additional_packs")
+_EXISTING_NAMESPACES = many("existing_namespace_ids")
+_UPSERT_RECONCILIATIONS = statement("upsert_upcoming_reconciliations")
+_DELETE_RECONCILIATION = returning("delete_upcoming_reconciliation")
 
 
 @dataclass(frozen=True)
@@ -213,9 +213,7 @@ async def insert_additional_pack(
     conn: Conn, namespace_id: int, purchase_xid: str, expires_at: date, number_of_minutes: int
 ) -> PackRow | None:
     """The new pack, or None when a pack with this purchase_xid already exists (anywhere)."""
-    return row(
-        PackRow, await conn.fetchrow(_INSERT_PACK, namespace_id, purchase_xid, expires_at, number_of_minutes)
-    )
+    return row(PackRow, await conn.fetchrow(_INSERT_PACK, namespace_id, purchase_xid, expires_at, number_of_minutes))
 
 
 async def find_additional_pack(conn: Conn, purchase_xid: str) -> PackRow | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from service.db.queries import sql
+from service.db.queries import many
 from service.db.rows import Conn, rows
 
-_LIST = sql("list_events")
+_LIST = many("list_events")
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from service.db.queries import sql
+from service.db.queries import value
 from service.db.rows import Conn
 
-_IS_WRITABLE_PRIMARY = sql("is_writable_primary")
+_IS_WRITABLE_PRIMARY = value("is_writable_primary")
 
 
 async def is_writable_primary(conn: Conn) -> bool:

@@ -8,14 +8,14 @@ from typing import Any
 
 import orjson
 
-from service.db.queries import sql
+from service.db.queries import many, returning, statement, value
 from service.db.rows import Conn, row
 
-_LOCK_ALERTS = sql("lock_project_alerts")
-_UPSERT_ALERT = sql("upsert_alert")
-_CREATE_FINDING = sql("create_vulnerability_finding")
-_RESOLVE_MISSING = sql("resolve_missing_findings")
-_POLICIES = sql("scan_execution_policies_for_project")
+_LOCK_ALERTS = statement("lock_project_alerts")
+_UPSERT_ALERT = returning("upsert_alert")
+_CREATE_FINDING = value("create_vulnerability_finding")
+_RESOLVE_MISSING = value("resolve_missing_findings")
+_POLICIES = many("scan_execution_policies_for_project")
 
 
 def _json(value: Any) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from service.db.queries import MIGRATIONS_DIR, sql
+from service.db.queries import MIGRATIONS_DIR, many, statement
 from service.db.rows import Conn
 
 log = logging.getLogger("gitlab_internal_api.migrate")
@@ -30,7 +30,7 @@ def migration_versions(directory: Path = MIGRATIONS_DIR) -> list[str]:
 async def pending_migrations(conn: Conn, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """The migrations this code expects that the database has not applied (all, on an empty one)."""
     try:
-        done = {row["version"] for row in await conn.fetch(sql("applied_migrations"))}
+        done = {row["version"] for row in await conn.fetch(many("applied_migrations"))}
     except asyncpg.UndefinedTableError:
         done = set()
     return [version for version in migration_versions(directory) if version not in done]
@@ -42,15 +42,15 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR, connect_timeout: f
     conn = await asyncpg.connect(dsn, timeout=connect_timeout, statement_cache_size=0)
     try:
         async with conn.transaction():
-            await conn.execute(sql("lock_migrations"), LOCK_ID)
-            await conn.execute(sql("create_schema_migrations"))
-            done = {row["version"] for row in await conn.fetch(sql("applied_migrations"))}
+            await conn.execute(statement("lock_migrations"), LOCK_ID)
+            await conn.execute(statement("create_schema_migrations"))
+            done = {row["version"] for row in await conn.fetch(many("applied_migrations"))}
             applied: list[str] = []
             for path in sorted(directory.glob("*.sql")):
                 if path.stem in done:
                     continue
                 await conn.execute(path.read_text())  # no arguments: simple protocol, many statements
-                await conn.execute(sql("record_migration"), path.stem)
+                await conn.execute(statement("record_migration"), path.stem)
                 applied.append(path.stem)
         for version in applied:
             log.info("applied migration %s", version)

@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 
 import orjson
 
-from service.db.queries import sql
+from service.db.queries import many, returning
 from service.db.rows import Conn, rows
 
-_CONTEXTS = sql("post_receive_contexts")
-_ADOPT_DEFAULT_BRANCH = sql("adopt_default_branch")
+_CONTEXTS = many("post_receive_contexts")
+_ADOPT_DEFAULT_BRANCH = returning("adopt_default_branch")
 
 
 @dataclass(frozen=True)

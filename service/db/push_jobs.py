@@ -8,19 +8,19 @@ from datetime import datetime
 
 import orjson
 
-from service.db.queries import sql
+from service.db.queries import many, one, statement, value
 from service.db.rows import Conn, row, rows
 
-_ENQUEUE = sql("enqueue_post_receive_jobs")
-_ENQUEUE_DELIVERIES = sql("enqueue_web_hook_deliveries")
-_CONTEXT = sql("push_job_context")
-_INSERT_EVENTS = sql("insert_push_events")
-_TOUCH = sql("touch_pushed_project")
-_HOOKS = sql("hooks_for_push")
-_INSERT_DELIVERIES = sql("insert_web_hook_deliveries")
-_DEAD_JOBS = sql("dead_jobs")
-_COUNT_DEAD_JOBS = sql("count_dead_jobs")
-_RETRY_DEAD_JOB = sql("retry_dead_job")
+_ENQUEUE = value("enqueue_post_receive_jobs")
+_ENQUEUE_DELIVERIES = value("enqueue_web_hook_deliveries")
+_CONTEXT = one("push_job_context")
+_INSERT_EVENTS = statement("insert_push_events")
+_TOUCH = statement("touch_pushed_project")
+_HOOKS = many("hooks_for_push")
+_INSERT_DELIVERIES = many("insert_web_hook_deliveries")
+_DEAD_JOBS = many("dead_jobs")
+_COUNT_DEAD_JOBS = value("count_dead_jobs")
+_RETRY_DEAD_JOB = one("retry_dead_job")
 
 
 @dataclass(frozen=True)

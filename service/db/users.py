@@ -1,4 +1,4 @@
-"""Users and their personal access tokens."""
+"""users and their personal access tokens (sql/users.sql)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,25 @@ from datetime import date, datetime
 
 import orjson
 
-from service.db.queries import sql
-from service.db.rows import Conn, row
+from service.db.queries import many, one, returning, statement
+from service.db.rows import Conn, Paged, paged, row
 
-_BY_ID = sql("find_user_by_id")
-_BY_USERNAME = sql("find_user_by_username")
-_BY_TOKEN = sql("find_user_by_token_digest")
-_FOR_ACTOR = sql("find_user_for_actor")
-_REPLACE_CODES = sql("replace_otp_backup_codes")
-_INSERT_TOKEN = sql("insert_personal_access_token")
+_BY_ID = one("find_user_by_id")
+_BY_USERNAME = one("find_user_by_username")
+_BY_TOKEN = one("find_user_by_token_digest")
+_FOR_ACTOR = one("find_user_for_actor")
+_REPLACE_CODES = statement("replace_otp_backup_codes")
+_INSERT_TOKEN = returning("insert_personal_access_token")
+_FIND = one("find_user")
+_LIST = many("list_users")
+_CONFLICTS = one("user_conflicts")
+_INSERT = returning("insert_user")
+_UPDATE = statement("update_user")
+_SET_STATE = statement("set_user_state")
+_DELETE = statement("delete_user")
+_FIND_TOKEN = one("find_personal_access_token")
+_LIST_TOKENS = many("list_personal_access_tokens")
+_REVOKE_TOKEN = statement("revoke_personal_access_token")
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,31 @@ class UserRow:
     admin: bool
     otp_required_for_login: bool
     encrypted_password: str
+
+
+@dataclass(frozen=True)
+class AdminUser:
+    id: int
+    username: str
+    email: str
+    name: str
+    state: str
+    user_type: str
+    admin: bool
+    external: bool
+    can_create_group: bool
+    projects_limit: int
+    confirmed_at: datetime | None
+    created_at: datetime
+    last_activity_on: date | None
+    otp_required_for_login: bool
+    namespace_id: int | None
+
+
+@dataclass(frozen=True)
+class UserConflicts:
+    username_taken: bool
+    email_taken: bool
 
 
 @dataclass(frozen=True)
@@ -83,3 +118,107 @@ async def insert_personal_access_token(
     created = row(PersonalAccessTokenRow, await conn.fetchrow(_INSERT_TOKEN, user_id, name, digest, scopes, expires_at))
     assert created is not None
     return created
+
+
+async def find_user(conn: Conn, user_id: int) -> AdminUser | None:
+    return row(AdminUser, await conn.fetchrow(_FIND, user_id))
+
+
+async def list_users(
+    conn: Conn,
+    *,
+    username: str | None,
+    search: str | None,
+    active: bool,
+    blocked: bool,
+    limit: int,
+    offset: int,
+    search_email: bool = False,
+) -> Paged[AdminUser]:
+    """search_email: match `search` against e-mail addresses too (administrators only, as GitLab)."""
+    return paged(AdminUser, await conn.fetch(_LIST, username, search, active, blocked, limit, offset, search_email))
+
+
+async def user_conflicts(conn: Conn, username: str | None, email: str | None, except_id: int | None) -> UserConflicts:
+    found = row(UserConflicts, await conn.fetchrow(_CONFLICTS, username, email, except_id))
+    assert found is not None
+    return found
+
+
+async def insert_user(
+    conn: Conn,
+    *,
+    username: str,
+    email: str,
+    name: str,
+    password_hash: str,
+    admin: bool,
+    can_create_group: bool,
+    external: bool,
+    projects_limit: int,
+    confirmed: bool,
+) -> int:
+    user_id: int = await conn.fetchval(
+        _INSERT,
+        username,
+        email,
+        name,
+        password_hash,
+        admin,
+        can_create_group,
+        external,
+        projects_limit,
+        confirmed,
+    )
+    return user_id
+
+
+async def update_user(
+    conn: Conn,
+    user_id: int,
+    *,
+    username: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+    password_hash: str | None = None,
+    admin: bool | None = None,
+    can_create_group: bool | None = None,
+    external: bool | None = None,
+    projects_limit: int | None = None,
+) -> None:
+    await conn.execute(
+        _UPDATE,
+        user_id,
+        username,
+        email,
+        name,
+        password_hash,
+        admin,
+        can_create_group,
+        external,
+        projects_limit,
+    )
+
+
+async def set_user_state(conn: Conn, user_id: int, state: str) -> None:
+    await conn.execute(_SET_STATE, user_id, state)
+
+
+async def delete_user(conn: Conn, user_id: int) -> None:
+    """The row; first the personal namespace's routes and memberships, and the deploy keys the user
+    created are kept (ssh_keys.keep_deploy_keys_of_user), in the same transaction."""
+    await conn.execute(_DELETE, user_id)
+
+
+async def find_personal_access_token(conn: Conn, token_id: int) -> PersonalAccessTokenRow | None:
+    return row(PersonalAccessTokenRow, await conn.fetchrow(_FIND_TOKEN, token_id))
+
+
+async def list_personal_access_tokens(
+    conn: Conn, *, user_id: int | None, revoked: bool | None, state: str | None, limit: int, offset: int
+) -> Paged[PersonalAccessTokenRow]:
+    return paged(PersonalAccessTokenRow, await conn.fetch(_LIST_TOKENS, user_id, revoked, state, limit, offset))
+
+
+async def revoke_personal_access_token(conn: Conn, token_id: int) -> None:
+    await conn.execute(_REVOKE_TOKEN, token_id)

@@ -8,20 +8,20 @@ from typing import Any
 
 import orjson
 
-from service.db.queries import sql
+from service.db.queries import many, one, returning, statement, value
 from service.db.rows import Conn, row, rows
 
-_LIST = sql("list_web_hooks")
-_FIND = sql("find_web_hook")
-_INSERT = sql("insert_web_hook")
-_UPDATE = sql("update_web_hook")
-_DELETE = sql("delete_web_hook")
-_LOGS = sql("web_hook_logs")
-_DELIVERY = sql("delivery_for_sending")
-_FINISH = sql("finish_delivery")
-_INSERT_LOG = sql("insert_web_hook_log")
-_SET_FAILURES = sql("set_web_hook_failures")
-_ALLOW_LOCAL = sql("allow_local_requests")
+_LIST = many("list_web_hooks")
+_FIND = one("find_web_hook")
+_INSERT = returning("insert_web_hook")
+_UPDATE = statement("update_web_hook")
+_DELETE = returning("delete_web_hook")
+_LOGS = many("web_hook_logs")
+_DELIVERY = one("delivery_for_sending")
+_FINISH = statement("finish_delivery")
+_INSERT_LOG = statement("insert_web_hook_log")
+_SET_FAILURES = statement("set_web_hook_failures")
+_ALLOW_LOCAL = value("allow_local_requests")
 
 PROJECT_HOOK = "ProjectHook"
 SYSTEM_HOOK = "SystemHook"

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from service.db import keys as keys_db
+from service.db import ssh_keys as ssh_keys_db
 from service.db import users as users_db
-from service.db.keys import KeyActor
+from service.db.ssh_keys import KeyActor
 from service.db.rows import Conn
 from service.db.users import UserRow
 from service.domain import ids
@@ -151,7 +151,7 @@ async def command_key(conn: Conn, key_id: Any, user_id: Any) -> tuple[KeyActor |
         return None, "Could not find the given key"
     if number is None:
         return None, "Could not find the given key"
-    key = await keys_db.find_key_actor(conn, number)
+    key = await ssh_keys_db.find_key_actor(conn, number)
     if key is None:
         return None, "Could not find the given key"
     if key.user_id is None:

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 
+from service.db.rows import Pool
 from service.config import Storage
 from service.db import agents as agents_db
+
 # the rows the routes render, re-exported: routes do not import service/db
 from service.db.agents import AgentContextRow as AgentContextRow
+from service.db.agents import AgentTokenRow
+from service.db.batch import BatchLoader
 from service.db.agents import KasProjectRow as KasProjectRow
 from service.db.rows import Conn
 from service.domain.errors import NoRoute
@@ -48,16 +51,22 @@ class AgentTokenUse:
     token_id: int
 
 
-async def authenticate_agent_token(pool: asyncpg.Pool, token: str) -> AgentTokenUse | None:
+AgentTokens = BatchLoader[str, AgentTokenRow | None]  # by token digest
+AgentContexts = BatchLoader[int, AgentContextRow | None]  # by agent id
+
+
+async def authenticate_agent_token(tokens: AgentTokens, pool: Pool, token: str) -> AgentTokenUse | None:
     """The agent behind an active token, recording its use now and then; None when there is none."""
-    async with pool.acquire() as conn:
-        found = await agents_db.find_active_token(conn, token_digest(token))
-        if found is None:
-            return None
-        max_age = timedelta(seconds=random.uniform(*(d.total_seconds() for d in UPDATE_USED_COLUMN_EVERY)))
-        if usage_is_stale(found.last_used_at, datetime.now(UTC), max_age):
+    digest = token_digest(token)
+    found = await tokens.load(digest)
+    if found is None:
+        return None
+    max_age = timedelta(seconds=random.uniform(*(d.total_seconds() for d in UPDATE_USED_COLUMN_EVERY)))
+    if usage_is_stale(found.last_used_at, datetime.now(UTC), max_age):
+        async with pool.acquire() as conn:
             # The statement re-checks the age, so concurrent requests write once.
             await agents_db.touch_token(conn, found.id, max_age.total_seconds())
+        tokens.forget(digest)  # the remembered row has the old last_used_at: write once, not per request
     return AgentTokenUse(found.agent_id, found.id)
 
 
@@ -175,15 +184,13 @@ async def refresh_authorizations(conn: Conn, agent_id: int, config: Mapping[str,
         for kind in AUTHORIZATION_KINDS:
             for entity in AUTHORIZATION_ENTITIES:
                 entries = authorization_entries(config, kind, entity)
-                await agents_db.replace_authorizations(
-                    conn, kind, entity, agent.id, agent.root_namespace_id, entries
-                )
+                await agents_db.replace_authorizations(conn, kind, entity, agent.id, agent.root_namespace_id, entries)
     return True
 
 
-async def find_agent(conn: Conn, agent_id: int) -> AgentContextRow:
+async def find_agent(contexts: AgentContexts, agent_id: int) -> AgentContextRow:
     """The authenticated agent; 404 when it was deleted after its token was checked."""
-    agent = await agents_db.find_agent_context(conn, agent_id)
+    agent = await contexts.load(agent_id)
     if agent is None:
         raise NoRoute()
     return agent

@@ -14,9 +14,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 
-from service.db import admin_instance as instance_db
+from service.db.rows import Pool
+from service.db import application_settings as settings_db
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class SettingsCache:
     def invalidate(self) -> None:
         self._loaded_at = -math.inf  # re-read on the next request
 
-    async def get(self, pool: asyncpg.Pool) -> AppSettings:
+    async def get(self, pool: Pool) -> AppSettings:
         value = self._value
         if value is not None and time.monotonic() - self._loaded_at < self.ttl:
             return value
@@ -99,10 +99,10 @@ class SettingsCache:
         except Exception as exc:
             return self._stale_or_raise(exc)
 
-    async def _load(self, pool: Any) -> AppSettings:
+    async def _load(self, pool: Pool) -> AppSettings:
         try:
             async with pool.acquire() as conn:
-                record = await instance_db.get_application_settings(conn)
+                record = await settings_db.get_application_settings(conn)
             self._value = AppSettings.from_record(record)
             self._loaded_at = time.monotonic()
             self._failure = None
@@ -117,4 +117,3 @@ class SettingsCache:
         if self._value is not None and time.monotonic() - self._loaded_at < self.stale:
             return self._value
         raise failure
-

@@ -264,9 +264,11 @@ async def tag_check(change: Change, ctx: ChangeContext, logger: TimedLogger) -> 
             raise _deny("prohibited_sha_tag_name")
         # A tag exists when the change line's old value is not the blank sha.
         viewer = ctx.viewer
-        if not change.creation and not (viewer.deploy_key_id is None and viewer.user_id is not None and (
-            viewer.admin or viewer.access_level >= DEVELOPER
-        )):
+        if not change.creation and not (
+            viewer.deploy_key_id is None
+            and viewer.user_id is not None
+            and (viewer.admin or viewer.access_level >= DEVELOPER)
+        ):
             raise _deny("change_existing_tags")
     if change.creation and tag == ctx.default_branch:
         raise _deny("default_branch_collision")

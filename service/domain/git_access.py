@@ -18,6 +18,7 @@ from typing import Any
 
 from asyncpg import UniqueViolationError
 
+from service.db.rows import Pool
 from service.config import Settings
 from service.db import access as access_db
 from service.db import projects as projects_db
@@ -110,7 +111,7 @@ class Granted:
 
 @dataclass(frozen=True)
 class AccessDeps:
-    pool: Any
+    pool: Pool
     redis: RedisStore
     limiter: ShellOperationLimiter
     inspector: RepositoryInspector
@@ -266,13 +267,15 @@ def context_lookup(req: AllowedRequest, project_id: int | None = None) -> Contex
     actor, repo = req.actor, req.repository
     wanted_id = project_id if project_id is not None else repo.container_id
     by_project = repo.repo_type in ("project", "wiki")
+    path = repo.path if wanted_id is None and by_project else None
+    # Lower case, as the query compares them: case variants of one path are one remembered answer.
     return ContextLookup(
         key_id=actor.key_id,
         user_id=actor.user_id,
-        username=actor.username,
+        username=actor.username.lower() if actor.username is not None else None,
         owner_of_key_id=actor.owner_of_key_id,
         project_id=wanted_id if by_project else None,
-        project_path=repo.path if wanted_id is None and by_project else None,
+        project_path=path.lower() if path is not None else None,
     )
 
 
@@ -328,9 +331,7 @@ def _valid_project_path(path: str) -> bool:
     return bool(re.fullmatch(r"[a-zA-Z0-9_][a-zA-Z0-9_.-]*", path)) and not path.endswith((".git", ".atom"))
 
 
-async def _run_change_checks(
-    deps: AccessDeps, ctx: AccessContextRow, req: AllowedRequest, repo_type: str
-) -> None:
+async def _run_change_checks(deps: AccessDeps, ctx: AccessContextRow, req: AllowedRequest, repo_type: str) -> None:
     """Gitlab::Checks::ChangesAccess under the deadline; past it, everything in flight is cancelled."""
     try:
         changes = checks.parse_changes(req.changes or "")

@@ -103,12 +103,8 @@ def network_alert(alert: Mapping[str, Any]) -> NetworkAlert:
     return NetworkAlert(
         title=_first_text(alert.get("title"), _dig(alert, "ciliumNetworkPolicy", "metadata", "name"))
         or DEFAULT_ALERT_TITLE,
-        description=_first_text(
-            alert.get("description"), alert.get("message"), _dig(alert, "flow", "dropReasonDesc")
-        ),
-        severity=severity.lower()
-        if isinstance(severity, str) and severity.lower() in ALERT_SEVERITIES
-        else "critical",
+        description=_first_text(alert.get("description"), alert.get("message"), _dig(alert, "flow", "dropReasonDesc")),
+        severity=severity.lower() if isinstance(severity, str) and severity.lower() in ALERT_SEVERITIES else "critical",
         fingerprint=alert_fingerprint(alert),
     )
 

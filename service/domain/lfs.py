@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from service.db import keys as keys_db
+from service.db import ssh_keys as ssh_keys_db
 from service.db import projects as projects_db
 from service.db.rows import Conn
 from service.domain.actors import ActorRef, find_user, normalise_repository_path
@@ -61,7 +61,7 @@ async def authenticate(conn: Conn, actor: ActorRef, project: Any, db_key_base: b
     if found is None or not found.lfs_enabled:
         raise NoRoute()
     if actor.key_id is not None:
-        key = await keys_db.find_key_actor(conn, actor.key_id)
+        key = await ssh_keys_db.find_key_actor(conn, actor.key_id)
         if key is None:
             raise Missing()
         if key.is_deploy_key:

@@ -77,9 +77,7 @@ async def create_packs(
         for xid in sorted({pack.purchase_xid for pack in packs if pack.purchase_xid is not None}):
             pack = next(p for p in packs if p.purchase_xid == xid)
             assert pack.expires_at is not None and pack.number_of_minutes is not None
-            row = await db.insert_additional_pack(
-                conn, namespace.id, xid, pack.expires_at, pack.number_of_minutes
-            )
+            row = await db.insert_additional_pack(conn, namespace.id, xid, pack.expires_at, pack.number_of_minutes)
             if row is None:
                 # An earlier (or concurrent, now committed) request holds this purchase: answer
                 # with its pack as stored. READ COMMITTED gives this statement a fresh snapshot.

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 
+from service.db.rows import Pool
 from service.db import post_receive as post_receive_db
 from service.db.batch import BatchLoader
 from service.db.post_receive import PostReceiveContext, PushLookup
@@ -96,7 +96,7 @@ class PostReceiveAnswer:
 
 async def post_receive(
     contexts: BatchLoader[PushLookup, PostReceiveContext],
-    pool: asyncpg.Pool,
+    pool: Pool,
     counter: ReferenceCounter,
     urls: InstanceUrls,
     gl_repository: str,

@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 
+from service.db.rows import Pool
 from service.db import push_jobs as jobs_db
 from service.db.push_jobs import NewDelivery, PushEventRow, PushHook, PushJobContext
 from service.domain.actors import InvalidRepository, parse_gl_repository, parse_identifier
@@ -61,7 +61,7 @@ class PostReceiveJob:
 
 @dataclass(frozen=True)
 class PushDeps:
-    pool: asyncpg.Pool
+    pool: Pool
     repositories: RepositoryInspector
     urls: InstanceUrls
 

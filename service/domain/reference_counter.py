@@ -84,7 +84,9 @@ class ReferenceCounter:
         """
         key = counter_key(gl_repository)
         try:
-            await self.redis.run_script(INCREASE, [key], [REFERENCE_EXPIRE_TIME], durable=True, undo=(UNDO_INCREASE, ()))
+            await self.redis.run_script(
+                INCREASE, [key], [REFERENCE_EXPIRE_TIME], durable=True, undo=(UNDO_INCREASE, ())
+            )
         except RedisError:
             return False
         return True

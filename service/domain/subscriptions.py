@@ -102,9 +102,7 @@ def has_a_paid_hosted_plan(plan_name: str | None, trial: bool | None, seats: int
     return not trial and seats > 0 and plan_name in PAID_HOSTED_PLANS
 
 
-def is_upgradable(
-    plan_name: str | None, trial: bool | None, seats: int, end_date: date | None, today: date
-) -> bool:
+def is_upgradable(plan_name: str | None, trial: bool | None, seats: int, end_date: date | None, today: date) -> bool:
     if plan_name in TOP_PLANS:
         return False
     expired = end_date is not None and end_date < today
@@ -257,18 +255,14 @@ def render(
             "name": subscription.plan_title,
             "trial": subscription.trial,
             "auto_renew": subscription.auto_renew,
-            "upgradable": is_upgradable(
-                plan, subscription.trial, subscription.seats, subscription.end_date, today
-            ),
+            "upgradable": is_upgradable(plan, subscription.trial, subscription.seats, subscription.end_date, today),
             "exclude_guests": excludes_guests(namespace, plan),
         },
         "usage": {
             "seats_in_subscription": subscription.seats,
             "seats_in_use": seats_in_use,
             "max_seats_used": subscription.max_seats_used,
-            "seats_owed": seats_owed(
-                plan, subscription.trial, subscription.seats, subscription.max_seats_used
-            ),
+            "seats_owed": seats_owed(plan, subscription.trial, subscription.seats, subscription.max_seats_used),
         },
         "billing": {
             "subscription_start_date": subscription.start_date,
@@ -325,9 +319,7 @@ async def _record_peak_usage(
     return await db.find_subscription(conn, namespace.id) or subscription
 
 
-async def create(
-    conn: Conn, namespace: NamespaceRow, params: Mapping[str, Any], today: date
-) -> dict[str, Any]:
+async def create(conn: Conn, namespace: NamespaceRow, params: Mapping[str, Any], today: date) -> dict[str, Any]:
     """namespace.create_gitlab_subscription(declared params); raises SubscriptionInvalid."""
     params = with_trial_start_default(params)
     async with conn.transaction():
@@ -343,9 +335,7 @@ async def create(
         return await show(conn, namespace, today)
 
 
-async def update(
-    conn: Conn, namespace: NamespaceRow, params: Mapping[str, Any], now: datetime
-) -> dict[str, Any]:
+async def update(conn: Conn, namespace: NamespaceRow, params: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """subscription.update(declared params): history row, seat reset and the row in one transaction."""
     params = with_trial_start_default(params)
     async with conn.transaction():

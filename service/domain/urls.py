@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlsplit
 
 
@@ -13,7 +14,7 @@ class InstanceUrls:
     ssh_host: str
     ssh_port: int
 
-    @property
+    @cached_property  # asked on every /authorized_keys answer
     def host(self) -> str:
         return urlsplit(self.base).hostname or self.base
 

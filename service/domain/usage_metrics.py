@@ -97,9 +97,7 @@ def as_integer(value: Any) -> int | None:
     """Grape's Integer coercion: numbers and decimal strings; not booleans, not fractions."""
     if type(value) is int:
         number = value
-    elif (isinstance(value, float) and value.is_integer()) or (
-        isinstance(value, str) and _INTEGER.match(value)
-    ):
+    elif (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and _INTEGER.match(value)):
         number = int(value)
     else:
         return None

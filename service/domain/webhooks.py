@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import asyncpg
 import orjson
 from yarl import URL
 
+from service.db.rows import Pool
 from service.db import webhooks as hooks_db
 from service.db.push_jobs import PushHook
 from service.db.webhooks import Attempt, DeliveryRow
@@ -170,7 +170,6 @@ async def check_hook_url(url: str, allow_local: bool) -> None:
 # --- delivery ------------------------------------------------------------------------------------
 
 
-
 HttpSession = aiohttp.ClientSession  # what callers hold: the one webhook_session()
 
 
@@ -178,6 +177,7 @@ def webhook_session() -> HttpSession:
     """The HTTP client of deliveries: receivers are other people's servers, so no cookies are kept
     between them and no proxy variables are honoured."""
     return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+
 
 @dataclass(frozen=True)
 class DeliveryConfig:
@@ -243,7 +243,7 @@ async def _post(
 
 
 async def send(
-    pool: asyncpg.Pool, http: aiohttp.ClientSession, config: DeliveryConfig, delivery_id: int, *, last_attempt: bool
+    pool: Pool, http: aiohttp.ClientSession, config: DeliveryConfig, delivery_id: int, *, last_attempt: bool
 ) -> Outcome | None:
     """One attempt of one delivery: checked, sent, logged, and the hook's failure count kept.
     None when there was nothing to send (gone, done already, or the hook is disabled)."""

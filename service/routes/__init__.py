@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import auth, keys
+from service import auth, app_keys
 from service.routes import admin, billing, docs, health, kas, metrics, shell
 
 # (route table, consumer): the only way a route gets into the application.
@@ -27,4 +27,4 @@ def setup_routes(app: web.Application) -> None:
             assert isinstance(definition, web.RouteDef)
             route = app.router.add_route(definition.method, definition.path, definition.handler)
             consumers[route] = consumer
-    app[keys.ROUTE_CONSUMERS] = consumers
+    app[app_keys.ROUTE_CONSUMERS] = consumers

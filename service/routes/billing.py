@@ -23,7 +23,7 @@ from schemas.billing import (
     SubscriptionIn,
     SubscriptionOut,
 )
-from service import auth, keys
+from service import auth, app_keys
 from service.domain import minutes, reconciliations, subscriptions
 from service.errors import (
     json_response,
@@ -70,7 +70,7 @@ async def _namespace(
 async def create_subscription(request: web.Request) -> web.Response:
     """POST /namespaces/:id/gitlab_subscription: 201 with the entity (Grape's POST default)."""
     declared = load(SubscriptionCreateIn(), await params(request))
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         namespace = await _namespace(conn, request)
         view = await subscriptions.create(conn, namespace, declared, _today())
     return json_response(SubscriptionOut().dump(view), 201)
@@ -80,7 +80,7 @@ async def create_subscription(request: web.Request) -> web.Response:
 async def update_subscription(request: web.Request) -> web.Response:
     """PUT /namespaces/:id/gitlab_subscription."""
     declared = load(SubscriptionIn(), await params(request))
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         namespace = await _namespace(conn, request)
         view = await subscriptions.update(conn, namespace, declared, _now())
     return json_response(SubscriptionOut().dump(view))
@@ -89,8 +89,8 @@ async def update_subscription(request: web.Request) -> web.Response:
 @owner_routes.get(SUBSCRIPTION_PATH)
 async def show_subscription(request: web.Request) -> web.Response:
     """GET /namespaces/:id/gitlab_subscription: admins and the namespace's owners."""
-    identity = request[keys.IDENTITY]
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    identity = request[app_keys.IDENTITY]
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         namespace = await _namespace(conn, request)
         if not identity.is_admin:
             assert identity.user_id is not None
@@ -113,7 +113,7 @@ async def create_minutes_packs(request: web.Request) -> web.Response:
     else:
         packs = [minutes.PackRequest(**pack) for pack in load(PacksIn(), raw)["packs"]]
         message = minutes.UNABLE_TO_SAVE_PACKS
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         namespace = await _namespace(conn, request)
         saved = await minutes.create_packs(conn, namespace, packs, message)
     body = PackOut().dump(saved[0]) if single else PackOut(many=True).dump(saved)
@@ -123,7 +123,7 @@ async def create_minutes_packs(request: web.Request) -> web.Response:
 @routes.patch("/api/v4/namespaces/{id}/minutes/move/{target_id}")
 async def move_minutes_packs(request: web.Request) -> web.Response:
     """PATCH /namespaces/:id/minutes/move/:target_id: 202 {"message": "202 Accepted"} (accepted!)."""
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         namespace = await _namespace(conn, request)
         target = await _namespace(conn, request, "target_id", "Target namespace")
         await minutes.move_packs(conn, namespace, target)
@@ -138,7 +138,7 @@ async def update_upcoming_reconciliations(request: web.Request) -> web.Response:
     """PUT /internal/upcoming_reconciliations: upsert by namespace_id."""
     declared = load(ReconciliationsIn(), await params(request))
     items = [reconciliations.ReconciliationRequest(**item) for item in declared["upcoming_reconciliations"]]
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         await reconciliations.upsert(conn, items)
     # The Grape block ends with `status 200`, whose value becomes the body: the JSON `200`.
     return json_response(200)
@@ -148,7 +148,7 @@ async def update_upcoming_reconciliations(request: web.Request) -> web.Response:
 async def delete_upcoming_reconciliation(request: web.Request) -> web.Response:
     """DELETE /internal/upcoming_reconciliations?namespace_id=: 204, or 404 "404 Not Found"."""
     declared = load(ReconciliationDeleteIn(), await params(request))
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         if not await reconciliations.delete(conn, declared["namespace_id"]):
             raise not_found()
     return web.Response(status=204)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from service import keys
+from service import app_keys
 from service.domain.readiness import database_not_ready
 from service.errors import json_response
 
@@ -36,12 +36,12 @@ async def readiness(request: web.Request) -> web.Response:
     """
 
     async def database() -> None:
-        reason = await database_not_ready(request.app[keys.DB_POOL])
+        reason = await database_not_ready(request.app[app_keys.DB_POOL])
         if reason is not None:
             raise NotReady(reason)
 
     async def redis() -> None:
-        reason = await request.app[keys.REDIS].ready()
+        reason = await request.app[app_keys.REDIS].ready()
         if reason is not None:
             raise NotReady(reason)
 
@@ -56,7 +56,7 @@ async def readiness(request: web.Request) -> web.Response:
         except Exception as exc:  # any failure makes the worker unready
             results[name] = [{"status": "failed", "message": type(exc).__name__}]
     healthy = all(result[0]["status"] == "ok" for result in results.values())
-    if not request.app[keys.METRICS_ACCESS].allows(request.remote, request.headers):
+    if not request.app[app_keys.METRICS_ACCESS].allows(request.remote, request.headers):
         # The reasons name internal hosts and ports: only for the monitoring allow-list (GitLab
         # restricts its probes to monitoring.ip_whitelist); everyone else sees which check failed.
         for result in results.values():

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from aiohttp import web
 
 from schemas import kas as schemas
-from service import auth, keys
+from service import auth, app_keys
 from service.config import Storage
 from service.domain import agents, kas_events, kas_modules, usage_metrics
 from service.errors import json_response, not_found, record_not_found
@@ -42,7 +42,7 @@ def _utc_today() -> date:
 
 
 def _storage(request: web.Request, name: str) -> Storage:
-    storage = request.app[keys.SETTINGS].storages.get(name)
+    storage = request.app[app_keys.SETTINGS].storages.get(name)
     if storage is None:
         # A configuration error, not the caller's: logged and answered 500 by the error middleware.
         raise RuntimeError(f"repository storage {name!r} is not configured")
@@ -50,10 +50,9 @@ def _storage(request: web.Request, name: str) -> Storage:
 
 
 async def _agent(request: web.Request) -> agents.AgentContextRow:
-    agent_id = request[keys.IDENTITY].agent_id
+    agent_id = request[app_keys.IDENTITY].agent_id
     assert agent_id is not None  # set by auth.KAS_AGENT
-    async with request.app[keys.DB_POOL].acquire() as conn:
-        return await agents.find_agent(conn, agent_id)
+    return await agents.find_agent(request.app[app_keys.AGENT_CONTEXTS], agent_id)
 
 
 # --- Agent token routes --------------------------------------------------------------------------
@@ -69,9 +68,9 @@ async def agent_info(request: web.Request) -> web.Response:
 
 async def _readable_project(request: web.Request) -> agents.KasProjectRow:
     loaded = await load_params(request, schemas.PROJECT_ID)
-    agent_id = request[keys.IDENTITY].agent_id
+    agent_id = request[app_keys.IDENTITY].agent_id
     assert agent_id is not None
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         project = await agents.find_project_for_agent(conn, loaded["id"], agent_id)
     if project is None:
         # Private, internal, members-only and missing projects all look the same to an agent.
@@ -102,7 +101,7 @@ async def cilium_alert(request: web.Request) -> web.Response:
     if not kas_modules.alert_payload_valid(alert):
         return json_response(400, status=400)
     agent = await _agent(request)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         await kas_modules.record_cilium_alert(conn, agent.project_id, alert)
     return json_response(200)
 
@@ -112,7 +111,7 @@ async def starboard_vulnerability(request: web.Request) -> web.Response:
     """PUT /internal/kubernetes/modules/starboard_vulnerability (EE): an idempotent finding; 200 {"uuid"}."""
     loaded = await load_params(request, schemas.STARBOARD_VULNERABILITY)
     agent = await _agent(request)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         uuid = await kas_modules.record_vulnerability(conn, agent, loaded["vulnerability"], loaded["scanner"])
     return json_response({"uuid": uuid})
 
@@ -122,7 +121,7 @@ async def starboard_scan_result(request: web.Request) -> web.Response:
     """POST …/starboard_vulnerability/scan_result (EE): resolve this agent's findings a full scan no longer reports."""
     loaded = await load_params(request, schemas.SCAN_RESULT)
     agent = await _agent(request)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         await kas_modules.resolve_scan(conn, agent, loaded["uuids"])
     return json_response(200)  # `status 200` as the last expression: the body is 200
 
@@ -131,7 +130,7 @@ async def starboard_scan_result(request: web.Request) -> web.Response:
 async def scan_execution_policies(request: web.Request) -> web.Response:
     """GET …/starboard_vulnerability/scan_execution_policies (EE, 15.x): the policies that scan this agent's cluster."""
     agent = await _agent(request)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         policies = await kas_modules.project_policies(conn, agent.project_id)
     selected = kas_modules.agent_policies(policies, agent.agent_name)
     return json_response({"policies": [kas_modules.policy_entity(p) for p in selected]})
@@ -141,7 +140,7 @@ async def scan_execution_policies(request: web.Request) -> web.Response:
 async def policies_configuration(request: web.Request) -> web.Response:
     """GET …/starboard_vulnerability/policies_configuration (EE): cadence and namespaces for the agent's scans."""
     agent = await _agent(request)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         policies = await kas_modules.project_policies(conn, agent.project_id)
     return json_response({"configurations": kas_modules.policy_configurations(policies, agent.agent_name)})
 
@@ -153,7 +152,7 @@ async def policies_configuration(request: web.Request) -> web.Response:
 async def agent_configuration(request: web.Request) -> web.Response:
     """POST /internal/kubernetes/agent_configuration: store the CI and user access the agent's config file grants."""
     loaded = await load_params(request, schemas.AGENT_CONFIGURATION)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         found = await agents.refresh_authorizations(conn, loaded["agent_id"], loaded["agent_config"])
     if not found:
         raise record_not_found()  # Clusters::Agent.find: ActiveRecord::RecordNotFound, lower-case "found"
@@ -164,7 +163,7 @@ async def agent_configuration(request: web.Request) -> web.Response:
 async def usage_metrics_post(request: web.Request) -> web.Response:
     """POST /internal/kubernetes/usage_metrics: add kas's counts to the Redis totals and weekly HLLs."""
     update = usage_metrics.parse_usage_metrics(await params(request))
-    await usage_metrics.record_usage(request.app[keys.REDIS], update, _utc_today())
+    await usage_metrics.record_usage(request.app[app_keys.REDIS], update, _utc_today())
     return _no_content()
 
 
@@ -172,11 +171,11 @@ async def usage_metrics_post(request: web.Request) -> web.Response:
 async def agent_events(request: web.Request) -> web.Response:
     """POST /internal/kubernetes/agent_events: unique users and agents, for existing users and projects."""
     loaded = await load_params(request, schemas.AGENT_EVENTS)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         update = await kas_events.known_update(conn, loaded.get("events") or {})
     if update is None:
         return _no_content()
-    await usage_metrics.record_usage(request.app[keys.REDIS], update, _utc_today())
+    await usage_metrics.record_usage(request.app[app_keys.REDIS], update, _utc_today())
     return _no_content()
 
 
@@ -186,4 +185,4 @@ async def agent_events(request: web.Request) -> web.Response:
 @usage_data_routes.get("/api/v4/usage_data/kubernetes_agents")
 async def kubernetes_agents_usage(request: web.Request) -> web.Response:
     """GET /usage_data/kubernetes_agents (this service's own): kas's totals and weekly unique counts."""
-    return json_response(await usage_metrics.read_usage(request.app[keys.REDIS], _utc_today()))
+    return json_response(await usage_metrics.read_usage(request.app[app_keys.REDIS], _utc_today()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service import keys
+from service import app_keys
 from service.errors import not_found
 from service.metrics import exposition
 
@@ -18,7 +18,7 @@ METRICS_PATH = "/-/metrics"
 @routes.get(METRICS_PATH)
 async def metrics(request: web.Request) -> web.Response:
     """GET /-/metrics (GitLab's MetricsController#index): the Prometheus text format."""
-    if not request.app[keys.METRICS_ACCESS].allows(request.remote, request.headers):
+    if not request.app[app_keys.METRICS_ACCESS].allows(request.remote, request.headers):
         raise not_found()
     body, content_type = exposition()
     response = web.Response(body=body)

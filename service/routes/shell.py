@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from schemas.shell import changes_within_limits
-from service import keys
+from service import app_keys
 from service.current_settings import current_settings
 from service.domain import error_tracking, lfs, two_factor
 from service.domain.actors import actor_from_params, find_user, repository_from_params
@@ -26,7 +26,7 @@ from service.logs import CORRELATION_ID
 from service.domain.ssh_keys import InvalidKey, fingerprint_sha256, lenient_b64decode
 from service.domain.tokens import issue_personal_access_token
 from service.errors import bad_request, grape_error, json_response, not_found
-from service.keys import ACCESS_DEPS, AUTHORIZED_KEYS, PUSH_CONTEXTS, REFERENCE_COUNTER, URLS
+from service.app_keys import ACCESS_DEPS, AUTHORIZED_KEYS, PUSH_CONTEXTS, REFERENCE_COUNTER, URLS
 from service.params import params
 
 routes = web.RouteTableDef()
@@ -118,7 +118,7 @@ async def authorized_keys(request: web.Request) -> web.Response:
 async def discover(request: web.Request) -> web.Response:
     """GET /internal/discover: the user behind a key id or username; 200 null for nobody."""
     actor = actor_from_params(await params(request))
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         user = await find_user(conn, actor)
     return json_response(None if user is None else {"id": user.id, "username": user.username, "name": user.name})
 
@@ -126,9 +126,9 @@ async def discover(request: web.Request) -> web.Response:
 @routes.get("/api/v4/internal/check")
 async def check(request: web.Request) -> web.Response:
     """GET /internal/check: versions and a real Redis PING (Gitaly reads gitlab_revision)."""
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[app_keys.SETTINGS]
     try:
-        redis_ok = await request.app[keys.REDIS].ping()
+        redis_ok = await request.app[app_keys.REDIS].ping()
     except Exception:  # any Redis failure is reported as redis:false, still 200
         redis_ok = False
     return json_response(
@@ -146,9 +146,9 @@ async def check(request: web.Request) -> web.Response:
 async def lfs_authenticate(request: web.Request) -> web.Response:
     """POST /internal/lfs_authenticate: an LFS token for the SSH user (internal/base.rb)."""
     raw = await params(request)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         grant = await lfs.authenticate(
-            conn, actor_from_params(raw), raw.get("project"), request.app[keys.SECRETS].db_key_base
+            conn, actor_from_params(raw), raw.get("project"), request.app[app_keys.SECRETS].db_key_base
         )
     return json_response(
         {
@@ -168,7 +168,7 @@ async def two_factor_recovery_codes(request: web.Request) -> web.Response:
     Always 200: failures are {"success": false, "message": ...} (internal/base.rb).
     """
     raw = await params(request)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         codes = await two_factor.regenerate_recovery_codes(conn, raw.get("key_id"), raw.get("user_id"))
     return json_response({"success": True, "recovery_codes": codes})
 
@@ -178,7 +178,7 @@ async def personal_access_token(request: web.Request) -> web.Response:
     """POST /internal/personal_access_token: a PAT for the SSH user; always 200 (internal/base.rb)."""
     raw = await params(request)
     app_settings = await current_settings(request.app)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         issued = await issue_personal_access_token(conn, raw, app_settings, date.today())
     return json_response(
         {
@@ -195,7 +195,7 @@ async def two_factor_config(request: web.Request) -> web.Response:
     """POST /internal/two_factor_config: does this user need 2FA on the command line?"""
     raw = await params(request)
     two_factor.cli_two_factor_enabled(await current_settings(request.app))
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         required = await two_factor.two_factor_required(conn, raw.get("key_id"), raw.get("user_id"))
     return json_response({"success": True, "two_factor_required": required})
 
@@ -224,13 +224,13 @@ async def post_receive(request: web.Request) -> web.Response:
     raw_changes = raw.get("changes")
     answer = await run_post_receive(
         request.app[PUSH_CONTEXTS],
-        request.app[keys.DB_POOL],
+        request.app[app_keys.DB_POOL],
         request.app[REFERENCE_COUNTER],
         request.app[URLS],
         str(raw.get("gl_repository") or ""),
         raw.get("identifier"),
         raw_changes if isinstance(raw_changes, str) else "",
-        jobs=request.app[keys.POST_RECEIVE_JOBS],
+        jobs=request.app[app_keys.POST_RECEIVE_JOBS],
         push_options=as_option_list(raw.get("push_options")),
         correlation_id=CORRELATION_ID.get(),
     )
@@ -244,6 +244,6 @@ async def error_tracking_allowed(request: web.Request) -> web.Response:
     """POST /internal/error_tracking/allowed: is error tracking on for this project and key?"""
     raw = await params(request)
     app_settings = await current_settings(request.app)
-    async with request.app[keys.DB_POOL].acquire() as conn:
+    async with request.app[app_keys.DB_POOL].acquire() as conn:
         enabled = await error_tracking.enabled_for(conn, raw.get("project_id"), raw.get("public_key"), app_settings)
     return json_response({"enabled": enabled})

@@ -82,7 +82,7 @@ LEFT JOIN namespaces n ON n.id = p.namespace_id
 LEFT JOIN deploy_keys_projects dkp ON dkp.deploy_key_id = k.id AND dkp.project_id = p.id
 ORDER BY req.n;
 
--- name: namespace_for_project_creation
+-- name: namespace_for_project_creation^
 -- The namespace a push would auto-create a project in, the pusher's access level there, and how
 -- many projects the pusher created against their projects_limit.
 -- $1 namespace full path, $2 user id
@@ -129,7 +129,7 @@ FROM protected_tags pt
 LEFT JOIN protected_tag_create_access_levels al ON al.protected_tag_id = pt.id
 WHERE pt.project_id = $1;
 
--- name: touch_user_activity
+-- name: touch_user_activity!
 -- users.last_activity_on, written at most once a day (Users::ActivityService).
 -- $1 user id
 UPDATE users SET last_activity_on = current_date

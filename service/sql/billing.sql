@@ -1,4 +1,4 @@
--- name: find_billing_namespace_by_id
+-- name: find_billing_namespace_by_id^
 -- A user namespace or group by id, with its full path.
 -- $1 namespace id
 SELECT n.id, n.type, n.parent_id, n.owner_id, n.traversal_ids, r.path AS full_path
@@ -6,7 +6,7 @@ FROM namespaces n
 LEFT JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
 WHERE n.id = $1;
 
--- name: find_billing_namespace_by_full_path
+-- name: find_billing_namespace_by_full_path^
 -- A user namespace or group by full path, ignoring case (GitLab's find_by_full_path).
 -- $1 full path
 SELECT n.id, n.type, n.parent_id, n.owner_id, n.traversal_ids, r.path AS full_path
@@ -14,7 +14,7 @@ FROM routes r
 JOIN namespaces n ON n.id = r.source_id
 WHERE r.source_type = 'Namespace' AND lower(r.path) = lower($1);
 
--- name: namespace_access_for_user
+-- name: namespace_access_for_user^
 -- Whether a user owns a namespace (admin_namespace: the user of a personal namespace, or an Owner
 -- of the group or of an ancestor) and whether the namespace is visible to them at all (read_namespace).
 -- $1 namespace id, $2 user id
@@ -44,7 +44,7 @@ FROM namespaces n
 CROSS JOIN users u
 WHERE n.id = $1 AND u.id = $2;
 
--- name: count_billable_users
+-- name: count_billable_users$
 -- Seats in use of a group: distinct active human users who are members of the group, its
 -- subgroups, or projects in any of them (GitLab's billed_user_ids). Guests and minimal-access
 -- members are left out when the plan excludes guests (with_elevated_guests: access level > 10).
@@ -62,12 +62,12 @@ WHERE u.state = 'active' AND u.user_type = 'human'
             SELECT p.id FROM projects p JOIN namespaces g ON g.id = p.namespace_id
             WHERE g.traversal_ids @> ARRAY[$1::bigint])));
 
--- name: find_plan_by_name
+-- name: find_plan_by_name^
 -- A hosted plan by its code.
 -- $1 plan name
 SELECT id, name, title FROM plans WHERE name = $1;
 
--- name: find_subscription_by_namespace
+-- name: find_subscription_by_namespace^
 -- A namespace's subscription with its plan's code and title.
 -- $1 namespace id
 SELECT s.id, s.namespace_id, s.hosted_plan_id, p.name AS plan_name, p.title AS plan_title,
@@ -78,7 +78,7 @@ FROM gitlab_subscriptions s
 LEFT JOIN plans p ON p.id = s.hosted_plan_id
 WHERE s.namespace_id = $1;
 
--- name: lock_subscription_by_namespace
+-- name: lock_subscription_by_namespace^
 -- The same, row-locked until the end of the transaction, so concurrent PUTs apply one after the
 -- other and each history row records the state the next change really replaced.
 -- $1 namespace id
@@ -91,7 +91,7 @@ LEFT JOIN plans p ON p.id = s.hosted_plan_id
 WHERE s.namespace_id = $1
 FOR UPDATE OF s;
 
--- name: insert_subscription
+-- name: insert_subscription<!
 -- A new subscription; nothing (no row returned) when the namespace already has one.
 -- $1 namespace id, $2 plan id, $3 start date, $4 end date, $5 trial starts on, $6 trial ends on,
 -- $7 trial, $8 auto renew, $9 seats, $10 max seats used, $11 trial extension type
@@ -101,7 +101,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (namespace_id) DO NOTHING
 RETURNING id;
 
--- name: update_subscription
+-- name: update_subscription!
 -- Every writable column of a subscription; updated_at moves on every PUT, as in GitLab.
 -- $1 id, $2 plan id, $3 start date, $4 end date, $5 trial starts on, $6 trial ends on, $7 trial,
 -- $8 auto renew, $9 seats, $10 max seats used, $11 max seats used changed at, $12 trial extension type
@@ -111,7 +111,7 @@ SET hosted_plan_id = $2, start_date = $3, end_date = $4, trial_starts_on = $5, t
     trial_extension_type = $12, updated_at = now()
 WHERE id = $1;
 
--- name: insert_subscription_history
+-- name: insert_subscription_history!
 -- The previous state of a subscription's tracked attributes.
 -- $1 subscription id, $2 its created_at, $3 its updated_at, $4 change type, $5 namespace id,
 -- $6 plan id, $7 start date, $8 end date, $9 trial starts on, $10 trial ends on, $11 trial,
@@ -121,7 +121,7 @@ INSERT INTO gitlab_subscription_histories (gitlab_subscription_id, gitlab_subscr
     trial_starts_on, trial_ends_on, trial, auto_renew, seats, max_seats_used, trial_extension_type)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15);
 
--- name: insert_additional_pack
+-- name: insert_additional_pack<!
 -- A purchased minutes pack, unless a pack with this purchase id exists: then nothing is returned
 -- (a concurrent insert of the same purchase waits here for the other transaction to finish).
 -- $1 namespace id, $2 purchase xid, $3 expires at, $4 number of minutes
@@ -130,14 +130,14 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT (purchase_xid) DO NOTHING
 RETURNING namespace_id, expires_at, number_of_minutes, purchase_xid;
 
--- name: find_additional_pack_by_purchase_xid
+-- name: find_additional_pack_by_purchase_xid^
 -- The pack of a purchase, whichever namespace holds it.
 -- $1 purchase xid
 SELECT namespace_id, expires_at, number_of_minutes, purchase_xid
 FROM ci_minutes_additional_packs
 WHERE purchase_xid = $1;
 
--- name: namespaces_share_an_owner
+-- name: namespaces_share_an_owner$
 -- Whether some user owns both namespaces: the user of a personal namespace, or a direct Owner
 -- member of a group (GitLab's namespace.owner_ids & target.owner_ids).
 -- $1 namespace id, $2 other namespace id
@@ -156,7 +156,7 @@ SELECT EXISTS (
     SELECT user_id FROM owners WHERE namespace_id = $2
 ) AS shared;
 
--- name: move_additional_packs
+-- name: move_additional_packs$
 -- Every pack of a namespace moves to another namespace; returns how many moved.
 -- $1 namespace id, $2 target namespace id
 WITH moved AS (
@@ -171,7 +171,7 @@ SELECT count(*)::integer AS moved FROM moved;
 -- $1 namespace ids
 SELECT id FROM namespaces WHERE id = ANY ($1::bigint[]);
 
--- name: upsert_upcoming_reconciliations
+-- name: upsert_upcoming_reconciliations!
 -- Insert or replace the upcoming reconciliation of each namespace (one row per namespace). A
 -- namespace deleted since it was checked is skipped rather than failing the whole statement.
 -- $1 namespace ids, $2 next reconciliation dates, $3 display-alert-from dates (parallel arrays)
@@ -184,13 +184,13 @@ SET next_reconciliation_date = EXCLUDED.next_reconciliation_date,
     display_alert_from = EXCLUDED.display_alert_from,
     updated_at = now();
 
--- name: delete_upcoming_reconciliation
+-- name: delete_upcoming_reconciliation<!
 -- Remove a namespace's upcoming reconciliation; returns its id, or nothing when there was none.
 -- $1 namespace id
 DELETE FROM upcoming_reconciliations WHERE namespace_id = $1
 RETURNING id;
 
--- name: raise_max_seats_used
+-- name: raise_max_seats_used!
 -- A paid subscription remembers its highest seat usage (GitLab's seat refresh worker).
 -- $1 subscription id, $2 seats in use now
 UPDATE gitlab_subscriptions

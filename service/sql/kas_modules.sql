@@ -1,10 +1,10 @@
--- name: lock_project_alerts
+-- name: lock_project_alerts!
 -- Serialises alert creation in one project until the end of the transaction, so that per-project
 -- iids are allocated without gaps or collisions (GitLab uses its internal_ids table for this).
 -- $1 project id
 SELECT pg_advisory_xact_lock(hashtextextended('alert_management_alerts:' || $1::bigint::text, 0));
 
--- name: upsert_alert
+-- name: upsert_alert<!
 -- A new alert, or one more event on the open alert with the same fingerprint
 -- (AlertManagement::NetworkAlertService: process_new_alert / process_existing_alert).
 -- Call after lock_project_alerts, in the same transaction.
@@ -16,7 +16,7 @@ ON CONFLICT (project_id, fingerprint) WHERE status <> 'resolved'
 DO UPDATE SET events = alert_management_alerts.events + 1, payload = EXCLUDED.payload, updated_at = now()
 RETURNING id, iid, events;
 
--- name: create_vulnerability_finding
+-- name: create_vulnerability_finding$
 -- A cluster image scanning finding and its vulnerability, in one statement; nothing when a finding
 -- with this uuid exists (the request is idempotent). Returns whether it created them.
 -- $1 uuid, $2 project id, $3 agent id, $4 name, $5 severity, $6 confidence, $7 location fingerprint,
@@ -36,7 +36,7 @@ vulnerability AS (
 )
 SELECT count(*) > 0 AS created FROM vulnerability;
 
--- name: resolve_missing_findings
+-- name: resolve_missing_findings$
 -- Resolves this agent's detected or confirmed cluster image scanning vulnerabilities whose finding
 -- uuid is not in the list (StarboardVulnerabilityResolveService). Returns how many.
 -- $1 agent id, $2 project id, $3 uuids (lower-case text)

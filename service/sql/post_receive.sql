@@ -50,7 +50,7 @@ LEFT JOIN LATERAL (
 ) access ON true
 ORDER BY req.n;
 
--- name: adopt_default_branch
+-- name: adopt_default_branch<!
 -- The first push to an empty project makes a branch its default (GitLab's PostReceive does this):
 -- the instance's default branch name if it was pushed, else the first branch pushed.
 -- $1 project id, $2 pushed branch names in push order

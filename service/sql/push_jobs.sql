@@ -1,4 +1,4 @@
--- name: enqueue_post_receive_jobs
+-- name: enqueue_post_receive_jobs$
 -- Defers one PostReceive job per push, for a batch of concurrent post_receive calls, through
 -- procrastinate's versioned SQL API (procrastinate_defer_jobs_v1). lock = gl_repository: the jobs of
 -- one repository run one at a time, in push order, so its events and hooks keep that order.
@@ -8,7 +8,7 @@ SELECT cardinality(procrastinate_defer_jobs_v1(array_agg(
     ORDER BY r.n)))
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(args, lock, n);
 
--- name: enqueue_web_hook_deliveries
+-- name: enqueue_web_hook_deliveries$
 -- Defers one delivery job per web_hook_deliveries row, in the caller's transaction (so a delivery
 -- exists exactly when its job does).
 -- $1 delivery ids
@@ -17,7 +17,7 @@ SELECT cardinality(procrastinate_defer_jobs_v1(array_agg(
         ::procrastinate_job_to_defer_v1 ORDER BY d.id)))
 FROM unnest($1::bigint[]) AS d(id);
 
--- name: push_job_context
+-- name: push_job_context^
 -- What a PostReceive job needs: the project (NULL if it is gone) and the pusher (from the identifier:
 -- user-<id>, key-<id> for the key's owner or a deploy key's creator, username-<name>).
 -- $1 project id, $2 user id, $3 key id, $4 username
@@ -43,7 +43,7 @@ LEFT JOIN users pusher ON pusher.id = COALESCE(
     (SELECT k.user_id FROM keys k WHERE k.id = $3),
     (SELECT u.id FROM users u WHERE lower(u.username) = lower($4::text)));
 
--- name: insert_push_events
+-- name: insert_push_events!
 -- One push event per ref change; a change already recorded (same idempotency key) is skipped.
 -- $1 project id, $2 author id, $3 push actions, $4 ref types, $5 refs, $6 commit_from, $7 commit_to,
 -- $8 commit counts, $9 commit titles, $10 idempotency keys, $11 ref counts (bulk events)
@@ -56,7 +56,7 @@ FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[
     AS e(push_action, ref_type, ref, commit_from, commit_to, commit_count, commit_title, key, ref_count)
 ON CONFLICT (idempotency_key) DO NOTHING;
 
--- name: touch_pushed_project
+-- name: touch_pushed_project!
 -- Project#touch(:last_activity_at, :last_repository_updated_at) after a push to its repository;
 -- $2 = false (a wiki push) touches only last_activity_at, as GitLab's wiki post-receive does.
 -- $1 project id, $2 repository updated
@@ -98,11 +98,11 @@ WHERE j.status = 'failed'
 ORDER BY j.id DESC
 LIMIT $1 OFFSET $2;
 
--- name: count_dead_jobs
+-- name: count_dead_jobs$
 -- How many jobs dead_jobs can list.
 SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed';
 
--- name: retry_dead_job
+-- name: retry_dead_job^
 -- Puts a failed job back in its queue now, for one more attempt (procrastinate's own retry function).
 -- $1 job id
 SELECT j.id, procrastinate_retry_job_v2(j.id, now(), NULL, NULL, NULL)::text AS retried

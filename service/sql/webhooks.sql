@@ -7,14 +7,14 @@ WHERE h.type = $2 AND h.project_id IS NOT DISTINCT FROM $1
 ORDER BY h.id
 LIMIT $3 OFFSET $4;
 
--- name: find_web_hook
+-- name: find_web_hook^
 -- One hook of a project ($1, $2 = 'ProjectHook') or one system hook ($1 NULL, $2 = 'SystemHook').
 -- $3 hook id
 SELECT h.*, 0::bigint AS total
 FROM web_hooks h
 WHERE h.id = $3 AND h.type = $2 AND h.project_id IS NOT DISTINCT FROM $1;
 
--- name: insert_web_hook
+-- name: insert_web_hook<!
 -- $1 type, $2 project id, $3 url, $4 name, $5 description, $6 token, $7 push_events, $8 tag_push_events,
 -- $9 merge_requests_events, $10 repository_update_events, $11 push_events_branch_filter,
 -- $12 branch_filter_strategy, $13 enable_ssl_verification
@@ -24,7 +24,7 @@ INSERT INTO web_hooks (type, project_id, url, name, description, token, push_eve
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING id;
 
--- name: update_web_hook
+-- name: update_web_hook!
 -- Changes the given attributes (NULL keeps the current value); $14 = true clears the token.
 -- $1 hook id, $2 url, $3 name, $4 description, $5 token, $6 push_events, $7 tag_push_events,
 -- $8 merge_requests_events, $9 repository_update_events, $10 push_events_branch_filter,
@@ -44,7 +44,7 @@ UPDATE web_hooks SET
     updated_at = now()
 WHERE id = $1 AND type = $13;
 
--- name: delete_web_hook
+-- name: delete_web_hook<!
 -- $1 hook id, $2 type
 DELETE FROM web_hooks WHERE id = $1 AND type = $2 RETURNING id;
 
@@ -56,7 +56,7 @@ WHERE l.web_hook_id = $1
 ORDER BY l.id DESC
 LIMIT $2 OFFSET $3;
 
--- name: delivery_for_sending
+-- name: delivery_for_sending^
 -- A delivery, its hook and the instance's SSRF setting. Not locked: the HTTP call must not hold a
 -- database connection (PgBouncer's server connections are few), and the queue runs a job on one
 -- worker at a time. $1 delivery id
@@ -69,11 +69,11 @@ FROM web_hook_deliveries d
 JOIN web_hooks h ON h.id = d.web_hook_id
 WHERE d.id = $1;
 
--- name: finish_delivery
+-- name: finish_delivery!
 -- $1 delivery id, $2 new state
 UPDATE web_hook_deliveries SET state = $2, attempts = attempts + 1, updated_at = now() WHERE id = $1;
 
--- name: insert_web_hook_log
+-- name: insert_web_hook_log!
 -- One attempt of a delivery. $1 hook id, $2 trigger, $3 url, $4 request headers (JSON), $5 request
 -- data (JSON), $6 response headers (JSON), $7 response body, $8 response status, $9 duration (s),
 -- $10 internal error message
@@ -81,11 +81,11 @@ INSERT INTO web_hook_logs (web_hook_id, trigger, url, request_headers, request_d
                            response_body, response_status, execution_duration, internal_error_message)
 VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10);
 
--- name: set_web_hook_failures
+-- name: set_web_hook_failures!
 -- WebHooks::AutoDisabling's enable! / backoff!: the new failure count and disabled-until time.
 -- $1 hook id, $2 recent_failures, $3 disabled_until
 UPDATE web_hooks SET recent_failures = $2, disabled_until = $3 WHERE id = $1;
 
--- name: allow_local_requests
+-- name: allow_local_requests$
 -- The instance's SSRF switch (application setting allow_local_requests_from_web_hooks_and_services).
 SELECT allow_local_requests_from_web_hooks_and_services FROM application_settings WHERE id = 1;

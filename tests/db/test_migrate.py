@@ -37,8 +37,8 @@ async def test_concurrent_migrations_apply_each_file_exactly_once(backends):
 def test_every_named_query_is_one_statement_that_loads():
     queries = load_queries()
     assert "git_access_contexts" in queries and "post_receive_contexts" in queries
-    for name, text in queries.items():
-        assert text.strip(), name
+    for name, query in queries.items():
+        assert query.text.strip(), name
 
 
 async def test_a_worker_refuses_to_start_on_a_database_without_the_migrations(backends, settings, secrets):

@@ -101,10 +101,10 @@ async def test_broken_json_body(client, db):
 
 async def test_reclaimed_path_drops_redirects_under_it(db):
     """A new owner of an old path: redirects at and below it stop leading to the previous owner."""
-    from service.db import projects as projects_db
+    from service.db import routes as routes_db
 
     await db.execute("INSERT INTO redirect_routes (source_type, source_id, path) VALUES ('Project', 1, 'alice/p'), ('Project', 2, 'alice2/x'), ('Project', 3, 'alicex/p')")
-    await projects_db.insert_route(db, "Namespace", 99, "alice", "alice")
+    await routes_db.insert_route(db, "Namespace", 99, "alice", "alice")
     assert sorted(r["path"] for r in await db.fetch("SELECT path FROM redirect_routes")) == ["alice2/x", "alicex/p"]
 
 

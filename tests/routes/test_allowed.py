@@ -351,6 +351,21 @@ async def test_push_to_a_new_path_creates_a_private_project(client, db, redis):
     await denied(client, 404, PROJECT_NOT_FOUND, project=f"{user['username']}/fresh", user_id=user["id"])
 
 
+async def test_an_auto_created_project_is_routed_under_its_full_name(client, db):
+    """routes.name is GitLab's full name (Route#name = Project#full_name), "<namespace full name> /
+    <project name>", the same as for a project the admin API creates: one writer of projects."""
+    user = await make_user(db, name="Alice Liddell")
+    group = await make_group(db, "wonderland")
+    await add_member(db, user, group, 40)
+    for path, full_name in (
+        (f"{user['username']}/looking-glass", "Alice Liddell / looking-glass"),
+        ("wonderland/rabbit-hole", "wonderland / rabbit-hole"),
+    ):
+        status, body = await allowed(client, action="git-receive-pack", project=f"{path}.git", user_id=user["id"])
+        assert status == 200, body
+        assert await db.fetchval("SELECT name FROM routes WHERE source_type = 'Project' AND path = $1", path) == full_name
+
+
 async def test_project_creation_in_groups_needs_maintainer(client, db):
     group = await make_group(db, "team")
     developer = await make_user(db)

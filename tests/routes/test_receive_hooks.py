@@ -56,7 +56,7 @@ async def test_two_hundred_concurrent_pushes_leave_every_counter_at_zero(client,
 
 async def test_redis_failure_answers_false_not_500(aiohttp_client, settings, secrets, db, redis):
     """Redis going away mid-flight: the hooks answer false (Gitaly then refuses the push), never 500."""
-    from service import keys
+    from service import app_keys
     from service.app import create_app
     from service.domain.reference_counter import ReferenceCounter
 
@@ -66,7 +66,7 @@ async def test_redis_failure_answers_false_not_500(aiohttp_client, settings, sec
     unreachable = create_store("redis://127.0.0.1:1/0", timeout=0.5)
 
     async def point_counter_at_a_dead_server(app):  # runs after the real wiring at start-up
-        app[keys.REFERENCE_COUNTER] = ReferenceCounter(unreachable)
+        app[app_keys.REFERENCE_COUNTER] = ReferenceCounter(unreachable)
 
     app.on_startup.append(point_counter_at_a_dead_server)
     client = await aiohttp_client(app)

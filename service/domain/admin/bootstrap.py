@@ -7,9 +7,8 @@ from datetime import date
 
 import asyncpg
 
-from service.db import admin_users as users_db
-from service.db import users as base_users_db
-from service.db.queries import sql
+from service.db import application_settings as settings_db
+from service.db import users as users_db
 from service.domain.admin import tokens as tokens_domain
 from service.domain.admin import validation
 from service.domain.admin.users import NewUser, create_user
@@ -17,7 +16,6 @@ from service.domain.app_settings import AppSettings
 
 log = logging.getLogger("gitlab_internal_api.bootstrap")
 
-_SETTINGS = sql("get_application_settings")
 TOKEN_NAME = "create-admin"
 
 
@@ -29,9 +27,9 @@ async def create_admin(database_url: str, username: str, email: str | None, admi
     """Creates the administrator unless it exists; returns a new api-scoped personal access token."""
     conn = await asyncpg.connect(database_url, statement_cache_size=0)  # may be PgBouncer: no named statements
     try:
-        app = AppSettings.from_record(await conn.fetchrow(_SETTINGS))
+        app = AppSettings.from_record(await settings_db.get_application_settings(conn))
         async with conn.transaction():
-            existing = await base_users_db.find_user_by_username(conn, username)
+            existing = await users_db.find_user_by_username(conn, username)
             if existing is None:
                 user_id = await create_user(
                     conn,

@@ -10,20 +10,15 @@ from service.domain.iso_time import iso as iso  # entities.iso: the routes rende
 from datetime import date, datetime
 from typing import Any
 
-from service.db.admin_instance import BroadcastRow
-from service.db.admin_namespaces import MemberRow, NamespaceRow
-from service.db.admin_projects import (
-    AdminProject,
-    AgentRow,
-    AgentTokenRow,
-    ClientKeyRow,
-    ProjectDeployKey,
-    ProtectedBranchRow,
-    ProtectedTagRow,
-)
-from service.db.admin_users import AdminUser
-from service.db.keys import KeyRow
-from service.db.users import PersonalAccessTokenRow
+from service.db.agents import AgentRow, AgentTokenDetails
+from service.db.broadcast_messages import BroadcastRow
+from service.db.deploy_keys import ProjectDeployKey
+from service.db.members import MemberRow
+from service.db.namespaces import NamespaceRow
+from service.db.projects import AdminProject, ClientKeyRow
+from service.db.protected_refs import ProtectedBranchRow, ProtectedTagRow
+from service.db.ssh_keys import KeyRow
+from service.db.users import AdminUser, PersonalAccessTokenRow
 from service.domain.admin.validation import VISIBILITY_NAMES
 from service.domain.urls import InstanceUrls
 
@@ -227,7 +222,7 @@ def agent(found: AgentRow, config_project: AdminProject, urls: InstanceUrls) -> 
     }
 
 
-def agent_token(token: AgentTokenRow) -> dict[str, Any]:
+def agent_token(token: AgentTokenDetails) -> dict[str, Any]:
     return {
         "id": token.id,
         "name": token.name,

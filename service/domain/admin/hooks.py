@@ -14,10 +14,9 @@ from service.db.webhooks import PROJECT_HOOK as PROJECT_HOOK  # the hook kinds r
 from service.db.webhooks import SYSTEM_HOOK as SYSTEM_HOOK
 from service.db import push_jobs as jobs_db
 from service.db import webhooks as hooks_db
-from service.db.admin_pages import Paged
 from service.db.events import EventFilter, EventRow
 from service.db.push_jobs import NewDelivery
-from service.db.rows import Conn
+from service.db.rows import Conn, Paged
 from service.db.webhooks import HookRow
 from service.domain import webhooks
 from service.domain.token_box import TokenBox

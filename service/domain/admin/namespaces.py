@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from service.db import admin_namespaces as namespaces_db
-from service.db import admin_users as users_db
-from service.db import projects as projects_db
-from service.db.admin_namespaces import MemberRow
-from service.db.admin_namespaces import NamespaceRow as NamespaceRow  # for the routes
-from service.db.admin_pages import Paged
-from service.db.rows import Conn
+from service.db import members as members_db
+from service.db import namespaces as namespaces_db
+from service.db import routes as routes_db
+from service.db import users as users_db
+from service.db.members import MemberRow
+from service.db.namespaces import NamespaceRow as NamespaceRow  # for the routes
+from service.db.rows import Conn, Paged
 from service.domain.admin import validation
 from service.domain.admin.pagination import Page
 from service.domain.errors import Conflict, Denied, Invalid, Missing
@@ -70,7 +70,7 @@ async def create_group(
             _check_visibility_under(parent, level)
         full_path = f"{parent.full_path}/{path}" if parent else path
         full_name = f"{parent.full_name} / {name}" if parent else name
-        if await namespaces_db.path_taken(conn, full_path):
+        if await routes_db.path_taken(conn, full_path):
             raise Invalid({"path": ["has already been taken"]})
         group_id = await namespaces_db.insert_namespace(
             conn,
@@ -82,8 +82,8 @@ async def create_group(
             visibility_level=level,
             description=description,
         )
-        await projects_db.insert_route(conn, "Namespace", group_id, full_path, full_name)
-        await namespaces_db.insert_member(
+        await routes_db.insert_route(conn, "Namespace", group_id, full_path, full_name)
+        await members_db.insert_member(
             conn,
             user_id=creator_id,
             source_type="Namespace",
@@ -118,21 +118,30 @@ async def update_group(
         new_full_path = None
         if path is not None and path != group.path:
             new_full_path = f"{parent.full_path}/{path}" if parent else path
-            if path.lower() != group.path.lower() and await namespaces_db.path_taken(conn, new_full_path):
+            if path.lower() != group.path.lower() and await routes_db.path_taken(conn, new_full_path):
                 raise Invalid({"path": ["has already been taken"]})
         await namespaces_db.update_namespace(
             conn, group.id, name=name, path=path, visibility_level=level, description=description
         )
         if new_full_path is not None:
-            await namespaces_db.move_routes(conn, group.full_path, new_full_path)
+            await routes_db.move_routes(conn, group.full_path, new_full_path)
         if name is not None:
             full_name = f"{parent.full_name} / {name}" if parent else name
-            await namespaces_db.rename_route(conn, "Namespace", group.id, full_name)
+            await routes_db.rename_route(conn, "Namespace", group.id, full_name)
 
 
 async def delete_group(conn: Conn, group: NamespaceRow) -> None:
     async with conn.transaction():
+        await forget_paths_under(conn, group.id)
         await namespaces_db.delete_namespace(conn, group.id)
+
+
+async def forget_paths_under(conn: Conn, namespace_id: int) -> None:
+    """Before a namespace is deleted: the routes, redirects and memberships of it, its descendants and
+    every project under them, which name their source by type and id, without a foreign key."""
+    subtree = await namespaces_db.namespace_subtree(conn, namespace_id)
+    await routes_db.delete_routes_of(conn, subtree.namespace_ids, subtree.project_ids)
+    await members_db.delete_memberships_of(conn, subtree.namespace_ids, subtree.project_ids)
 
 
 # --- members -----------------------------------------------------------------------------------
@@ -153,7 +162,7 @@ async def add_member(
             raise Missing("User")
         if expires_at is not None and expires_at <= date.today():
             raise Invalid({"expires_at": ["cannot be a date in the past"]})
-        added = await namespaces_db.insert_member(
+        added = await members_db.insert_member(
             conn,
             user_id=user_id,
             source_type=source_type,
@@ -164,7 +173,7 @@ async def add_member(
         )
         if not added:
             raise Conflict("Member already exists")
-        member = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+        member = await members_db.find_member(conn, source_type, source_id, user_id)
     assert member is not None
     return member
 
@@ -180,14 +189,14 @@ async def update_member(
     expires_given: bool,
 ) -> MemberRow:
     async with conn.transaction():
-        current = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+        current = await members_db.find_member(conn, source_type, source_id, user_id)
         if current is None:
             raise Missing("Member")
         if source_type == "Namespace" and current.access_level == OWNER and access_level < OWNER:
             await _keep_an_owner(conn, source_id, user_id)
         if expires_given and expires_at is not None and expires_at <= date.today():
             raise Invalid({"expires_at": ["cannot be a date in the past"]})
-        await namespaces_db.update_member(
+        await members_db.update_member(
             conn,
             source_type,
             source_id,
@@ -195,33 +204,27 @@ async def update_member(
             access_level=access_level,
             expires_at=expires_at if expires_given else current.expires_at,
         )
-        member = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+        member = await members_db.find_member(conn, source_type, source_id, user_id)
     assert member is not None
     return member
 
 
 async def remove_member(conn: Conn, source_type: str, source_id: int, user_id: int) -> None:
     async with conn.transaction():
-        current = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+        current = await members_db.find_member(conn, source_type, source_id, user_id)
         if current is None:
             raise Missing("Member")
         if source_type == "Namespace" and current.access_level == OWNER:
             await _keep_an_owner(conn, source_id, user_id)
-        if not await namespaces_db.delete_member(conn, source_type, source_id, user_id):
+        if not await members_db.delete_member(conn, source_type, source_id, user_id):
             raise Missing("Member")
-
-
-OWNER = 50
 
 
 async def _keep_an_owner(conn: Conn, group_id: int, user_id: int) -> None:
     """GitLab's last-owner rule: the only owner of a group can be neither demoted nor removed."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", GROUP_OWNERS_LOCK, group_id)
-    if await namespaces_db.other_group_owners(conn, group_id, user_id) == 0:
+    await members_db.lock_group_owners(conn, group_id)
+    if await members_db.other_group_owners(conn, group_id, user_id) == 0:
         raise Denied()
-
-
-GROUP_OWNERS_LOCK = 0x676F776E  # advisory lock namespace: owner changes of one group
 
 
 async def list_groups(conn: Conn, page: Page, *, search: str | None) -> Paged[NamespaceRow]:
@@ -233,11 +236,11 @@ async def list_subgroups(conn: Conn, group: NamespaceRow, page: Page) -> Paged[N
 
 
 async def list_members(conn: Conn, source_type: str, source_id: int, page: Page) -> Paged[MemberRow]:
-    return await namespaces_db.list_members(conn, source_type, source_id, limit=page.limit, offset=page.offset)
+    return await members_db.list_members(conn, source_type, source_id, limit=page.limit, offset=page.offset)
 
 
 async def member(conn: Conn, source_type: str, source_id: int, user_id: int) -> MemberRow:
-    found = await namespaces_db.find_member(conn, source_type, source_id, user_id)
+    found = await members_db.find_member(conn, source_type, source_id, user_id)
     if found is None:
         raise Missing("Member")
     return found

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # what a list query returns: the rows of one page and the total (re-exported for the routes)
-from service.db.admin_pages import Paged as Paged
+from service.db.rows import Paged as Paged
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100  # Kaminari max_per_page in GitLab's API

@@ -7,19 +7,26 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.db import admin_namespaces as namespaces_db
-from service.db import admin_projects as projects_admin_db
-from service.db import admin_users as users_db
-from service.db import keys as keys_db
+from service.db import agents as agents_db
+from service.db import deploy_keys as deploy_keys_db
+from service.db import members as members_db
+from service.db import namespaces as namespaces_db
 from service.db import projects as projects_db
-from service.db.admin_namespaces import NamespaceRow
+from service.db import protected_refs as protected_refs_db
+from service.db import routes as routes_db
+from service.db import ssh_keys as ssh_keys_db
+from service.db import users as users_db
+from service.db.namespaces import NamespaceRow
+
 # AdminProject and AgentRow are re-exported for the routes, which do not import service/db
-from service.db.admin_pages import Paged
-from service.db.admin_projects import AdminProject as AdminProject
-from service.db.admin_projects import AgentRow as AgentRow
-from service.db.admin_projects import AgentTokenRow, ClientKeyRow, ProjectDeployKey, ProtectedBranchRow, ProtectedTagRow
-from service.db.keys import KeyRow
-from service.db.rows import Conn
+from service.db.agents import AgentRow as AgentRow
+from service.db.agents import AgentTokenDetails
+from service.db.deploy_keys import ProjectDeployKey
+from service.db.projects import AdminProject as AdminProject
+from service.db.projects import ClientKeyRow
+from service.db.protected_refs import ProtectedBranchRow, ProtectedTagRow
+from service.db.rows import Conn, Paged
+from service.db.ssh_keys import KeyRow
 from service.domain.admin import validation
 from service.domain.admin.pagination import Page
 from service.domain.errors import BadRequest, Conflict, Invalid, Missing, Refused
@@ -34,9 +41,7 @@ AGENT_NAME_MAX = 63
 
 
 async def list_projects(conn: Conn, page: Page, *, search: str | None) -> Paged[AdminProject]:
-    return await projects_admin_db.list_projects(
-        conn, search=search, namespace_id=None, limit=page.limit, offset=page.offset
-    )
+    return await projects_db.list_projects(conn, search=search, namespace_id=None, limit=page.limit, offset=page.offset)
 
 
 async def personal_namespace_id(conn: Conn, user_id: int) -> int | None:
@@ -51,8 +56,8 @@ async def find_project(conn: Conn, ref: str | int) -> AdminProject:
     if text.isascii() and text.isdigit():
         project_id = validation.as_id(text)
     else:
-        project_id = await projects_admin_db.find_project_id_by_path(conn, text)
-    found = await projects_admin_db.find_project(conn, project_id) if project_id is not None else None
+        project_id = await projects_db.find_project_id_by_path(conn, text)
+    found = await projects_db.find_project(conn, project_id) if project_id is not None else None
     if found is None:
         raise Missing("Project")
     return found
@@ -76,12 +81,10 @@ async def _check_name_and_path(
     conn: Conn, namespace: NamespaceRow, name: str | None, path: str | None, except_id: int | None
 ) -> None:
     errors: dict[str, list[str]] = {}
-    taken = await projects_admin_db.name_or_path_taken(conn, namespace.id, name, path, except_id)
+    taken = await projects_db.name_or_path_taken(conn, namespace.id, name, path, except_id)
     if name is not None and taken.name_taken:
         errors["name"] = ["has already been taken"]
-    if path is not None and (
-        taken.path_taken or await namespaces_db.path_taken(conn, f"{namespace.full_path}/{path}")
-    ):
+    if path is not None and (taken.path_taken or await routes_db.path_taken(conn, f"{namespace.full_path}/{path}")):
         errors["path"] = ["has already been taken"]
     if errors:
         raise Invalid(errors)
@@ -98,9 +101,7 @@ class NewProject:
     description: str
 
 
-async def create_project(
-    conn: Conn, new: NewProject, *, creator_id: int, personal_namespace_id: int | None
-) -> int:
+async def create_project(conn: Conn, new: NewProject, *, creator_id: int, personal_namespace_id: int | None) -> int:
     """A project with its route "<namespace full path>/<path>" (Projects::CreateService)."""
     path = new.path or validation.path_from_name(new.name or "")
     name = new.name or path
@@ -108,27 +109,23 @@ async def create_project(
     validation.check_project_path(path)
     async with conn.transaction():
         namespace_id = new.namespace_id if new.namespace_id is not None else personal_namespace_id
-        namespace = (
-            await namespaces_db.find_namespace(conn, namespace_id) if namespace_id is not None else None
-        )
+        namespace = await namespaces_db.find_namespace(conn, namespace_id) if namespace_id is not None else None
         if namespace is None:
             raise Missing("Namespace")
         level = validation.VISIBILITY_LEVELS[new.visibility]
         _check_visibility_in(namespace, level)
         await _check_name_and_path(conn, namespace, name, path, None)
-        project_id = await projects_admin_db.insert_project(
+        project_id = await projects_db.insert_project(
             conn,
             name=name,
             path=path,
             namespace_id=namespace.id,
+            namespace_full_path=namespace.full_path,
             creator_id=creator_id,
             visibility_level=level,
             default_branch=new.default_branch,
             lfs_enabled=new.lfs_enabled,
             description=new.description,
-        )
-        await projects_db.insert_route(
-            conn, "Project", project_id, f"{namespace.full_path}/{path}", f"{namespace.full_name} / {name}"
         )
     return project_id
 
@@ -157,7 +154,7 @@ async def update_project(conn: Conn, project: AdminProject, changes: dict[str, o
         default_branch = changes.get("default_branch")
         lfs_enabled = changes.get("lfs_enabled")
         description = changes.get("description")
-        await projects_admin_db.update_project(
+        await projects_db.update_project(
             conn,
             project.id,
             name=name,
@@ -168,9 +165,9 @@ async def update_project(conn: Conn, project: AdminProject, changes: dict[str, o
             description=description if isinstance(description, str) else None,
         )
         if path is not None and path != project.path:
-            await namespaces_db.move_routes(conn, project.full_path, f"{namespace.full_path}/{path}")
+            await routes_db.move_routes(conn, project.full_path, f"{namespace.full_path}/{path}")
         if name is not None:
-            await namespaces_db.rename_route(conn, "Project", project.id, f"{namespace.full_name} / {name}")
+            await routes_db.rename_route(conn, "Project", project.id, f"{namespace.full_name} / {name}")
 
 
 def _ruby_errors(attribute: str, message: str) -> str:
@@ -190,24 +187,25 @@ async def transfer_project(conn: Conn, project: AdminProject, namespace_ref: str
 
         if target.id == project.namespace_id:
             raise failed("Project is already in this namespace.")
-        taken = await projects_admin_db.name_or_path_taken(
-            conn, target.id, project.name, project.path, project.id
-        )
+        taken = await projects_db.name_or_path_taken(conn, target.id, project.name, project.path, project.id)
         new_full_path = f"{target.full_path}/{project.path}"
-        if taken.name_taken or taken.path_taken or await namespaces_db.path_taken(conn, new_full_path):
+        if taken.name_taken or taken.path_taken or await routes_db.path_taken(conn, new_full_path):
             raise failed("Project with same name or path in target namespace already exists")
-        await projects_admin_db.update_project(conn, project.id, namespace_id=target.id)
-        await namespaces_db.move_routes(conn, project.full_path, new_full_path)
-        await namespaces_db.rename_route(conn, "Project", project.id, f"{target.full_name} / {project.name}")
+        await projects_db.update_project(conn, project.id, namespace_id=target.id)
+        await routes_db.move_routes(conn, project.full_path, new_full_path)
+        await routes_db.rename_route(conn, "Project", project.id, f"{target.full_name} / {project.name}")
 
 
 async def set_archived(conn: Conn, project: AdminProject, archived: bool) -> None:
-    await projects_admin_db.update_project(conn, project.id, archived=archived)
+    await projects_db.update_project(conn, project.id, archived=archived)
 
 
 async def delete_project(conn: Conn, project: AdminProject) -> None:
     async with conn.transaction():
-        await projects_admin_db.delete_project(conn, project.id)
+        # routes and memberships name their source by type and id, without a foreign key
+        await routes_db.delete_routes_of(conn, [], [project.id])
+        await members_db.delete_memberships_of(conn, [], [project.id])
+        await projects_db.delete_project(conn, project.id)
 
 
 # --- deploy keys -------------------------------------------------------------------------------
@@ -229,11 +227,11 @@ async def add_deploy_key(
     expires_at = _aware(expires_at)
     checked = check_key(text, title, expires_at, app, prefix="deploy_key.")
     async with conn.transaction():
-        existing = await users_db.find_key_by_fingerprint(conn, sha256=checked.fingerprint_sha256, md5=None)
+        existing = await ssh_keys_db.find_key_by_fingerprint(conn, sha256=checked.fingerprint_sha256, md5=None)
         if existing is not None and existing.type != "DeployKey":
             raise Invalid({"deploy_key.fingerprint_sha256": ["has already been taken"]})
         if existing is None:
-            existing = await keys_db.insert_key(
+            existing = await ssh_keys_db.insert_key(
                 conn,
                 user_id=creator_id,
                 deploy_key=True,
@@ -245,22 +243,22 @@ async def add_deploy_key(
                 fingerprint_sha256=checked.fingerprint_sha256,
                 expires_at=expires_at,
             )
-        await projects_admin_db.enable_deploy_key(conn, existing.id, project.id, can_push)
-        linked = await projects_admin_db.find_project_deploy_key(conn, project.id, existing.id)
+        await deploy_keys_db.enable_deploy_key(conn, existing.id, project.id, can_push)
+        linked = await deploy_keys_db.find_project_deploy_key(conn, project.id, existing.id)
     assert linked is not None
     return linked
 
 
 async def enable_deploy_key(conn: Conn, project: AdminProject, key_id: int) -> KeyRow:
-    key = await users_db.find_key(conn, key_id)
+    key = await ssh_keys_db.find_key(conn, key_id)
     if key is None or key.type != "DeployKey":
         raise Missing("Deploy Key")
-    await projects_admin_db.enable_deploy_key(conn, key.id, project.id, False)
+    await deploy_keys_db.enable_deploy_key(conn, key.id, project.id, False)
     return key
 
 
 async def remove_deploy_key(conn: Conn, project: AdminProject, key_id: int) -> None:
-    if not await projects_admin_db.disable_deploy_key(conn, project.id, key_id):
+    if not await deploy_keys_db.disable_deploy_key(conn, project.id, key_id):
         raise Missing("Deploy Key")
 
 
@@ -281,7 +279,7 @@ async def protect_branch(
     if unprotect_access_level is not None:
         levels.append(("unprotect", unprotect_access_level))
     async with conn.transaction():
-        created = await projects_admin_db.insert_protected_branch(
+        created = await protected_refs_db.insert_protected_branch(
             conn, project.id, name, allow_force_push=allow_force_push, levels=levels
         )
         if not created:
@@ -289,7 +287,7 @@ async def protect_branch(
 
 
 async def protect_tag(conn: Conn, project: AdminProject, *, name: str, create_access_level: int) -> None:
-    if not await projects_admin_db.insert_protected_tag(conn, project.id, name, create_access_level):
+    if not await protected_refs_db.insert_protected_tag(conn, project.id, name, create_access_level):
         raise Conflict(f"Protected tag '{name}' already exists")
 
 
@@ -301,15 +299,9 @@ def _check_agent_name(name: str) -> list[str]:
     messages = []
     if len(name) > AGENT_NAME_MAX:
         messages.append(f"Name is too long (maximum is {AGENT_NAME_MAX} characters)")
-    ok = (
-        bool(name)
-        and all(c.islower() or c.isdigit() or c == "-" for c in name if c.isascii())
-        and name.isascii()
-    )
+    ok = bool(name) and all(c.islower() or c.isdigit() or c == "-" for c in name if c.isascii()) and name.isascii()
     if not ok or name.startswith("-") or name.endswith("-"):
-        messages.append(
-            "Name can contain only lowercase letters, digits, and '-', but cannot start or end with '-'"
-        )
+        messages.append("Name can contain only lowercase letters, digits, and '-', but cannot start or end with '-'")
     return messages
 
 
@@ -322,20 +314,17 @@ async def create_agent(conn: Conn, project: AdminProject, name: str, creator_id:
     if messages:
         # Clusters::Agents::CreateService returns full_messages; the API passes the array to bad_request!
         raise BadRequest(_ruby_array(messages))
-    created = await projects_admin_db.insert_agent(conn, project.id, name, creator_id)
+    created = await agents_db.insert_agent(conn, project.id, name, creator_id)
     if created is None:
         raise BadRequest(_ruby_array(["Name has already been taken"]))
     return created
 
 
 async def find_agent(conn: Conn, project: AdminProject, agent_id: int) -> AgentRow:
-    found = await projects_admin_db.find_agent(conn, project.id, agent_id)
+    found = await agents_db.find_agent(conn, project.id, agent_id)
     if found is None:
         raise Missing()  # user_project.cluster_agents.find: ActiveRecord::RecordNotFound
     return found
-
-
-AGENT_TOKEN_LOCK = 0x61677474  # advisory lock namespace: agent token creation
 
 
 def new_agent_token() -> str:
@@ -344,15 +333,15 @@ def new_agent_token() -> str:
 
 async def create_agent_token(
     conn: Conn, agent: AgentRow, *, name: str, description: str, creator_id: int
-) -> tuple[AgentTokenRow, str]:
+) -> tuple[AgentTokenDetails, str]:
     """A new agent token: the plaintext is returned once, only its digest is stored."""
     async with conn.transaction():
         # One creation at a time per agent, so concurrent requests cannot all pass the count.
-        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", AGENT_TOKEN_LOCK, agent.id)
-        if await projects_admin_db.count_active_agent_tokens(conn, agent.id) >= MAX_ACTIVE_AGENT_TOKENS:
+        await agents_db.lock_agent_token_creation(conn, agent.id)
+        if await agents_db.count_active_agent_tokens(conn, agent.id) >= MAX_ACTIVE_AGENT_TOKENS:
             raise BadRequest("An agent can have only two active tokens at a time")
         plaintext = new_agent_token()
-        created = await projects_admin_db.insert_agent_token(
+        created = await agents_db.insert_agent_token(
             conn,
             agent.id,
             digest=token_digest(plaintext),
@@ -367,22 +356,22 @@ async def create_agent_token(
 
 
 async def deploy_keys(conn: Conn, project: AdminProject, page: Page) -> Paged[ProjectDeployKey]:
-    return await projects_admin_db.list_deploy_keys(conn, project.id, limit=page.limit, offset=page.offset)
+    return await deploy_keys_db.list_deploy_keys(conn, project.id, limit=page.limit, offset=page.offset)
 
 
 async def deploy_key(conn: Conn, project: AdminProject, key_id: int) -> ProjectDeployKey:
-    linked = await projects_admin_db.find_project_deploy_key(conn, project.id, key_id)
+    linked = await deploy_keys_db.find_project_deploy_key(conn, project.id, key_id)
     if linked is None:
         raise Missing("Deploy Key")
     return linked
 
 
 async def protected_branches(conn: Conn, project: AdminProject) -> list[ProtectedBranchRow]:
-    return await projects_admin_db.list_protected_branches(conn, project.id)
+    return await protected_refs_db.list_protected_branches(conn, project.id)
 
 
 async def protected_branch(conn: Conn, project: AdminProject, name: str) -> ProtectedBranchRow:
-    found = await projects_admin_db.list_protected_branches(conn, project.id, name)
+    found = await protected_refs_db.list_protected_branches(conn, project.id, name)
     if not found:
         raise Missing()  # protected_branches.find_by!(name:): ActiveRecord::RecordNotFound
     return found[0]
@@ -391,67 +380,67 @@ async def protected_branch(conn: Conn, project: AdminProject, name: str) -> Prot
 async def update_protected_branch(
     conn: Conn, project: AdminProject, name: str, *, allow_force_push: bool | None
 ) -> ProtectedBranchRow:
-    if not await projects_admin_db.update_protected_branch(conn, project.id, name, allow_force_push=allow_force_push):
+    if not await protected_refs_db.update_protected_branch(conn, project.id, name, allow_force_push=allow_force_push):
         raise Missing()
     return await protected_branch(conn, project, name)
 
 
 async def unprotect_branch(conn: Conn, project: AdminProject, name: str) -> None:
-    if not await projects_admin_db.delete_protected_branch(conn, project.id, name):
+    if not await protected_refs_db.delete_protected_branch(conn, project.id, name):
         raise Missing()
 
 
 async def protected_tags(conn: Conn, project: AdminProject) -> list[ProtectedTagRow]:
-    return await projects_admin_db.list_protected_tags(conn, project.id)
+    return await protected_refs_db.list_protected_tags(conn, project.id)
 
 
 async def protected_tag(conn: Conn, project: AdminProject, name: str) -> ProtectedTagRow:
-    found = await projects_admin_db.list_protected_tags(conn, project.id, name)
+    found = await protected_refs_db.list_protected_tags(conn, project.id, name)
     if not found:
         raise Missing()
     return found[0]
 
 
 async def unprotect_tag(conn: Conn, project: AdminProject, name: str) -> None:
-    if not await projects_admin_db.delete_protected_tag(conn, project.id, name):
+    if not await protected_refs_db.delete_protected_tag(conn, project.id, name):
         raise Missing()
 
 
 async def agents(conn: Conn, project: AdminProject, page: Page) -> Paged[AgentRow]:
-    return await projects_admin_db.list_agents(conn, project.id, limit=page.limit, offset=page.offset)
+    return await agents_db.list_agents(conn, project.id, limit=page.limit, offset=page.offset)
 
 
 async def delete_agent(conn: Conn, project: AdminProject, agent: AgentRow) -> None:
-    await projects_admin_db.delete_agent(conn, project.id, agent.id)
+    await agents_db.delete_agent(conn, project.id, agent.id)
 
 
-async def agent_tokens(conn: Conn, agent: AgentRow, page: Page) -> Paged[AgentTokenRow]:
-    return await projects_admin_db.list_agent_tokens(conn, agent.id, limit=page.limit, offset=page.offset)
+async def agent_tokens(conn: Conn, agent: AgentRow, page: Page) -> Paged[AgentTokenDetails]:
+    return await agents_db.list_agent_tokens(conn, agent.id, limit=page.limit, offset=page.offset)
 
 
-async def agent_token(conn: Conn, agent: AgentRow, token_id: int) -> AgentTokenRow:
-    token = await projects_admin_db.find_agent_token(conn, agent.id, token_id)
+async def agent_token(conn: Conn, agent: AgentRow, token_id: int) -> AgentTokenDetails:
+    token = await agents_db.find_agent_token(conn, agent.id, token_id)
     if token is None:
         raise Missing()
     return token
 
 
 async def revoke_agent_token(conn: Conn, agent: AgentRow, token_id: int) -> None:
-    if not await projects_admin_db.revoke_agent_token(conn, agent.id, token_id):
+    if not await agents_db.revoke_agent_token(conn, agent.id, token_id):
         raise Missing()
 
 
 async def client_keys(conn: Conn, project: AdminProject) -> list[ClientKeyRow]:
-    return await projects_admin_db.list_client_keys(conn, project.id)
+    return await projects_db.list_client_keys(conn, project.id)
 
 
 async def create_client_key(conn: Conn, project: AdminProject) -> ClientKeyRow:
     """A new "glet_" public key (ErrorTracking::ClientKey)."""
-    return await projects_admin_db.insert_client_key(conn, project.id, "glet_" + secrets.token_hex(16))
+    return await projects_db.insert_client_key(conn, project.id, "glet_" + secrets.token_hex(16))
 
 
 async def delete_client_key(conn: Conn, project: AdminProject, key_id: int) -> ClientKeyRow:
-    key = await projects_admin_db.delete_client_key(conn, project.id, key_id)
+    key = await projects_db.delete_client_key(conn, project.id, key_id)
     if key is None:
         raise Missing()
     return key

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from service.db import admin_users as admin_users_db
 from service.db import users as users_db
-from service.db.admin_pages import Paged
-from service.db.rows import Conn
+from service.db.rows import Conn, Paged
 from service.db.users import PersonalAccessTokenRow as PersonalAccessTokenRow  # for the routes
 from service.domain.admin.pagination import Page
 from service.domain.errors import Invalid, Missing, Refused
@@ -60,14 +58,16 @@ async def create_token(
 
 async def own_token(conn: Conn, token_id: int) -> PersonalAccessTokenRow:
     """The token the request was authenticated with (the middleware kept its id)."""
-    found = await admin_users_db.find_token(conn, token_id)
+    found = await users_db.find_personal_access_token(conn, token_id)
     assert found is not None
     return found
 
 
-async def visible_token(conn: Conn, token_id: int, *, caller_id: int | None, caller_is_admin: bool) -> PersonalAccessTokenRow:
+async def visible_token(
+    conn: Conn, token_id: int, *, caller_id: int | None, caller_is_admin: bool
+) -> PersonalAccessTokenRow:
     """Administrators see every token; a user only their own (others are "404 ... Not Found")."""
-    found = await admin_users_db.find_token(conn, token_id)
+    found = await users_db.find_personal_access_token(conn, token_id)
     if found is None or (not caller_is_admin and found.user_id != caller_id):
         raise Missing("Personal Access Token")
     return found
@@ -76,10 +76,10 @@ async def visible_token(conn: Conn, token_id: int, *, caller_id: int | None, cal
 async def list_tokens(
     conn: Conn, page: Page, *, user_id: int | None, revoked: bool | None, state: str | None
 ) -> Paged[PersonalAccessTokenRow]:
-    return await admin_users_db.list_tokens(
+    return await users_db.list_personal_access_tokens(
         conn, user_id=user_id, revoked=revoked, state=state, limit=page.limit, offset=page.offset
     )
 
 
 async def revoke(conn: Conn, token: PersonalAccessTokenRow) -> None:
-    await admin_users_db.revoke_token(conn, token.id)
+    await users_db.revoke_personal_access_token(conn, token.id)

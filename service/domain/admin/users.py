@@ -6,16 +6,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from service.db import admin_namespaces as namespaces_db
-from service.db import admin_users as users_db
-from service.db import keys as keys_db
-from service.db import projects as projects_db
+from service.db import members as members_db
+from service.db import namespaces as namespaces_db
+from service.db import routes as routes_db
+from service.db import ssh_keys as ssh_keys_db
+from service.db import users as users_db
+from service.db.rows import Conn, Paged
+
 # re-exported for the routes, which do not import service/db
-from service.db.admin_pages import Paged
-from service.db.admin_users import AdminUser as AdminUser
-from service.db.keys import KeyRow as KeyRow
-from service.db.rows import Conn
+from service.db.ssh_keys import KeyRow as KeyRow
+from service.db.users import AdminUser as AdminUser
 from service.domain.admin import validation
+from service.domain.admin.namespaces import forget_paths_under
 from service.domain.admin.pagination import Page
 from service.domain.errors import Conflict, Denied, Invalid, Missing, NotPermitted, Refused
 from service.domain.app_settings import AppSettings
@@ -45,9 +47,7 @@ async def find_user(conn: Conn, user_id: int) -> AdminUser:
     return found
 
 
-async def _check_user_identity(
-    conn: Conn, username: str | None, email: str | None, except_id: int | None
-) -> None:
+async def _check_user_identity(conn: Conn, username: str | None, email: str | None, except_id: int | None) -> None:
     """Format first (400), then GitLab's 409s for a user holding the e-mail or username, then the
     username as a top-level path some group already owns (400, a namespace validation)."""
     if username is not None:
@@ -59,7 +59,7 @@ async def _check_user_identity(
         raise Conflict("Email has already been taken")
     if conflicts.username_taken:
         raise Conflict("Username has already been taken")
-    if username is not None and await namespaces_db.path_taken(conn, username):
+    if username is not None and await routes_db.path_taken(conn, username):
         raise Invalid({"username": ["has already been taken"]})
 
 
@@ -89,7 +89,7 @@ async def create_user(conn: Conn, new: NewUser) -> int:
             parent_id=None,
             visibility_level=20,
         )
-        await projects_db.insert_route(conn, "Namespace", namespace_id, new.username, new.name)
+        await routes_db.insert_route(conn, "Namespace", namespace_id, new.username, new.name)
     return user_id
 
 
@@ -130,16 +130,20 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
             name = changes.get("name") or current.name
             await namespaces_db.update_namespace(conn, namespace.id, name=name, path=username)
             if username is not None:
-                await namespaces_db.move_routes(conn, namespace.full_path, username)
-            await namespaces_db.rename_route(conn, "Namespace", namespace.id, name)
+                await routes_db.move_routes(conn, namespace.full_path, username)
+            await routes_db.rename_route(conn, "Namespace", namespace.id, name)
 
 
 async def delete_user(conn: Conn, user_id: int) -> None:
     async with conn.transaction():
-        await find_user(conn, user_id)
-        if await namespaces_db.group_solely_owned_by(conn, user_id) is not None:
+        user = await find_user(conn, user_id)
+        if await members_db.group_solely_owned_by(conn, user_id) is not None:
             # users.rb: a group must not be left without an owner
             raise Conflict("User cannot be removed while is the sole-owner of a group")
+        if user.namespace_id is not None:
+            await forget_paths_under(conn, user.namespace_id)
+        # User has_many :deploy_keys, dependent: :nullify: the foreign key alone would delete them
+        await ssh_keys_db.keep_deploy_keys_of_user(conn, user_id)
         await users_db.delete_user(conn, user_id)
 
 
@@ -212,9 +216,7 @@ class CheckedKey:
     fingerprint_sha256: str
 
 
-def check_key(
-    text: str, title: str, expires_at: datetime | None, app: AppSettings, prefix: str = ""
-) -> CheckedKey:
+def check_key(text: str, title: str, expires_at: datetime | None, app: AppSettings, prefix: str = "") -> CheckedKey:
     """The Key model's validations. `prefix` names the association for deploy keys ("deploy_key.")."""
     errors: dict[str, list[str]] = {}
     if len(title) > MAX_TITLE_LENGTH:
@@ -239,9 +241,7 @@ def check_key(
         errors.setdefault(f"{prefix}key", []).append("has expired")
     if errors or parsed is None:
         raise Invalid(errors)
-    return CheckedKey(
-        parsed.text, parsed.key_type, parsed.bits, parsed.fingerprint_md5, parsed.fingerprint_sha256
-    )
+    return CheckedKey(parsed.text, parsed.key_type, parsed.bits, parsed.fingerprint_md5, parsed.fingerprint_sha256)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -264,9 +264,9 @@ async def add_key(
     expires_at = _aware(expires_at)
     await find_user(conn, user_id)
     checked = check_key(text, title, expires_at, app)
-    if await users_db.key_fingerprint_taken(conn, checked.fingerprint_sha256):
+    if await ssh_keys_db.key_fingerprint_taken(conn, checked.fingerprint_sha256):
         raise Invalid({"fingerprint_sha256": ["has already been taken"]})
-    return await keys_db.insert_key(
+    return await ssh_keys_db.insert_key(
         conn,
         user_id=user_id,
         deploy_key=False,
@@ -327,13 +327,13 @@ async def find_user_or_none(conn: Conn, user_id: int) -> AdminUser | None:
 
 async def user_keys(conn: Conn, user_id: int, page: Page) -> Paged[KeyRow]:
     await find_user(conn, user_id)
-    return await users_db.list_user_keys(conn, user_id, limit=page.limit, offset=page.offset)
+    return await ssh_keys_db.list_user_keys(conn, user_id, limit=page.limit, offset=page.offset)
 
 
 async def user_key(conn: Conn, user_id: int, key_id: int) -> KeyRow:
     """One of the user's own SSH keys (not a deploy key)."""
     await find_user(conn, user_id)
-    key = await users_db.find_key(conn, key_id)
+    key = await ssh_keys_db.find_key(conn, key_id)
     if key is None or key.user_id != user_id or key.type is not None:
         raise Missing("Key")
     return key
@@ -341,12 +341,12 @@ async def user_key(conn: Conn, user_id: int, key_id: int) -> KeyRow:
 
 async def delete_user_key(conn: Conn, user_id: int, key_id: int) -> None:
     await find_user(conn, user_id)
-    if not await users_db.delete_user_key(conn, user_id, key_id):
+    if not await ssh_keys_db.delete_user_key(conn, user_id, key_id):
         raise Missing("Key")
 
 
 async def key_by_id(conn: Conn, key_id: int) -> KeyRow:
-    key = await users_db.find_key(conn, key_id)
+    key = await ssh_keys_db.find_key(conn, key_id)
     if key is None:
         raise Missing("Key")
     return key
@@ -358,7 +358,7 @@ async def key_by_fingerprint(conn: Conn, fingerprint: str) -> KeyRow:
         sha256, md5 = parse_fingerprint(fingerprint)
     except InvalidFingerprint:
         raise Refused("Failed to return the key") from None
-    key = await users_db.find_key_by_fingerprint(conn, sha256=sha256, md5=md5)
+    key = await ssh_keys_db.find_key_by_fingerprint(conn, sha256=sha256, md5=md5)
     if key is None:
         raise Missing("Key")
     return key

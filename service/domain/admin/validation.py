@@ -19,12 +19,10 @@ _PATH = r"[a-zA-Z0-9_.][a-zA-Z0-9_.\-]{0,254}"
 _NAMESPACE_PATH = re.compile(rf"\A{_PATH}(?<!\.)(?<!\.git)(?<!\.atom)\Z")
 _PROJECT_PATH = re.compile(rf"\A{_PATH}(?<!\.git)(?<!\.atom)\Z")
 NAMESPACE_PATH_MESSAGE = (
-    "can contain only letters, digits, '_', '-' and '.'. "
-    "Cannot start with '-' or end in '.', '.git' or '.atom'."
+    "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'."
 )
 PROJECT_PATH_MESSAGE = (
-    "can contain only letters, digits, '_', '-' and '.'. "
-    "Cannot start with '-', end in '.git' or end in '.atom'"
+    "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'"
 )
 _PROJECT_NAME = re.compile(r"\A[\w\u00a9-\U0010ffff][\w\u00a9-\U0010ffff.+\- ]*\Z")
 PROJECT_NAME_MESSAGE = (

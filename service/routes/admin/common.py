@@ -7,11 +7,11 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-import asyncpg
 from aiohttp import web
 from yarl import URL
 
-from service import keys
+from service.db.rows import Pool
+from service import app_keys
 from service.auth import Identity
 from service.current_settings import current_settings
 from service.domain.admin.pagination import Page, Paged, page_of
@@ -26,7 +26,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def identity(request: web.Request) -> Identity:
-    return request[keys.IDENTITY]
+    return request[app_keys.IDENTITY]
 
 
 def actor_id(request: web.Request) -> int:
@@ -35,12 +35,12 @@ def actor_id(request: web.Request) -> int:
     return user_id
 
 
-def pool(request: web.Request) -> asyncpg.Pool:
-    return request.app[keys.DB_POOL]
+def pool(request: web.Request) -> Pool:
+    return request.app[app_keys.DB_POOL]
 
 
 def urls(request: web.Request) -> InstanceUrls:
-    return request.app[keys.URLS]
+    return request.app[app_keys.URLS]
 
 
 async def app_settings(request: web.Request) -> AppSettings:
@@ -95,9 +95,7 @@ def pagination_headers(url: URL, page: Page, total: int) -> dict[str, str]:
     }
 
 
-def paginated(
-    request: web.Request, current: Page, result: Paged[T], render: Callable[[T], Any]
-) -> web.Response:
+def paginated(request: web.Request, current: Page, result: Paged[T], render: Callable[[T], Any]) -> web.Response:
     return json_response(
         [render(item) for item in result.items],
         headers=pagination_headers(request.url, current, result.total),

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from schemas.admin import PageIn
 from schemas.hooks import EventListIn, HookCreateIn, HookIn
-from service import keys
+from service import app_keys
 from service.domain.admin import hooks as hooks_domain
 from service.domain.admin.hooks import PROJECT_HOOK, SYSTEM_HOOK
 from service.domain.push_jobs import PushDeps
@@ -57,7 +57,7 @@ async def create_hook(request: web.Request) -> web.Response:
     hook_type, project_id = await _scope(request)
     values = await load_params(request, HookCreateIn())
     async with pool(request).acquire() as conn:
-        hook = await hooks_domain.create_hook(conn, hook_type, project_id, values, request.app[keys.TOKEN_BOX])
+        hook = await hooks_domain.create_hook(conn, hook_type, project_id, values, request.app[app_keys.TOKEN_BOX])
     return created(hooks_domain.render_hook(hook))
 
 
@@ -79,7 +79,7 @@ async def update_hook(request: web.Request) -> web.Response:
     values = await load_params(request, HookIn())
     async with pool(request).acquire() as conn:
         hook = await hooks_domain.update_hook(
-            conn, hook_type, project_id, int_param(request, "hook_id"), values, request.app[keys.TOKEN_BOX]
+            conn, hook_type, project_id, int_param(request, "hook_id"), values, request.app[app_keys.TOKEN_BOX]
         )
     return json_response(hooks_domain.render_hook(hook))
 
@@ -113,13 +113,13 @@ async def test_hook(request: web.Request) -> web.Response:
     hook_type, project_id = await _scope(request)
     async with pool(request).acquire() as conn:
         hook = await hooks_domain.get_hook(conn, hook_type, project_id, int_param(request, "hook_id"))
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[app_keys.SETTINGS]
     async with webhook_session() as http:
         await hooks_domain.test_hook(
-            PushDeps(pool(request), request.app[keys.REPOSITORIES], urls(request)),
+            PushDeps(pool(request), request.app[app_keys.REPOSITORIES], urls(request)),
             http,
             DeliveryConfig(
-                settings.gitlab_version, settings.gitlab_url, settings.webhook_timeout, request.app[keys.TOKEN_BOX]
+                settings.gitlab_version, settings.gitlab_url, settings.webhook_timeout, request.app[app_keys.TOKEN_BOX]
             ),
             hook,
             project_id,

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from schemas.admin import BroadcastCreateIn, BroadcastUpdateIn, PageIn, SettingsUpdateIn
-from service import keys
+from service import app_keys
 from service.domain.admin import entities
 from service.domain.admin import instance as instance_domain
 from service.errors import json_response
@@ -114,5 +114,5 @@ async def update_settings(request: web.Request) -> web.Response:
     """PUT /application/settings (settings.rb, admin)."""
     values = await load_params(request, SettingsUpdateIn())
     async with pool(request).acquire() as conn:
-        await instance_domain.update_settings(conn, values, request.app[keys.APP_SETTINGS])
+        await instance_domain.update_settings(conn, values, request.app[app_keys.APP_SETTINGS])
     return json_response(await _settings_body(request))

@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     from service.auth import Consumer, Identity, VerifiedTokens
     from service.config import Settings
     from service.db.batch import BatchLoader
-    from service.db.keys import AuthorizedKey
+    from service.db.ssh_keys import AuthorizedKey
     from service.db.post_receive import PostReceiveContext, PushLookup
     from service.db.push_jobs import JobRequest
+    from service.domain.agents import AgentContexts, AgentTokens
     from service.domain.app_settings import SettingsCache
     from service.domain.git_access import AccessDeps
     from service.domain.reference_counter import ReferenceCounter
@@ -48,6 +49,8 @@ AUTHORIZED_KEYS: web.AppKey[BatchLoader[str, AuthorizedKey | None]] = web.AppKey
 PUSH_CONTEXTS: web.AppKey[BatchLoader[PushLookup, PostReceiveContext]] = web.AppKey("push_contexts")
 # PostReceive jobs queued by post_receive, one INSERT for concurrent pushes (service/jobs.py)
 POST_RECEIVE_JOBS: web.AppKey[BatchLoader[JobRequest, bool]] = web.AppKey("post_receive_jobs")
+AGENT_TOKENS: web.AppKey[AgentTokens] = web.AppKey("agent_tokens")
+AGENT_CONTEXTS: web.AppKey[AgentContexts] = web.AppKey("agent_contexts")
 # route -> the consumer whose credentials it needs; filled by setup_routes, read by the middleware
 ROUTE_CONSUMERS: web.AppKey[dict[Any, Consumer]] = web.AppKey("route_consumers")
 # who may read /-/metrics (the monitoring allow-list and token)

@@ -1,0 +1,90 @@
+-- namespaces: user namespaces and groups (GitLab lib/api/groups.rb, Groups::CreateService).
+-- Lists of the admin API return one row even when the page is empty: `total` is the match count
+-- for the pagination headers, and the item columns are NULL on that filler row (see rows.paged).
+
+-- name: insert_namespace<!
+-- A user namespace or a group; traversal_ids are the parent's followed by the new id.
+-- $1 name, $2 path, $3 type ('User' | 'Group'), $4 owner id (User), $5 parent id (Group),
+-- $6 visibility level, $7 description
+WITH new_id AS (SELECT nextval(pg_get_serial_sequence('namespaces', 'id')) AS id)
+INSERT INTO namespaces (id, name, path, type, owner_id, parent_id, traversal_ids, visibility_level, description)
+SELECT new_id.id, $1, $2, $3, $4, $5,
+       COALESCE((SELECT traversal_ids FROM namespaces WHERE id = $5::bigint), '{}') || new_id.id,
+       $6, $7
+FROM new_id
+RETURNING id;
+
+-- name: find_namespace^
+-- A namespace with its full path and full name.
+-- $1 namespace id
+SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level, n.description,
+       n.created_at, r.path AS full_path, r.name AS full_name
+FROM namespaces n
+JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
+WHERE n.id = $1;
+
+-- name: find_namespace_by_path^
+-- A namespace by full path, ignoring case, following redirects left by renames.
+-- $1 full path
+SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level, n.description,
+       n.created_at, r.path AS full_path, r.name AS full_name
+FROM namespaces n
+JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
+WHERE n.id = COALESCE(
+    (SELECT source_id FROM routes WHERE source_type = 'Namespace' AND lower(path) = lower($1)),
+    (SELECT source_id FROM redirect_routes WHERE source_type = 'Namespace' AND lower(path) = lower($1)));
+
+-- name: list_groups
+-- Groups whose name or path contains the search text, by name (GitLab's default order), one page.
+-- $1 search text, $2 limit, $3 offset
+WITH matched AS (
+    SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level,
+           n.description, n.created_at, r.path AS full_path, r.name AS full_name
+    FROM namespaces n
+    JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
+    WHERE n.type = 'Group'
+      AND ($1::text IS NULL OR n.name ILIKE '%' || $1::text || '%' OR n.path ILIKE '%' || $1::text || '%')
+)
+SELECT total.total, page.*
+FROM (SELECT count(*) AS total FROM matched) total
+LEFT JOIN LATERAL (SELECT * FROM matched ORDER BY name, id LIMIT $2 OFFSET $3) page ON true;
+
+-- name: list_subgroups
+-- The direct subgroups of a group, by name, one page of them.
+-- $1 parent id, $2 limit, $3 offset
+WITH matched AS (
+    SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level,
+           n.description, n.created_at, r.path AS full_path, r.name AS full_name
+    FROM namespaces n
+    JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
+    WHERE n.type = 'Group' AND n.parent_id = $1
+)
+SELECT total.total, page.*
+FROM (SELECT count(*) AS total FROM matched) total
+LEFT JOIN LATERAL (SELECT * FROM matched ORDER BY name, id LIMIT $2 OFFSET $3) page ON true;
+
+-- name: update_namespace!
+-- Changes a namespace's name, path, visibility or description; NULL keeps the current value.
+-- $1 id, $2 name, $3 path, $4 visibility level, $5 description
+UPDATE namespaces SET
+    name = COALESCE($2, name),
+    path = COALESCE($3, path),
+    visibility_level = COALESCE($4, visibility_level),
+    description = COALESCE($5, description),
+    updated_at = now()
+WHERE id = $1;
+
+-- name: delete_namespace!
+-- A group; subgroups and projects go with it (foreign keys cascade). Their routes and memberships
+-- have no foreign key: delete_routes_of and delete_memberships_of remove them first (namespace_subtree
+-- lists them), in the same transaction.
+-- $1 namespace id
+DELETE FROM namespaces WHERE id = $1;
+
+-- name: namespace_subtree^
+-- A namespace, its descendants and every project under them: the sources whose routes and
+-- memberships must go before the namespace is deleted.
+-- $1 namespace id
+SELECT ARRAY(SELECT n.id FROM namespaces n WHERE $1 = ANY (n.traversal_ids)) AS namespace_ids,
+       ARRAY(SELECT p.id FROM projects p JOIN namespaces n ON n.id = p.namespace_id
+             WHERE $1 = ANY (n.traversal_ids)) AS project_ids;
