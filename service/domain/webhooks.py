@@ -16,9 +16,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-import aiohttp
 import orjson
 from yarl import URL
 
@@ -43,7 +42,6 @@ MAX_BACKOFF = timedelta(days=1)
 BACKOFF_GROWTH_FACTOR = 2.0
 
 RESPONSE_BODY_SIZE_LIMIT = 8 * 1024  # WebHookService::RESPONSE_BODY_SIZE_LIMIT
-MAX_REDIRECTS = 3
 
 
 # --- which hooks a change fires ------------------------------------------------------------------
@@ -170,13 +168,18 @@ async def check_hook_url(url: str, allow_local: bool) -> None:
 # --- delivery ------------------------------------------------------------------------------------
 
 
-HttpSession = aiohttp.ClientSession  # what callers hold: the one webhook_session()
+class DeliveryError(Exception):
+    """The receiver could not be reached or did not answer in time: "Hook execution failed: <this>"."""
 
 
-def webhook_session() -> HttpSession:
-    """The HTTP client of deliveries: receivers are other people's servers, so no cookies are kept
-    between them and no proxy variables are honoured."""
-    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+class HookClient(Protocol):
+    """How a delivery is sent (service/webhook_client.py): POST `body` to `url` within `timeout`
+    seconds, following redirects only to the same origin; the status, headers and the first
+    RESPONSE_BODY_SIZE_LIMIT bytes of the answer, or DeliveryError."""
+
+    async def post(
+        self, url: str, headers: dict[str, str], body: bytes, verify_ssl: bool, timeout: float
+    ) -> tuple[int, dict[str, str], str]: ...
 
 
 @dataclass(frozen=True)
@@ -211,39 +214,8 @@ def request_headers(config: DeliveryConfig, delivery: DeliveryRow) -> dict[str, 
     return headers
 
 
-def _same_origin(a: URL, b: URL) -> bool:
-    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
-
-
-async def _post(
-    http: aiohttp.ClientSession, url: str, headers: dict[str, str], body: bytes, verify_ssl: bool, timeout: float
-) -> tuple[int, dict[str, str], str]:
-    """POST, following redirects only to the same scheme, host and port (a redirect elsewhere could
-    lead past the SSRF check): the redirect answer itself is the outcome then."""
-    target = URL(url)
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    for _ in range(MAX_REDIRECTS + 1):
-        async with http.post(
-            target,
-            data=body,
-            headers=headers,
-            ssl=True if verify_ssl else False,
-            allow_redirects=False,
-            timeout=client_timeout,
-        ) as response:
-            text = (await response.content.read(RESPONSE_BODY_SIZE_LIMIT)).decode("utf-8", "replace")
-            location = response.headers.get("Location")
-            if response.status in (301, 302, 303, 307, 308) and location:
-                following = target.join(URL(location))
-                if _same_origin(following, target):
-                    target = following
-                    continue
-            return response.status, {str(k): v for k, v in response.headers.items()}, text  # istr keys: not JSON keys
-    return 310, {}, "too many redirects"
-
-
 async def send(
-    pool: Pool, http: aiohttp.ClientSession, config: DeliveryConfig, delivery_id: int, *, last_attempt: bool
+    pool: Pool, http: HookClient, config: DeliveryConfig, delivery_id: int, *, last_attempt: bool
 ) -> Outcome | None:
     """One attempt of one delivery: checked, sent, logged, and the hook's failure count kept.
     None when there was nothing to send (gone, done already, or the hook is disabled)."""
@@ -268,11 +240,11 @@ async def send(
         error = f"Hook execution failed: URL is blocked: {reason}"
     else:
         try:
-            status_code, response_headers, body = await _post(
-                http, delivery.url, headers, delivery.payload.encode(), delivery.enable_ssl_verification, config.timeout
+            status_code, response_headers, body = await http.post(
+                delivery.url, headers, delivery.payload.encode(), delivery.enable_ssl_verification, config.timeout
             )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            error = f"Hook execution failed: {type(exc).__name__}: {exc}"[:1024]
+        except DeliveryError as exc:
+            error = f"Hook execution failed: {exc}"[:1024]
     duration = time.monotonic() - started
     delivered = status_code is not None and 200 <= status_code < 300
     status = str(status_code) if status_code is not None else "internal error"

@@ -52,6 +52,13 @@ SELECT count(*) FROM members
 WHERE source_type = 'Namespace' AND source_id = $1 AND user_id <> $2
   AND access_level = 50 AND state = 'active' AND requested_at IS NULL;
 
+-- name: groups_owned_by
+-- The groups this user owns, in id order (the order their owner locks are taken in).
+-- $1 user id
+SELECT source_id FROM members
+WHERE user_id = $1 AND source_type = 'Namespace' AND access_level = 50
+ORDER BY source_id;
+
 -- name: group_solely_owned_by$
 -- A group this user is the only owner of, if any (such a user cannot be deleted).
 -- $1 user id

@@ -24,9 +24,16 @@ UPDATE routes SET path = $2 || substr(path, length($1) + 1)
 WHERE lower(path) = lower($1) OR left(lower(path), length($1) + 1) = lower($1) || '/';
 
 -- name: rename_route!
--- The display name kept on a route ("Parent / Child").
+-- The display name kept on a route ("Parent / Child"), and with it the start of the names of every
+-- route under it (Route#rename_descendants: renaming group "Old" makes "Old / app" "New / app").
+-- Run after move_routes_at_or_under: the source's route has its new path by then.
 -- $1 source type, $2 source id, $3 full name
-UPDATE routes SET name = $3 WHERE source_type = $1 AND source_id = $2;
+WITH renamed AS (SELECT path, name AS old_name FROM routes WHERE source_type = $1 AND source_id = $2)
+UPDATE routes r SET name = $3 || substr(r.name, length(renamed.old_name) + 1)
+FROM renamed
+WHERE (r.source_type = $1 AND r.source_id = $2)
+   OR (left(lower(r.path), length(renamed.path) + 1) = lower(renamed.path) || '/'
+       AND left(r.name, length(renamed.old_name) + 3) = renamed.old_name || ' / ');
 
 -- name: insert_route!
 -- The full path and full name of a new namespace or project; delete_redirects_at_or_under first.

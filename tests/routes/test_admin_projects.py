@@ -95,6 +95,29 @@ async def test_group_rename_moves_descendants_and_delete_removes_them(client, db
         assert remaining == 0, table
 
 
+async def test_renaming_a_group_renames_the_full_names_under_it(client, db):
+    """Route#rename_descendants: the display names of subgroups and projects start with the new name."""
+    _, token = await make_admin(db)
+    with gitlab_client(client, token) as gl:
+        top = await call(lambda: gl.groups.create({"name": "Platform", "path": "platform"}))
+        sub = await call(lambda: gl.groups.create({"name": "Infra", "path": "infra", "parent_id": top.id}))
+        await call(lambda: gl.projects.create({"name": "tf", "namespace_id": sub.id}))
+        other = await call(lambda: gl.groups.create({"name": "Platform Two", "path": "platform2"}))
+        await call(lambda: gl.projects.create({"name": "app", "namespace_id": other.id}))
+        top.name = "Core"
+        await call(top.save)
+        renamed = await call(lambda: gl.projects.get("platform/infra/tf"))
+    names = dict(await db.fetch("SELECT path, name FROM routes WHERE path LIKE 'platform%'"))
+    assert names == {
+        "platform": "Core",
+        "platform/infra": "Core / Infra",
+        "platform/infra/tf": "Core / Infra / tf",
+        "platform2": "Platform Two",
+        "platform2/app": "Platform Two / app",
+    }
+    assert renamed.name_with_namespace == "Core / Infra / tf"
+
+
 async def test_group_and_project_members(client, db):
     _, token = await make_admin(db)
     dev = await make_user(db, username="dev")

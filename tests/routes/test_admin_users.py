@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, timedelta
 
 from service.domain.ssh_keys import parse_public_key
 from tests.admin_helpers import call, error_of, gitlab_client, make_admin
 from tests.factories import (
+    add_member,
     ed25519_public_key,
     make_group,
     make_user,
@@ -347,3 +349,25 @@ async def test_personal_access_tokens(client, db):
     resp = await client.get("/api/v4/user", headers={"PRIVATE-TOKEN": created.token})
     assert resp.status == 401
     assert (await resp.json())["error"] == "invalid_token"
+
+
+async def test_deleting_one_owner_while_demoting_the_other_never_leaves_a_group_without_one(client, db):
+    """The deletion takes the owner locks of the user's groups, as a demotion takes its group's."""
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    for attempt in range(10):
+        first, second = await make_user(db), await make_user(db)
+        group = await make_group(db, f"owned{attempt}")
+        await add_member(db, first, group, 50)
+        await add_member(db, second, group, 50)
+        deleted, demoted = await asyncio.gather(
+            client.delete(f"/api/v4/users/{first['id']}", headers=headers),
+            client.put(f"/api/v4/groups/{group['id']}/members/{second['id']}", json={"access_level": 30}, headers=headers),
+        )
+        owners = await db.fetchval(
+            "SELECT count(*) FROM members WHERE source_type = 'Namespace' AND source_id = $1 AND access_level = 50",
+            group["id"],
+        )
+        assert owners >= 1, (deleted.status, demoted.status)
+        # whichever came first won; the other was refused (the last owner cannot be demoted)
+        assert (deleted.status, demoted.status) in ((204, 403), (409, 200)), (deleted.status, demoted.status)

@@ -20,7 +20,7 @@ from service.db.rows import Conn, Paged
 from service.db.webhooks import HookRow
 from service.domain import webhooks
 from service.domain.token_box import TokenBox
-from service.domain.webhooks import HttpSession
+from service.domain.webhooks import HookClient
 from service.domain.admin.pagination import Page
 from service.domain.checks import Change
 from service.domain.errors import Missing
@@ -135,7 +135,7 @@ async def hook_events(conn: Conn, hook: HookRow, page: Page) -> Paged[dict[str, 
 
 async def test_hook(
     deps: PushDeps,
-    http: HttpSession,
+    http: HookClient,
     config: webhooks.DeliveryConfig,
     hook: HookRow,
     project_id: int | None,

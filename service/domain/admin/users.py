@@ -137,6 +137,10 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
 async def delete_user(conn: Conn, user_id: int) -> None:
     async with conn.transaction():
         user = await find_user(conn, user_id)
+        # The owner checks of those groups wait for this deletion (and it for them): otherwise
+        # deleting one owner while another is demoted could leave a group with none.
+        for group_id in await members_db.groups_owned_by(conn, user_id):
+            await members_db.lock_group_owners(conn, group_id)
         if await members_db.group_solely_owned_by(conn, user_id) is not None:
             # users.rb: a group must not be left without an owner
             raise Conflict("User cannot be removed while is the sole-owner of a group")

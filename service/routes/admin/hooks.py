@@ -11,7 +11,8 @@ from service import app_keys
 from service.domain.admin import hooks as hooks_domain
 from service.domain.admin.hooks import PROJECT_HOOK, SYSTEM_HOOK
 from service.domain.push_jobs import PushDeps
-from service.domain.webhooks import DeliveryConfig, webhook_session
+from service.domain.webhooks import DeliveryConfig
+from service.webhook_client import WebhookClient
 from service.errors import json_response
 from service.routes.admin.common import (
     actor_id,
@@ -114,7 +115,7 @@ async def test_hook(request: web.Request) -> web.Response:
     async with pool(request).acquire() as conn:
         hook = await hooks_domain.get_hook(conn, hook_type, project_id, int_param(request, "hook_id"))
     settings = request.app[app_keys.SETTINGS]
-    async with webhook_session() as http:
+    async with WebhookClient() as http:
         await hooks_domain.test_hook(
             PushDeps(pool(request), request.app[app_keys.REPOSITORIES], urls(request)),
             http,
