@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from aiohttp import web
 
 from service.redis_store import RedisStore
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
     from service.auth import Consumer, Identity, VerifiedTokens
     from service.config import Settings
     from service.db.batch import BatchLoader
+    from service.db.rows import Pool
     from service.db.ssh_keys import AuthorizedKey
     from service.db.post_receive import PostReceiveContext, PushLookup
     from service.db.push_jobs import JobRequest
@@ -33,7 +33,7 @@ SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
 TOKEN_BOX: web.AppKey[TokenBox] = web.AppKey("token_box")
 SHELL_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("shell_tokens")
 KAS_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("kas_tokens")
-DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
+DB_POOL: web.AppKey[Pool] = web.AppKey("db_pool")
 # which backends are down now, so an outage is logged once, not once per request
 OUTAGES = web.AppKey("outages", OutageLog)
 # the one Redis abstraction (standalone, Sentinel or Cluster): service/redis_store.py

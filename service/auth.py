@@ -67,6 +67,12 @@ class Identity:
     scopes: tuple[str, ...] = ()
 
 
+# The identities that carry no user: one object each rather than one per request (they are frozen).
+SHELL_IDENTITY = Identity("gitlab-shell")
+KAS_IDENTITY = Identity("gitlab-kas")
+ERROR_TRACKING_IDENTITY = Identity("error-tracking")
+ANONYMOUS = Identity("anonymous")
+
 Check = Callable[[web.Request], Awaitable[Identity]]
 
 
@@ -156,7 +162,7 @@ async def check_shell(request: web.Request) -> Identity:
         except jwt.PyJWTError as exc:
             log.info("shell JWT rejected: %s", type(exc).__name__)
             raise unauthorized() from None
-        return Identity("gitlab-shell")
+        return SHELL_IDENTITY
     if request.app[app_keys.SETTINGS].accept_legacy_shell_secret:
         secret = request.app[app_keys.SECRETS].shell
         header = request.headers.get(LEGACY_SECRET_HEADER)
@@ -166,7 +172,7 @@ async def check_shell(request: web.Request) -> Identity:
             except (binascii.Error, UnicodeDecodeError):
                 decoded = None
             if _legacy_secret_matches(decoded, secret):
-                return Identity("gitlab-shell")
+                return SHELL_IDENTITY
         param = await query_or_body_param(request, "secret_token")
         if isinstance(param, str):
             # Rails compares the parameter as sent; the seed documents call it base64, so try both.
@@ -175,7 +181,7 @@ async def check_shell(request: web.Request) -> Identity:
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 decoded_param = None
             if _legacy_secret_matches(param, secret) or _legacy_secret_matches(decoded_param, secret):
-                return Identity("gitlab-shell")
+                return SHELL_IDENTITY
     raise unauthorized()
 
 
@@ -206,7 +212,7 @@ async def check_kas(request: web.Request) -> Identity:
         raise _kas_unauthorized()
     if KAS_JWT_AUDIENCE not in audiences:
         raise _kas_unauthorized()
-    return Identity("gitlab-kas")
+    return KAS_IDENTITY
 
 
 def agent_token_from(request: web.Request) -> str | None:
@@ -331,14 +337,14 @@ async def check_error_tracking(request: web.Request) -> Identity:
         app_settings = await current_settings(request.app)
         expected = app_settings.error_tracking_access_token_digest
         if expected and hmac.compare_digest(token_digest(supplied.rstrip("\r\n")), expected):
-            return Identity("error-tracking")
+            return ERROR_TRACKING_IDENTITY
         raise unauthorized()
     return await check_shell(request)
 
 
 async def check_nobody(request: web.Request) -> Identity:
     """Health endpoints for the load balancer: no credentials."""
-    return Identity("anonymous")
+    return ANONYMOUS
 
 
 SHELL = Consumer("gitlab-shell", check_shell, SHELL_MAX_BODY)

@@ -7,10 +7,10 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import asyncpg
 from aiohttp import web
 from yarl import URL
 
-from service.db.rows import Pool
 from service import app_keys
 from service.auth import Identity
 from service.current_settings import current_settings
@@ -35,7 +35,7 @@ def actor_id(request: web.Request) -> int:
     return user_id
 
 
-def pool(request: web.Request) -> Pool:
+def pool(request: web.Request) -> asyncpg.Pool[asyncpg.Record]:
     return request.app[app_keys.DB_POOL]
 
 
