@@ -1,6 +1,6 @@
 """Load benchmark: the hot internal endpoints as ratios of a bare aiohttp JSON handler, measured so that it cannot flatter.
 
-    python3 dev.py bench                        # every topology whose binaries are installed (about 16 min)
+    python3 dev.py bench                        # every topology whose binaries are installed (about 25 min)
     python3 dev.py bench --topologies unix --only authorized_keys,allowed_any --rounds 3 --duration 2
     python3 dev.py bench --smoke                # 1 s rounds, unix only, no verdict (about 1 min): does it work?
     python3 dev.py bench --profile allowed_any  # py-spy under load: bench/results/profile-*.speedscope.json
