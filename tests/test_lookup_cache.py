@@ -49,6 +49,21 @@ async def _refused_everywhere_within_the_bound(workers, answer: Callable[..., Aw
     return time.monotonic() - changed_at
 
 
+async def _granted_then_refused(workers, answer, revoke: Awaitable[object], refused: int) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(3):  # every worker has the answer remembered now
+        assert [await answer(w) for w in workers] == [200, 200]
+    await revoke
+    await _refused_everywhere_within_the_bound(workers, answer, refused)
+
+
+def _allowed_status(body: dict[str, str]):  # type: ignore[no-untyped-def]
+    async def status(worker) -> int:  # type: ignore[no-untyped-def]
+        async with worker.post(ALLOWED, json=body, headers=shell_headers()) as resp:
+            return resp.status
+
+    return status
+
+
 def _ssh_key_query(parsed) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"key": base64.b64encode(parsed.blob).decode()}  # what sshd's AuthorizedKeysCommand sends
 
@@ -86,10 +101,7 @@ async def test_a_deleted_key_stops_authorizing_ssh_on_every_worker_within_a_seco
         async with worker.get(AUTHORIZED_KEYS, params=query, headers=shell_headers()) as resp:
             return resp.status
 
-    for _ in range(3):  # every worker has it remembered now
-        assert [await lookup(w) for w in workers] == [200, 200]
-    await db.execute("DELETE FROM keys WHERE id = $1", key["id"])
-    await _refused_everywhere_within_the_bound(workers, lookup, 404)
+    await _granted_then_refused(workers, lookup, db.execute("DELETE FROM keys WHERE id = $1", key["id"]), 404)
 
 
 async def test_a_new_key_is_found_within_a_second_after_it_was_unknown(workers, db):
@@ -117,16 +129,8 @@ async def test_a_blocked_user_is_refused_git_access_on_every_worker_within_a_sec
     user = await make_user(db)
     key, _ = await make_key(db, user)
     await make_project(db, owner=user, path="app")
-    body = _pull(key["id"], f"{user['username']}/app.git")
-
-    async def pull(worker) -> int:  # type: ignore[no-untyped-def]
-        async with worker.post(ALLOWED, json=body, headers=shell_headers()) as resp:
-            return resp.status
-
-    for _ in range(3):
-        assert [await pull(w) for w in workers] == [200, 200]
-    await db.execute("UPDATE users SET state = 'blocked' WHERE id = $1", user["id"])
-    await _refused_everywhere_within_the_bound(workers, pull, 401)
+    pull = _allowed_status(_pull(key["id"], f"{user['username']}/app.git"))
+    await _granted_then_refused(workers, pull, db.execute("UPDATE users SET state = 'blocked' WHERE id = $1", user["id"]), 401)
 
 
 async def test_a_removed_member_loses_a_private_project_on_every_worker_within_a_second(workers, db):
@@ -135,16 +139,8 @@ async def test_a_removed_member_loses_a_private_project_on_every_worker_within_a
     key, _ = await make_key(db, member)
     project = await make_project(db, owner=owner, path="secret")
     await add_member(db, member, project, 30)
-    body = _pull(key["id"], f"{owner['username']}/secret.git")
-
-    async def pull(worker) -> int:  # type: ignore[no-untyped-def]
-        async with worker.post(ALLOWED, json=body, headers=shell_headers()) as resp:
-            return resp.status
-
-    for _ in range(3):
-        assert [await pull(w) for w in workers] == [200, 200]
-    await db.execute("DELETE FROM members WHERE user_id = $1", member["id"])
-    await _refused_everywhere_within_the_bound(workers, pull, 404)
+    pull = _allowed_status(_pull(key["id"], f"{owner['username']}/secret.git"))
+    await _granted_then_refused(workers, pull, db.execute("DELETE FROM members WHERE user_id = $1", member["id"]), 404)
 
 
 async def test_two_first_pushes_to_a_new_path_in_quick_succession_both_succeed(workers, db):
@@ -169,7 +165,5 @@ async def test_a_revoked_agent_token_is_refused_on_every_worker_within_a_second(
         async with worker.get(AGENT_INFO, headers=agent_headers(token)) as resp:
             return resp.status
 
-    for _ in range(3):
-        assert [await agent_info(w) for w in workers] == [200, 200]
-    await db.execute("UPDATE cluster_agent_tokens SET status = 'revoked' WHERE id = $1", record["id"])
-    await _refused_everywhere_within_the_bound(workers, agent_info, 401)
+    revoke = db.execute("UPDATE cluster_agent_tokens SET status = 'revoked' WHERE id = $1", record["id"])
+    await _granted_then_refused(workers, agent_info, revoke, 401)
