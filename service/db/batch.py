@@ -66,13 +66,9 @@ class BatchLoader(Generic[K, V]):
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[V] = loop.create_future()
-        if self.remember_seconds > 0:
-            hit = self._remembered.get(key)
-            if hit is not None:
-                if hit[0] > time.monotonic():
-                    future.set_result(hit[1])
-                    return future
-                del self._remembered[key]
+        if self.remember_seconds > 0 and (hit := self._live(key)) is not None:
+            future.set_result(hit[1])
+            return future
         self._pending.append((key, future))
         if not self._scheduled:
             self._scheduled = True
@@ -80,11 +76,14 @@ class BatchLoader(Generic[K, V]):
         return future
 
     async def load(self, key: K) -> V:
-        if self.remember_seconds > 0:
-            hit = self._remembered.get(key)
-            if hit is not None and hit[0] > time.monotonic():
-                return hit[1]  # no future, no await: the common case under load
+        if self.remember_seconds > 0 and (hit := self._live(key)) is not None:
+            return hit[1]  # no future, no await: the common case under load
         return await self.submit(key)
+
+    def _live(self, key: K) -> tuple[float, V] | None:
+        """The remembered answer if it is still within its bound (expired ones are swept in _keep)."""
+        hit = self._remembered.get(key)
+        return hit if hit is not None and hit[0] > time.monotonic() else None
 
     def forget(self, key: K) -> None:
         """Drop a remembered answer this worker has just made wrong (it wrote the row itself), and
