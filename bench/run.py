@@ -885,6 +885,8 @@ def scaling_table(rounds: list[Round], options: Options) -> tuple[list[str], boo
 # profiling
 
 
+# Frames that only pass the request on: a sample under them belongs to what they called.
+PASS_THROUGH = frozenset({"authenticated", "request_middleware"})
 CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
     # (category, test on (function name, file)); checked from the innermost frame outwards, the
     # specific ones first over the whole stack: a sample inside asyncpg that is deep in asyncio's
@@ -898,7 +900,8 @@ CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
             or "hmac" in f
             or "hashlib" in f
             or "libcrypto" in f
-            or (f.endswith("service/auth.py") and "middleware" not in n)
+            # not `authenticated`: every handler runs inside it, and its time is the handler's
+            or (f.endswith("service/auth.py") and n not in PASS_THROUGH)
         ),
     ),
     (
@@ -919,7 +922,9 @@ CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
     ),
     (
         "metrics (prometheus)",
-        lambda n, f: "prometheus_client" in f or (f.endswith("service/metrics.py") and "middleware" not in n),
+        # not the Metered* wrappers: the Redis call they wrap is Redis time
+        lambda n, f: "prometheus_client" in f
+        or (f.endswith("service/metrics.py") and n not in PASS_THROUGH and not n.startswith("Metered")),
     ),
 ]
 GENERIC: list[tuple[str, Callable[[str, str], bool]]] = [

@@ -29,6 +29,7 @@ from service.metrics import (
 from service.domain.token_box import TokenBox
 from service.jobs import jobs_ctx
 from service.middleware import request_middleware
+from service.rendered import RenderedBodies
 from service.resources import pg_pool_ctx, redis_ctx
 from service.routes import setup_routes
 from service.secrets import Secrets, load_secrets
@@ -67,6 +68,7 @@ async def wire_services(app: web.Application) -> None:
     app[app_keys.AUTHORIZED_KEYS] = BatchLoader(
         pool, ssh_keys_db.find_auth_keys_by_fingerprints, remember_seconds=remember_seconds
     )
+    app[app_keys.AUTHORIZED_KEY_BODIES] = RenderedBodies()
     app[app_keys.PUSH_CONTEXTS] = BatchLoader(
         pool, post_receive_db.post_receive_contexts, remember_seconds=remember_seconds, remember=settled_project
     )

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from service.domain.repository import RepositoryInspector
     from service.metrics import MetricsAccess
     from service.domain.token_box import TokenBox
+    from service.rendered import RenderedBodies
     from service.secrets import Secrets
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -45,6 +46,8 @@ REFERENCE_COUNTER: web.AppKey[ReferenceCounter] = web.AppKey("reference_counter"
 ACCESS_DEPS: web.AppKey[AccessDeps] = web.AppKey("access_deps")
 # fingerprint -> authorized key, batched across concurrent requests
 AUTHORIZED_KEYS: web.AppKey[BatchLoader[str, AuthorizedKey | None]] = web.AppKey("authorized_keys")
+# their answers' JSON, rendered once per remembered row (service/rendered.py)
+AUTHORIZED_KEY_BODIES: web.AppKey[RenderedBodies[AuthorizedKey]] = web.AppKey("authorized_key_bodies")
 # post-receive lookups, batched across concurrent pushes
 PUSH_CONTEXTS: web.AppKey[BatchLoader[PushLookup, PostReceiveContext]] = web.AppKey("push_contexts")
 # PostReceive jobs queued by post_receive, one INSERT for concurrent pushes (service/jobs.py)

@@ -74,6 +74,9 @@ ERROR_TRACKING_IDENTITY = Identity("error-tracking")
 ANONYMOUS = Identity("anonymous")
 
 Check = Callable[[web.Request], Awaitable[Identity]]
+# Decides from the headers alone, without an await: an identity, a refusal (raises), or None when
+# the headers do not decide and `check` must (a legacy credential that may be in the body...).
+HeaderCheck = Callable[[web.Request], Identity | None]
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class Consumer:
     name: str
     check: Check
     max_body: int = ADMIN_MAX_BODY  # bytes; see service/params.py
+    # the hot consumers' common case (a JWT header) without a coroutine per request
+    header_check: HeaderCheck | None = None
 
     def __repr__(self) -> str:
         return f"Consumer({self.name})"
@@ -153,16 +158,24 @@ def _legacy_secret_matches(candidate: str | None, secret: bytes) -> bool:
     return hmac.compare_digest(candidate.rstrip("\r\n").encode(), secret)
 
 
+def shell_jwt(request: web.Request) -> Identity | None:
+    """The JWT in Gitlab-Shell-Api-Request (GitLab Shell >= 14.35, Gitaly); None without one."""
+    token = request.headers.get(SHELL_JWT_HEADER)
+    if token is None:
+        return None
+    try:
+        request.app[app_keys.SHELL_TOKENS].verify(token)
+    except jwt.PyJWTError as exc:
+        log.info("shell JWT rejected: %s", type(exc).__name__)
+        raise unauthorized() from None
+    return SHELL_IDENTITY
+
+
 async def check_shell(request: web.Request) -> Identity:
     """JWT in Gitlab-Shell-Api-Request (current), or the shared secret of GitLab Shell < 14.35."""
-    token = request.headers.get(SHELL_JWT_HEADER)
-    if token is not None:
-        try:
-            request.app[app_keys.SHELL_TOKENS].verify(token)
-        except jwt.PyJWTError as exc:
-            log.info("shell JWT rejected: %s", type(exc).__name__)
-            raise unauthorized() from None
-        return SHELL_IDENTITY
+    identity = shell_jwt(request)
+    if identity is not None:
+        return identity
     if request.app[app_keys.SETTINGS].accept_legacy_shell_secret:
         secret = request.app[app_keys.SECRETS].shell
         header = request.headers.get(LEGACY_SECRET_HEADER)
@@ -192,7 +205,7 @@ def _kas_unauthorized() -> ApiError:
     return ApiError(401, {"message": "KAS JWT authentication invalid"})
 
 
-async def check_kas(request: web.Request) -> Identity:
+def kas_jwt(request: web.Request) -> Identity:
     """Gitlab-Kas-Api-Request: HS256 with the decoded 32-byte kas secret, iss gitlab-kas, aud gitlab."""
     token = request.headers.get(KAS_JWT_HEADER)
     if token is None:
@@ -215,6 +228,10 @@ async def check_kas(request: web.Request) -> Identity:
     return KAS_IDENTITY
 
 
+async def check_kas(request: web.Request) -> Identity:
+    return kas_jwt(request)
+
+
 def agent_token_from(request: web.Request) -> str | None:
     """The agent token, from each header kas has used over time (newest last)."""
     authorization = request.headers.get("Authorization", "")
@@ -229,7 +246,7 @@ def agent_token_from(request: web.Request) -> str | None:
 
 async def check_kas_agent(request: web.Request) -> Identity:
     """The kas JWT, then an active agent token (kubernetes/* agent routes)."""
-    await check_kas(request)
+    kas_jwt(request)
     token = agent_token_from(request)
     if token is None:
         raise unauthorized()
@@ -342,44 +359,45 @@ async def check_error_tracking(request: web.Request) -> Identity:
     return await check_shell(request)
 
 
-async def check_nobody(request: web.Request) -> Identity:
+def nobody(request: web.Request) -> Identity:
     """Health endpoints for the load balancer: no credentials."""
     return ANONYMOUS
 
 
-SHELL = Consumer("gitlab-shell", check_shell, SHELL_MAX_BODY)
-KAS = Consumer("gitlab-kas", check_kas, KAS_MAX_BODY)
+async def check_nobody(request: web.Request) -> Identity:
+    return nobody(request)
+
+
+SHELL = Consumer("gitlab-shell", check_shell, SHELL_MAX_BODY, header_check=shell_jwt)
+KAS = Consumer("gitlab-kas", check_kas, KAS_MAX_BODY, header_check=kas_jwt)
 KAS_AGENT = Consumer("gitlab-kas+agent", check_kas_agent, KAS_MAX_BODY)
 ERROR_TRACKING = Consumer("error-tracking", check_error_tracking, ADMIN_MAX_BODY)
 USER = Consumer("user", check_user_api, ADMIN_MAX_BODY)
 ADMIN = Consumer("admin", check_admin, ADMIN_MAX_BODY)
 ADMIN_GITLAB_COM = Consumer("admin on gitlab.com", check_admin_on_gitlab_com, RECONCILIATIONS_MAX_BODY)
-PUBLIC = Consumer("public", check_nobody, PUBLIC_MAX_BODY)
+PUBLIC = Consumer("public", check_nobody, PUBLIC_MAX_BODY, header_check=nobody)
 # The largest of them: aiohttp's own cap (client_max_size, service/app.py) must not be lower.
 MAX_BODY = max(SHELL_MAX_BODY, KAS_MAX_BODY, ADMIN_MAX_BODY, RECONCILIATIONS_MAX_BODY, PUBLIC_MAX_BODY)
 
 
 async def authenticated(request: web.Request, handler: Any) -> web.StreamResponse:
     """The route's consumer's check, then the handler (service/middleware.py calls it)."""
-    if not request.body_exists:
-        return await _authenticated(request, handler)
     try:
-        return await _authenticated(request, handler)
+        route = request.match_info.route
+        consumer = request.app[app_keys.ROUTE_CONSUMERS].get(route)
+        if consumer is not None:
+            # Credentials come from headers (or the query string) before the body is touched; only
+            # the legacy ones that may be in the body read it, within the consumer's limit
+            # (service/params.py).
+            identity = consumer.header_check(request) if consumer.header_check is not None else None
+            request[app_keys.IDENTITY] = identity if identity is not None else await consumer.check(request)
+        elif not isinstance(route, SystemRoute):
+            # Fail closed: a route that reached the router without a consumer answers nobody.
+            log.error("route %s has no consumer", route)
+            raise unauthorized()
+        # A SystemRoute is aiohttp's own 404/405, rendered by the error middleware.
+        response: web.StreamResponse = await handler(request)
+        return response
     finally:
-        release_large_body(request)  # the connection keeps the request until its next one
-
-
-async def _authenticated(request: web.Request, handler: Any) -> web.StreamResponse:
-    route = request.match_info.route
-    consumer = request.app[app_keys.ROUTE_CONSUMERS].get(route)
-    if consumer is not None:
-        # Credentials come from headers (or the query string) before the body is touched; only the
-        # legacy ones that may be in the body read it, within the consumer's limit (service/params.py).
-        request[app_keys.IDENTITY] = await consumer.check(request)
-    elif not isinstance(route, SystemRoute):
-        # Fail closed: a route that reached the router without a consumer answers nobody.
-        log.error("route %s has no consumer", route)
-        raise unauthorized()
-    # A SystemRoute is aiohttp's own 404/405, rendered by the error middleware.
-    response: web.StreamResponse = await handler(request)
-    return response
+        if request.body_exists:
+            release_large_body(request)  # the connection keeps the request until its next one

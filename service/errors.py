@@ -17,10 +17,19 @@ from service.unavailable import RETRY_AFTER_SECONDS, BackendUnavailable
 log = logging.getLogger("gitlab_internal_api")
 
 JSON = "application/json"
+# aiohttp copies the headers it is given; content_type= would parse and rebuild the header instead
+_JSON_HEADERS = {"Content-Type": JSON}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON, headers=headers)
+    return json_bytes_response(orjson.dumps(body), status, headers)
+
+
+def json_bytes_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """An answer whose JSON is already encoded (remembered answers of the hot paths)."""
+    return web.Response(
+        body=body, status=status, headers=_JSON_HEADERS if headers is None else {**headers, **_JSON_HEADERS}
+    )
 
 
 class ApiError(Exception):

@@ -162,16 +162,23 @@ ACCESS_LOG = LineBuffer()
 
 _second = -1
 _second_text = ""
+_millisecond = -1
+_millisecond_text = ""
 
 
 def _log_time(now: float) -> str:
-    """`2026-12-01T00:00:00.123+00:00`, as isoformat(timespec="milliseconds") writes it, with the
-    part up to the second formatted once per second rather than on every request."""
-    global _second, _second_text
-    whole = int(now)
+    """`2026-12-01T00:00:00.123+00:00`, as isoformat(timespec="milliseconds") writes it, formatted
+    once per millisecond (a busy worker logs several requests in each) and its part up to the
+    second once per second."""
+    global _second, _second_text, _millisecond, _millisecond_text
+    millis = int(now * 1000)
+    if millis == _millisecond:
+        return _millisecond_text
+    whole = millis // 1000
     if whole != _second:
         _second, _second_text = whole, datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{_second_text}.{int((now - whole) * 1000):03d}+00:00"
+    _millisecond, _millisecond_text = millis, f"{_second_text}.{millis % 1000:03d}+00:00"
+    return _millisecond_text
 
 
 class JsonAccessLogger(AbstractAccessLogger):

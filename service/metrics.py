@@ -172,9 +172,38 @@ class _Recorder:
             self._extra.inc(count)
 
 
+class _Deferred:
+    """One counter child, counted in a plain integer and handed to prometheus-client with the
+    request counts (publish()): the same ~3 us per increment saved as _Recorder's."""
+
+    __slots__ = ("pending", "_child")
+
+    def __init__(self, child: Any) -> None:
+        self.pending = 0
+        self._child = child
+        _deferred.append(self)
+
+    def inc(self) -> None:
+        self.pending += 1
+        _schedule_publish()
+
+    def publish(self) -> None:
+        pending, self.pending = self.pending, 0
+        if pending:
+            self._child.inc(pending)
+
+
 _recorders: dict[tuple[object, str, int], _Recorder] = {}
+_deferred: list[_Deferred] = []
 _PUBLISH_SECONDS = 1.0
 _publish_scheduled = False
+
+
+def _schedule_publish() -> None:
+    global _publish_scheduled
+    if not _publish_scheduled:
+        _publish_scheduled = True
+        asyncio.get_running_loop().call_later(_PUBLISH_SECONDS, publish)
 
 
 def _new_recorder(resource: Any, method: str, status: int) -> _Recorder:
@@ -194,6 +223,8 @@ def publish() -> None:
     _publish_scheduled = False
     for recorder in list(_recorders.values()):
         recorder.publish()
+    for counter in _deferred:
+        counter.publish()
 
 
 def record_request(request: web.Request, status: int, seconds: float) -> None:
@@ -210,8 +241,7 @@ def record_request(request: web.Request, status: int, seconds: float) -> None:
     recorder.total += seconds
     recorder.buckets[bisect_left(BUCKETS, seconds)] += 1  # "le": the first bound >= seconds
     if not _publish_scheduled:
-        _publish_scheduled = True
-        asyncio.get_running_loop().call_later(_PUBLISH_SECONDS, publish)
+        _schedule_publish()
 
 
 # --- domain outcomes --------------------------------------------------------------------------
@@ -219,7 +249,7 @@ def record_request(request: web.Request, status: int, seconds: float) -> None:
 
 # labels() takes a lock and builds a key on every call; every push calls these twice
 _COUNTER_OPERATIONS = {
-    (operation, ok): REFERENCE_COUNTER.labels(operation, "ok" if ok else "failed")
+    (operation, ok): _Deferred(REFERENCE_COUNTER.labels(operation, "ok" if ok else "failed"))
     for operation in ("increase", "decrease")
     for ok in (True, False)
 }
@@ -239,13 +269,16 @@ class MeteredReferenceCounter(ReferenceCounter):
         return decrease
 
 
+_RATE_LIMITED = _Deferred(RATE_LIMITED)
+
+
 class MeteredLimiter(ShellOperationLimiter):
     """The gitlab_shell_operation limiter, counting the operations it refuses."""
 
     async def throttled(self, threshold: int, action: str, project: str, actor: str) -> bool:
         refused = await super().throttled(threshold, action, project, actor)
         if refused:
-            RATE_LIMITED.inc()
+            _RATE_LIMITED.inc()
         return refused
 
 

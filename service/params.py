@@ -169,8 +169,9 @@ async def params(request: web.Request) -> dict[str, Any]:
     if cached is not None:
         return cached
     merged: dict[str, Any] = {}
-    for key, value in request.query.items():
-        _add_form_value(merged, key, value)
+    if request.query_string:  # the hook calls carry none: no query mapping built for them
+        for key, value in request.query.items():
+            _add_form_value(merged, key, value)
     if request.body_exists:
         content_type = request.content_type
         limit = body_limit(request)

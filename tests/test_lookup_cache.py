@@ -121,6 +121,32 @@ async def test_a_new_key_is_found_within_a_second_after_it_was_unknown(workers, 
     await _refused_everywhere_within_the_bound(workers, lookup, 200)
 
 
+async def test_a_renamed_key_or_user_shows_in_the_answer_within_a_second(workers, db):
+    """The answer's JSON is encoded once per remembered row (service/rendered.py): a changed
+    title or owner's name is a new row, so it shows within the same bound as a revocation."""
+    user = await make_user(db, name="Before")
+    key, parsed = await make_key(db, user)
+    query = _ssh_key_query(parsed)
+
+    async def answer(worker) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+        async with worker.get(AUTHORIZED_KEYS, params=query, headers=shell_headers()) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+            return body["title"], body["key"].split(" ", 2)[2]
+
+    first = [await answer(w) for w in workers]
+    assert first[0] == first[1] and first[0][1].startswith("Before (")
+    await db.execute("UPDATE keys SET title = 'renamed' WHERE id = $1", key["id"])
+    await db.execute("UPDATE users SET name = 'After' WHERE id = $1", user["id"])
+    changed_at = time.monotonic()
+    pending = list(workers)
+    while pending:
+        pending = [w for w in pending if await answer(w) != ("renamed", first[0][1].replace("Before", "After"))]
+        if pending:
+            assert time.monotonic() - changed_at < BOUND, "a worker still answers the old title and name"
+            await asyncio.sleep(0.02)
+
+
 def _pull(key_id: int, project: str) -> dict[str, str]:
     return {"action": "git-upload-pack", "project": project, "changes": "_any", "protocol": "ssh", "key_id": str(key_id)}
 

@@ -7,6 +7,7 @@ live in service/domain.
 from __future__ import annotations
 
 import base64
+import functools
 from datetime import date
 from typing import Any
 
@@ -25,8 +26,9 @@ from service.domain.push_options import as_option_list
 from service.logs import CORRELATION_ID
 from service.domain.ssh_keys import InvalidKey, fingerprint_sha256, lenient_b64decode
 from service.domain.tokens import issue_personal_access_token
-from service.errors import bad_request, grape_error, json_response, not_found
-from service.app_keys import ACCESS_DEPS, AUTHORIZED_KEYS, PUSH_CONTEXTS, REFERENCE_COUNTER, URLS
+from service.db.ssh_keys import AuthorizedKey
+from service.errors import bad_request, grape_error, json_bytes_response, json_response, not_found
+from service.app_keys import ACCESS_DEPS, AUTHORIZED_KEY_BODIES, AUTHORIZED_KEYS, PUSH_CONTEXTS, REFERENCE_COUNTER, URLS
 from service.params import params
 
 routes = web.RouteTableDef()
@@ -94,21 +96,33 @@ async def authorized_keys(request: web.Request) -> web.Response:
     if not blob_text:
         raise grape_error("key is missing")
     try:
-        fingerprint = fingerprint_sha256(lenient_b64decode(blob_text))
+        fingerprint = fingerprint_of(blob_text)
     except InvalidKey:
         raise not_found("Key") from None
     found = await request.app[AUTHORIZED_KEYS].load(fingerprint)
     if found is None:
         raise not_found("Key")
+    return json_bytes_response(
+        request.app[AUTHORIZED_KEY_BODIES].body(found, authorized_key_body, request.app[URLS].host)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def fingerprint_of(blob_text: str) -> str:
+    """sshd asks about the same few keys over and over; a pure function, so its answers are kept
+    (a malformed key raises, and is not kept)."""
+    return fingerprint_sha256(lenient_b64decode(blob_text))
+
+
+def authorized_key_body(found: AuthorizedKey, host: str) -> bytes:
     key_type, key_blob = found.key.split()[:2]
-    comment = f"{found.user_name or 'Unknown'} ({request.app[URLS].host})"
-    return json_response(
+    return orjson.dumps(
         {
             "id": found.id,
             "title": found.title,
             "created_at": iso(found.created_at),
             "expires_at": iso(found.expires_at),
-            "key": f"{key_type} {key_blob} {comment}",
+            "key": f"{key_type} {key_blob} {found.user_name or 'Unknown'} ({host})",
             "usage_type": found.usage_type,
         }
     )
@@ -212,7 +226,11 @@ async def pre_receive(request: web.Request) -> web.Response:
     """POST /internal/pre_receive: INCR + EXPIRE 600 on the repository's reference counter."""
     gl_repository = (await params(request)).get("gl_repository")
     increased = await request.app[REFERENCE_COUNTER].increase(str(gl_repository or ""))
-    return json_response({"reference_counter_increased": increased})
+    return json_bytes_response(PRE_RECEIVE_ANSWERS[increased])
+
+
+# Gitaly's hook on every push: its two possible answers, encoded once
+PRE_RECEIVE_ANSWERS = {value: orjson.dumps({"reference_counter_increased": value}) for value in (True, False)}
 
 
 @routes.post("/api/v4/internal/post_receive")
