@@ -1114,6 +1114,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    # Stopped with SIGTERM (kill, a CI timeout): unwind as for Ctrl-C, so that the servers it
+    # started (bare handlers, services, PostgreSQL, Redis, PgBouncer) are stopped with it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if shutil.which("wrk") is None:
         print("bench: `wrk` is not installed (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
         return 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from service import app_keys
@@ -24,7 +26,7 @@ from service.metrics import (
     MeteredReferenceCounter,
     MetricsAccess,
     count_redis_errors,
-    sample_pool_ctx,
+    metrics_publisher_ctx,
 )
 from service.domain.token_box import TokenBox
 from service.jobs import jobs_ctx
@@ -32,6 +34,7 @@ from service.middleware import request_middleware
 from service.rendered import RenderedBodies
 from service.resources import pg_pool_ctx, redis_ctx
 from service.routes import setup_routes
+from service.routes.shell import authorized_key_body
 from service.secrets import Secrets, load_secrets
 from service.unavailable import OutageLog
 
@@ -68,7 +71,7 @@ async def wire_services(app: web.Application) -> None:
     app[app_keys.AUTHORIZED_KEYS] = BatchLoader(
         pool, ssh_keys_db.find_auth_keys_by_fingerprints, remember_seconds=remember_seconds
     )
-    app[app_keys.AUTHORIZED_KEY_BODIES] = RenderedBodies()
+    app[app_keys.AUTHORIZED_KEY_BODIES] = RenderedBodies(partial(authorized_key_body, host=app[app_keys.URLS].host))
     app[app_keys.PUSH_CONTEXTS] = BatchLoader(
         pool, post_receive_db.post_receive_contexts, remember_seconds=remember_seconds, remember=settled_project
     )
@@ -101,7 +104,7 @@ def create_app(settings: Settings, secrets: Secrets | None = None) -> web.Applic
     app[app_keys.URLS] = InstanceUrls(settings.gitlab_url, settings.ssh_user, settings.ssh_host, settings.ssh_port)
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(redis_ctx)
-    app.cleanup_ctx.append(sample_pool_ctx)
+    app.cleanup_ctx.append(metrics_publisher_ctx)
     app.cleanup_ctx.append(jobs_ctx)  # after the pool: the in-process job worker uses it
     app.on_startup.append(wire_services)
     setup_routes(app)

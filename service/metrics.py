@@ -5,8 +5,9 @@
   `/allowed` outcome and accepted kas usage reports, and gives it its correlation id. Counts are
   gathered in plain integers and handed to prometheus-client once a second (_Recorder).
 - Domain outcomes: the reference counter and the rate limiter are wired as metered subclasses
-  (service/app.py); Redis failures through the store's failure hook; the database pool is sampled
-  once a second by each worker.
+  (service/app.py), counted the same way (_Deferred); Redis failures through the store's failure
+  hook; the database pool is sampled once a second by each worker, which then publishes the
+  counts (metrics_publisher_ctx).
 
 Several workers: `serve` points PROMETHEUS_MULTIPROC_DIR at an empty directory before this module
 is imported (service/cli.py, prepare_metrics_dir), every worker writes its values to files there, a scrape of
@@ -97,7 +98,7 @@ POOL_WAITING = Gauge(
     multiprocess_mode="livesum",
 )
 
-POOL_SAMPLE_SECONDS = 1.0
+PUBLISH_SECONDS = 1.0
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 ALLOWED_ROUTE = "/api/v4/internal/allowed"
 USAGE_ROUTES = frozenset({"/api/v4/internal/kubernetes/usage_metrics", "/api/v4/internal/kubernetes/agent_events"})
@@ -185,7 +186,6 @@ class _Deferred:
 
     def inc(self) -> None:
         self.pending += 1
-        _schedule_publish()
 
     def publish(self) -> None:
         pending, self.pending = self.pending, 0
@@ -195,15 +195,6 @@ class _Deferred:
 
 _recorders: dict[tuple[object, str, int], _Recorder] = {}
 _deferred: list[_Deferred] = []
-_PUBLISH_SECONDS = 1.0
-_publish_scheduled = False
-
-
-def _schedule_publish() -> None:
-    global _publish_scheduled
-    if not _publish_scheduled:
-        _publish_scheduled = True
-        asyncio.get_running_loop().call_later(_PUBLISH_SECONDS, publish)
 
 
 def _new_recorder(resource: Any, method: str, status: int) -> _Recorder:
@@ -218,9 +209,8 @@ def _new_recorder(resource: Any, method: str, status: int) -> _Recorder:
 
 
 def publish() -> None:
-    """Hand the counts gathered since the last call to prometheus-client (scrapes see them)."""
-    global _publish_scheduled
-    _publish_scheduled = False
+    """Hand the counts gathered since the last call to prometheus-client (scrapes see them): once
+    a second by each worker's publisher (metrics_publisher_ctx), and before every scrape."""
     for recorder in list(_recorders.values()):
         recorder.publish()
     for counter in _deferred:
@@ -228,7 +218,6 @@ def publish() -> None:
 
 
 def record_request(request: web.Request, status: int, seconds: float) -> None:
-    global _publish_scheduled
     route = request.match_info.route
     key = (route, request.method, status)
     recorder = _recorders.get(key)
@@ -240,8 +229,6 @@ def record_request(request: web.Request, status: int, seconds: float) -> None:
     recorder.count += 1
     recorder.total += seconds
     recorder.buckets[bisect_left(BUCKETS, seconds)] += 1  # "le": the first bound >= seconds
-    if not _publish_scheduled:
-        _schedule_publish()
 
 
 # --- domain outcomes --------------------------------------------------------------------------
@@ -297,8 +284,9 @@ def count_redis_errors(store: RedisStore) -> None:
     store.record_failure = counted  # type: ignore[method-assign]
 
 
-async def sample_pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Each worker publishes its pool's state once a second (a gauge per process, summed by the scrape)."""
+async def metrics_publisher_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Once a second each worker publishes its pool's state (a gauge per process, summed by the
+    scrape) and the counts gathered since the last time (publish())."""
     from service import app_keys
 
     async def sample() -> None:
@@ -311,7 +299,8 @@ async def sample_pool_ctx(app: web.Application) -> AsyncIterator[None]:
                 # asyncpg has no public count of waiters: its free connections are an asyncio.Queue
                 queue = getattr(pool, "_queue", None)
                 POOL_WAITING.set(len(getattr(queue, "_getters", ())))
-            await asyncio.sleep(POOL_SAMPLE_SECONDS)
+            publish()
+            await asyncio.sleep(PUBLISH_SECONDS)
 
     task = asyncio.create_task(sample())
     try:

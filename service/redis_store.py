@@ -384,7 +384,8 @@ class RedisStore:
         node: PipelinedRedis | None = None
         try:
             for attempt in (1, 2):
-                node = await self._node(keys[0])
+                # a known server without a coroutine (the common case); _node() finds it otherwise
+                node = self._topology.node_for(keys[0]) or await self._node(keys[0])
                 try:
                     if wait:
                         result = await node.durable_connection().evalsha(script, keys, args, wait)
@@ -437,7 +438,7 @@ class RedisStore:
         key = commands[0][1] if commands and len(commands[0]) > 1 else None
         node: PipelinedRedis | None = None
         try:
-            node = await self._node(key)
+            node = self._topology.node_for(key) or await self._node(key)
             try:
                 results = await node.execute_many(commands)
             except RedisReplyError as exc:

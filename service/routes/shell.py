@@ -102,15 +102,24 @@ async def authorized_keys(request: web.Request) -> web.Response:
     found = await request.app[AUTHORIZED_KEYS].load(fingerprint)
     if found is None:
         raise not_found("Key")
-    return json_bytes_response(
-        request.app[AUTHORIZED_KEY_BODIES].body(found, authorized_key_body, request.app[URLS].host)
-    )
+    return json_bytes_response(request.app[AUTHORIZED_KEY_BODIES].body(fingerprint, found))
+
+
+# The longest key text whose fingerprint is kept: an RSA 8192 key is ~1,400 characters, and sshd
+# passes on whatever keys an anonymous client offers, so longer ones are not worth their memory.
+KEPT_KEY_TEXT = 2048
+
+
+def fingerprint_of(blob_text: str) -> str:
+    """sshd asks about the same few keys over and over: a pure function, so its answers are kept
+    (a malformed key raises, and is not kept)."""
+    if len(blob_text) > KEPT_KEY_TEXT:
+        return fingerprint_sha256(lenient_b64decode(blob_text))
+    return _kept_fingerprint(blob_text)
 
 
 @functools.lru_cache(maxsize=4096)
-def fingerprint_of(blob_text: str) -> str:
-    """sshd asks about the same few keys over and over; a pure function, so its answers are kept
-    (a malformed key raises, and is not kept)."""
+def _kept_fingerprint(blob_text: str) -> str:
     return fingerprint_sha256(lenient_b64decode(blob_text))
 
 
