@@ -67,18 +67,23 @@ class Script:
 
 
 def pack_command(*args: Any) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
+    """RESP: an array of bulk strings. Built as text and encoded once (the hot paths' keys and
+    numbers are ASCII, whose length in characters is their length in bytes); anything else goes
+    through its UTF-8 bytes, carried as latin-1 so that the final encode gives them back unchanged."""
+    out = [f"*{len(args)}\r\n"]
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
-            data = arg.encode()
-        elif isinstance(arg, bool):
+        kind = type(arg)
+        if kind is str and arg.isascii():
+            out.append(f"${len(arg)}\r\n{arg}\r\n")
+        elif kind is int:
+            text = str(arg)
+            out.append(f"${len(text)}\r\n{text}\r\n")
+        elif kind is bool:
             raise TypeError("booleans are not Redis arguments")
         else:
-            data = str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+            data = arg if isinstance(arg, bytes) else (arg if isinstance(arg, str) else str(arg)).encode()
+            out.append(f"${len(data)}\r\n{data.decode('latin-1')}\r\n")
+    return "".join(out).encode("latin-1")
 
 
 class _Protocol(asyncio.Protocol):

@@ -10,7 +10,7 @@ import asyncio
 import pytest
 import uvloop
 
-from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable, Script
+from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable, Script, pack_command
 from service.redis_store import create_store
 
 
@@ -119,3 +119,27 @@ async def test_store_error_reply_is_raised_not_swallowed(backends, redis):
             await store.run_script(Script("return redis.call('INCR', KEYS[1])"), ["store:text"])
     finally:
         await store.close()
+
+
+def test_commands_are_packed_as_resp_bulk_strings_whatever_their_arguments():
+    def bulk(data: bytes) -> bytes:
+        return b"$%d\r\n%s\r\n" % (len(data), data)
+
+    args = ("SET", "ключ-{project-5}", b"\x00\xff\r\n", 42, -7, 1.5)
+    expected = b"*6\r\n" + b"".join(
+        bulk(part) for part in (b"SET", "ключ-{project-5}".encode(), b"\x00\xff\r\n", b"42", b"-7", b"1.5")
+    )
+    assert pack_command(*args) == expected
+    with pytest.raises(TypeError):
+        pack_command("SET", "flag", True)
+
+
+async def test_non_ascii_keys_and_binary_values_round_trip_through_the_server(backends):
+    client = PipelinedRedis(backends.redis_url)
+    try:
+        await client.execute("SET", "gia-test:ключ", b"\x00\xffbinary")
+        assert await client.execute("STRLEN", "gia-test:ключ") == 8  # the bytes as sent
+        await client.execute("DEL", "gia-test:ключ")
+    finally:
+        await client.close()
+

@@ -23,6 +23,7 @@ must be Grape's (including the order and the `mutually_exclusive` wording).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -164,6 +165,7 @@ def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
     return UsageUpdate(tuple((e, n) for e, n in counts.items() if n > 0), tuple(unique))
 
 
+@functools.lru_cache(maxsize=16)  # every request of a day asks for the same week
 def iso_week(day: date) -> str:
     """The weekly key suffix: ISO year and week, e.g. 2026-47 (strftime %G-%V)."""
     return day.strftime("%G-%V")
