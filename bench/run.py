@@ -1112,11 +1112,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up short
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     # Stopped with SIGTERM (kill, a CI timeout): unwind as for Ctrl-C, so that the servers it
     # started (bare handlers, services, PostgreSQL, Redis, PgBouncer) are stopped with it.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if shutil.which("wrk") is None:
         print("bench: `wrk` is not installed (Debian/Ubuntu: apt-get install wrk)", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import ipaddress
 import itertools
 import os
@@ -47,6 +48,8 @@ from prometheus_client import (
 from service.domain.rate_limit import ShellOperationLimiter
 from service.domain.reference_counter import Decrease, ReferenceCounter
 from service.redis_store import RedisStore
+
+log = logging.getLogger("gitlab_internal_api")
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -289,20 +292,31 @@ async def metrics_publisher_ctx(app: web.Application) -> AsyncIterator[None]:
     scrape) and the counts gathered since the last time (publish())."""
     from service import app_keys
 
-    async def sample() -> None:
+    def sample_pool() -> None:
+        pool = app.get(app_keys.DB_POOL)
+        if pool is not None:
+            size = pool.get_size()
+            POOL_SIZE.set(size)
+            POOL_IN_USE.set(size - pool.get_idle_size())
+            # asyncpg has no public count of waiters: its free connections are an asyncio.Queue
+            queue = getattr(pool, "_queue", None)
+            POOL_WAITING.set(len(getattr(queue, "_getters", ())))
+
+    async def every_second() -> None:
+        failing = False
         while True:
-            pool = app.get(app_keys.DB_POOL)
-            if pool is not None:
-                size = pool.get_size()
-                POOL_SIZE.set(size)
-                POOL_IN_USE.set(size - pool.get_idle_size())
-                # asyncpg has no public count of waiters: its free connections are an asyncio.Queue
-                queue = getattr(pool, "_queue", None)
-                POOL_WAITING.set(len(getattr(queue, "_getters", ())))
-            publish()
+            try:
+                sample_pool()
+                publish()
+            except Exception:  # noqa: BLE001 (the metrics files: a full disk must not stop the counting)
+                if not failing:
+                    log.exception("could not publish the metrics")
+                failing = True
+            else:
+                failing = False
             await asyncio.sleep(PUBLISH_SECONDS)
 
-    task = asyncio.create_task(sample())
+    task = asyncio.create_task(every_second())
     try:
         yield
     finally:
@@ -311,7 +325,8 @@ async def metrics_publisher_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
         except asyncio.CancelledError:
             pass
-        publish()  # a worker leaving normally keeps its last second of request counts
+        finally:
+            publish()  # a worker leaving normally keeps its last second of request counts
 
 
 # --- GET /-/metrics ---------------------------------------------------------------------------

@@ -81,7 +81,10 @@ def pack_command(*args: Any) -> bytes:
         elif kind is bool:
             raise TypeError("booleans are not Redis arguments")
         else:
-            data = arg if isinstance(arg, bytes) else (arg if isinstance(arg, str) else str(arg)).encode()
+            if isinstance(arg, (bytes, bytearray, memoryview)):
+                data = bytes(arg)
+            else:
+                data = (arg if isinstance(arg, str) else str(arg)).encode()
             out.append(f"${len(data)}\r\n{data.decode('latin-1')}\r\n")
     return "".join(out).encode("latin-1")
 

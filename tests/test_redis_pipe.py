@@ -130,6 +130,7 @@ def test_commands_are_packed_as_resp_bulk_strings_whatever_their_arguments():
         bulk(part) for part in (b"SET", "ключ-{project-5}".encode(), b"\x00\xff\r\n", b"42", b"-7", b"1.5")
     )
     assert pack_command(*args) == expected
+    assert pack_command(bytearray(b"ab"), memoryview(b"cd")) == b"*2\r\n" + bulk(b"ab") + bulk(b"cd")
     with pytest.raises(TypeError):
         pack_command("SET", "flag", True)
 

@@ -1,0 +1,96 @@
+"""What PostgreSQL spends on each queued PostReceive job, and on which part of procrastinate's queue.
+
+The question it answers: why post_receive stays furthest from its speed target. Each call queues one
+PostReceive job (service/sql/push_jobs.sql: procrastinate_defer_jobs_v1 over a batch of concurrent
+calls), and on the benchmark's two cores PostgreSQL's CPU for that insert is taken from the worker
+being measured. Rerun it when procrastinate's schema or the job insert changes:
+
+    .venv/bin/python bench/job_insert.py [--admin-url postgresql://postgres@127.0.0.1:5432/postgres] [--seconds 3]
+
+Method. A scratch database is created on the server behind `--admin-url` (dropped afterwards) and
+migrated as the service migrates; the job insert is the service's own (enqueue_post_receive_jobs).
+For batches of 1, 16 and 64 jobs it runs back to back for `--seconds` and prints the wall time per
+statement and per job (client and server together, on one connection: the server's share dominates),
+first with procrastinate's triggers as shipped, then without the trigger that writes an event row
+per job, then also without the one that sends two NOTIFYs per job. The triggers are disabled in the
+scratch database only, to show what each costs; the service keeps them (procrastinate's worker and
+its admin rely on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from service.db.migrate import migrate  # noqa: E402
+from service.db.push_jobs import JobRequest, enqueue_post_receive_jobs  # noqa: E402
+
+VARIANTS = (
+    ("procrastinate's triggers as shipped", None),
+    ("without the event row per job", "procrastinate_trigger_status_events_insert_v1"),
+    ("without it and the two NOTIFYs per job", "procrastinate_jobs_notify_queue_job_inserted_v1"),
+)
+BATCHES = (1, 16, 64)
+
+
+async def measure(admin_url: str, seconds: float) -> None:
+    name = f"gia_job_insert_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        await migrate(url)
+        conn = await asyncpg.connect(url)
+        try:
+            args = orjson.dumps(
+                {
+                    "gl_repository": "project-1",
+                    "identifier": "user-1",
+                    "changes": "a" * 40 + " " + "b" * 40 + " refs/heads/main\n",
+                    "push_options": [],
+                    "correlation_id": "0123456789abcdef",
+                }
+            )
+            print(f"{'variant':42s} {'batch':>5s} {'µs/statement':>13s} {'µs/job':>8s}")
+            for label, trigger in VARIANTS:
+                if trigger is not None:
+                    await conn.execute(f"ALTER TABLE procrastinate_jobs DISABLE TRIGGER {trigger}")
+                for size in BATCHES:
+                    batch = [JobRequest(args, "project-1")] * size
+                    statements = 0
+                    started = time.perf_counter()
+                    while time.perf_counter() - started < seconds:
+                        await enqueue_post_receive_jobs(conn, batch)
+                        statements += 1
+                    elapsed = time.perf_counter() - started
+                    print(
+                        f"{label:42s} {size:5d} {elapsed / statements * 1e6:13,.0f} "
+                        f"{elapsed / (statements * size) * 1e6:8,.0f}"
+                    )
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    asyncio.run(measure(args.admin_url, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
