@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
-
+import orjson
 from aiohttp import web
 
 from service import app_keys
@@ -20,6 +19,7 @@ from service.db.post_receive import PostReceiveContext
 from service.domain.app_settings import SettingsCache
 from service.domain.git_access import AccessDeps
 from service.domain.repository import RepositoryInspector
+from service.domain.ssh_keys import authorized_key_answer
 from service.domain.urls import InstanceUrls
 from service.metrics import (
     MeteredLimiter,
@@ -34,7 +34,6 @@ from service.middleware import request_middleware
 from service.rendered import RenderedBodies
 from service.resources import pg_pool_ctx, redis_ctx
 from service.routes import setup_routes
-from service.routes.shell import authorized_key_body
 from service.secrets import Secrets, load_secrets
 from service.unavailable import OutageLog
 
@@ -71,7 +70,8 @@ async def wire_services(app: web.Application) -> None:
     app[app_keys.AUTHORIZED_KEYS] = BatchLoader(
         pool, ssh_keys_db.find_auth_keys_by_fingerprints, remember_seconds=remember_seconds
     )
-    app[app_keys.AUTHORIZED_KEY_BODIES] = RenderedBodies(partial(authorized_key_body, host=app[app_keys.URLS].host))
+    host = app[app_keys.URLS].host
+    app[app_keys.AUTHORIZED_KEY_BODIES] = RenderedBodies(lambda found: orjson.dumps(authorized_key_answer(found, host)))
     app[app_keys.PUSH_CONTEXTS] = BatchLoader(
         pool, post_receive_db.post_receive_contexts, remember_seconds=remember_seconds, remember=settled_project
     )

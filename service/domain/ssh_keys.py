@@ -7,6 +7,10 @@ import binascii
 import hashlib
 import struct
 from dataclasses import dataclass
+from typing import Any
+
+from service.db.ssh_keys import AuthorizedKey
+from service.domain.iso_time import iso
 
 # key type prefix -> the technology name GitLab's restriction settings and messages use
 TECHNOLOGIES = {
@@ -123,3 +127,17 @@ def restriction_error(technology: str, bits: int, restrictions: dict[str, int]) 
     if minimum > 0 and bits < minimum:
         return f"must be at least {minimum} bits"
     return None
+
+
+def authorized_key_answer(found: AuthorizedKey, host: str) -> dict[str, Any]:
+    """GET /internal/authorized_keys' answer: the key, its comment the owner's name and the host."""
+    key_type, key_blob = found.key.split()[:2]
+    return {
+        "id": found.id,
+        "title": found.title,
+        "created_at": iso(found.created_at),
+        "expires_at": iso(found.expires_at),
+        "key": f"{key_type} {key_blob} {found.user_name or 'Unknown'} ({host})",
+        "usage_type": found.usage_type,
+    }
+

@@ -19,14 +19,12 @@ from service import app_keys
 from service.current_settings import current_settings
 from service.domain import error_tracking, lfs, two_factor
 from service.domain.actors import actor_from_params, find_user, repository_from_params
-from service.domain.iso_time import iso
 from service.domain.git_access import AccessDeps, AllowedRequest, run_allowed, success_payload
 from service.domain.post_receive import post_receive as run_post_receive
 from service.domain.push_options import as_option_list
 from service.logs import CORRELATION_ID
 from service.domain.ssh_keys import InvalidKey, fingerprint_sha256, lenient_b64decode
 from service.domain.tokens import issue_personal_access_token
-from service.db.ssh_keys import AuthorizedKey
 from service.errors import bad_request, grape_error, json_bytes_response, json_response, not_found
 from service.app_keys import ACCESS_DEPS, AUTHORIZED_KEY_BODIES, AUTHORIZED_KEYS, PUSH_CONTEXTS, REFERENCE_COUNTER, URLS
 from service.params import params
@@ -121,20 +119,6 @@ def fingerprint_of(blob_text: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _kept_fingerprint(blob_text: str) -> str:
     return fingerprint_sha256(lenient_b64decode(blob_text))
-
-
-def authorized_key_body(found: AuthorizedKey, host: str) -> bytes:
-    key_type, key_blob = found.key.split()[:2]
-    return orjson.dumps(
-        {
-            "id": found.id,
-            "title": found.title,
-            "created_at": iso(found.created_at),
-            "expires_at": iso(found.expires_at),
-            "key": f"{key_type} {key_blob} {found.user_name or 'Unknown'} ({host})",
-            "usage_type": found.usage_type,
-        }
-    )
 
 
 @routes.get("/api/v4/internal/discover")
