@@ -39,12 +39,23 @@ def test_a_body_is_rendered_once_per_row_served_and_again_for_a_new_one():
 
 
 def test_the_bodies_kept_are_bounded():
-    bodies: RenderedBodies[Row] = RenderedBodies(lambda row: row.title.encode())
+    renders: list[str] = []
+
+    def render(row: Row) -> bytes:
+        renders.append(row.title)
+        return row.title.encode()
+
+    bodies: RenderedBodies[Row] = RenderedBodies(render)
     rows = [Row(str(n)) for n in range(RenderedBodies.MAX_BODIES + 5)]
     for row in rows:
         bodies.body(row.title, row)
     assert len(bodies._bodies) <= RenderedBodies.MAX_BODIES
+    # past the bound all were dropped; the rows kept since are answered without rendering again
+    rendered = len(renders)
     assert bodies.body(rows[-1].title, rows[-1]) == rows[-1].title.encode()
+    assert len(renders) == rendered
+    assert bodies.body(rows[0].title, rows[0]) == rows[0].title.encode()
+    assert len(renders) == rendered + 1
 
 
 def test_the_access_log_time_is_isoformat_with_milliseconds():
