@@ -13,12 +13,14 @@ import asyncio
 import base64
 import time
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta, timezone
 
+import orjson
 import pytest
 
 from service.app import create_app
 from service.config import Settings, load_settings
-from tests.factories import add_member, make_key, make_project, make_user
+from tests.factories import add_member, make_key, make_project, make_user, set_application_settings
 from tests.helpers import shell_headers
 from tests.kas_factories import agent_headers, make_agent, make_agent_token
 
@@ -193,3 +195,66 @@ async def test_a_revoked_agent_token_is_refused_on_every_worker_within_a_second(
 
     revoke = db.execute("UPDATE cluster_agent_tokens SET status = 'revoked' WHERE id = $1", record["id"])
     await _granted_then_refused(workers, agent_info, revoke, 401)
+
+
+# /allowed's kept answers (service/domain/git_access.py AllowedAnswers): a worker that remembers a
+# context row also keeps the body it computed from it. What must still hold for every call:
+
+
+def _keeping(settings: Settings) -> Settings:
+    """A worker that remembers rows and settings for a second: long enough not to race the clock."""
+    return settings.with_overrides(lookup_cache_seconds=1.0, settings_cache_seconds=1.0)
+
+
+async def _active_today(db, user) -> None:  # type: ignore[no-untyped-def]
+    """A user whose first pull of the day is behind them: a pull that stamps the day's activity
+    wrote something, and its answer is not kept."""
+    await db.execute("UPDATE users SET last_activity_on = $1 WHERE id = $2", date.today(), user["id"])
+
+
+async def _pull_answer(worker, body: dict[str, str]) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
+    async with worker.post(ALLOWED, json=body, headers=shell_headers()) as resp:
+        return resp.status, await resp.read()
+
+
+async def test_a_kept_allowed_answer_is_the_same_body_and_every_call_still_counts_against_the_rate_limit(
+    aiohttp_client, settings, secrets, db
+):
+    await set_application_settings(db, gitlab_shell_operation_limit=3)
+    worker = await aiohttp_client(create_app(_keeping(settings), secrets))
+    user = await make_user(db)
+    await _active_today(db, user)
+    key, _ = await make_key(db, user)
+    await make_project(db, owner=user, path="app")
+    pull = _pull(key["id"], f"{user['username']}/app.git")
+    answers = [await _pull_answer(worker, pull) for _ in range(3)]
+    assert {status for status, _ in answers} == {200}
+    assert answers[0][1] == answers[1][1] == answers[2][1]
+    assert orjson.loads(answers[0][1])["gl_key_id"] == key["id"]
+    status, body = await _pull_answer(worker, pull)  # the same shape, answered within the second
+    assert status == 429, body
+
+
+async def test_a_kept_allowed_answer_ends_when_the_key_expires_even_while_its_row_is_remembered(
+    aiohttp_client, settings, secrets, db
+):
+    """The row stays remembered for a second, unchanged; the answer must follow the clock: first
+    the expiring-soon notice, then the refusal, at the moments the key's expiry sets."""
+    worker = await aiohttp_client(create_app(_keeping(settings), secrets))
+    user = await make_user(db)
+    await _active_today(db, user)
+    await make_project(db, owner=user, path="app")
+    soon, _ = await make_key(db, user, expires_at=datetime.now(timezone.utc) + timedelta(days=7, seconds=0.4))
+    gone, _ = await make_key(db, user, expires_at=datetime.now(timezone.utc) + timedelta(seconds=0.4))
+    soon_pull = _pull(soon["id"], f"{user['username']}/app.git")
+    gone_pull = _pull(gone["id"], f"{user['username']}/app.git")
+    for _ in range(2):
+        status, body = await _pull_answer(worker, soon_pull)
+        assert status == 200 and orjson.loads(body)["gl_console_messages"] == []
+        assert (await _pull_answer(worker, gone_pull))[0] == 200
+    await asyncio.sleep(0.5)  # both moments have passed; both rows are still remembered
+    status, body = await _pull_answer(worker, soon_pull)
+    assert status == 200
+    assert orjson.loads(body)["gl_console_messages"] == ["INFO: Your SSH key is expiring soon. Please generate a new key."]
+    status, body = await _pull_answer(worker, gone_pull)
+    assert (status, orjson.loads(body)["message"]) == (401, "Your SSH key has expired.")

@@ -1,7 +1,7 @@
 """Gitlab::GitAccess: may this actor run this git command on this repository?
 
 `check_access` is the fixed pipeline of GitLab's `check_*` steps over one gathered context row; it
-does no I/O and raises. `run_allowed` does the I/O around it: one query for the context (with the
+does no I/O and raises. `allowed_answer` does the I/O around it: one query for the context (with the
 rate-limit count in parallel), auto-creating a project on push, and the change checks of a real
 push under the 50-second deadline.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 from asyncpg import UniqueViolationError
 
 from service.db.rows import Pool
@@ -107,6 +108,35 @@ class Granted:
     ctx: AccessContextRow
     repo_type: str
     console_messages: list[str]
+    # None when the call wrote something (a project, a notice, an activity stamp); otherwise the
+    # first moment at which the same context could be answered differently
+    same_until: datetime | None = None
+
+
+class AllowedAnswers:
+    """/allowed's encoded 200 bodies, per request shape, for as long as they are sure to be right.
+
+    Kept with the context row and the settings object they were computed from: the loader hands
+    out the same row object while it remembers it (lookup_cache_seconds) and a new one after every
+    fetch, so an answer is never older than the row the checks would read anyway. `until` is the
+    next moment at which the checks could decide otherwise for that row (_same_verdict_until).
+    """
+
+    MAX_ANSWERS = 4096  # past it, all are dropped (each holds its row: ~3 kB)
+
+    def __init__(self) -> None:
+        self._kept: dict[Hashable, tuple[AccessContextRow, AppSettings, datetime, bytes]] = {}
+
+    def get(self, key: Hashable, ctx: AccessContextRow, app: AppSettings, now: datetime) -> bytes | None:
+        hit = self._kept.get(key)
+        if hit is None or hit[0] is not ctx or hit[1] is not app or now >= hit[2]:
+            return None
+        return hit[3]
+
+    def keep(self, key: Hashable, ctx: AccessContextRow, app: AppSettings, until: datetime, body: bytes) -> None:
+        if key not in self._kept and len(self._kept) >= self.MAX_ANSWERS:
+            self._kept.clear()
+        self._kept[key] = (ctx, app, until, body)
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,7 @@ class AccessDeps:
     settings: Settings
     urls: InstanceUrls
     contexts: BatchLoader[ContextLookup, AccessContextRow]
+    answers: AllowedAnswers = field(default_factory=AllowedAnswers)
 
 
 def is_deploy_key(ctx: AccessContextRow) -> bool:
@@ -370,10 +401,12 @@ async def _run_change_checks(deps: AccessDeps, ctx: AccessContextRow, req: Allow
         raise AccessTimeout("\n".join([TIMEOUT_HEADER, *logger.lines])) from None
 
 
-async def run_allowed(deps: AccessDeps, req: AllowedRequest, app: AppSettings) -> Granted:
-    """POST /internal/allowed: the whole decision, raising a domain error on denial."""
+async def _context_within_limit(
+    deps: AccessDeps, req: AllowedRequest, app: AppSettings, lookup: ContextLookup
+) -> AccessContextRow:
+    """The context row, after the rate limiter counted this call (RateLimited past its limit)."""
     # The context query and the rate-limit count are independent: both are in flight together.
-    pending_context = deps.contexts.submit(context_lookup(req))
+    pending_context = deps.contexts.submit(lookup)
     try:
         throttled = await deps.limiter.throttled(
             app.gitlab_shell_operation_limit, req.action or "", req.raw_project, req.actor.scope
@@ -382,7 +415,36 @@ async def run_allowed(deps: AccessDeps, req: AllowedRequest, app: AppSettings) -
         ctx = await pending_context
     if throttled:
         raise RateLimited()
+    return ctx
+
+
+async def allowed_answer(deps: AccessDeps, req: AllowedRequest, app: AppSettings) -> bytes:
+    """POST /internal/allowed: the whole decision and its 200 body, encoded (reference 3.1.1);
+    a denial raises a domain error.
+
+    Every call is counted by the rate limiter and reads its context through the loader. A granted
+    answer that wrote nothing is kept (AllowedAnswers) and served again while the loader serves that
+    very context row and the settings are the same object, until the first moment at which the
+    checks could decide otherwise (a key or password expiry, the next day's activity stamp).
+    """
+    lookup = context_lookup(req)
+    ctx = await _context_within_limit(deps, req, app, lookup)
     now = datetime.now(timezone.utc)
+    answer_key = (lookup, req.action, req.protocol, req.repository.repo_type, req.changes == ANY)
+    kept = deps.answers.get(answer_key, ctx, app, now)
+    if kept is not None:
+        return kept
+    granted = await _grant(deps, ctx, req, app, now)
+    body = orjson.dumps(success_payload(granted, req.action, app, deps.settings))
+    if granted.same_until is not None:
+        deps.answers.keep(answer_key, ctx, app, granted.same_until, body)
+    return body
+
+
+async def _grant(
+    deps: AccessDeps, ctx: AccessContextRow, req: AllowedRequest, app: AppSettings, now: datetime
+) -> Granted:
+    """The GitAccess checks over a context row, and what a granted call writes."""
     verdict = check_access(ctx, req, app, deps.urls, now)
     if verdict.create_project:
         project_id = await _create_project(deps, ctx, req, app)
@@ -391,15 +453,35 @@ async def run_allowed(deps: AccessDeps, req: AllowedRequest, app: AppSettings) -
     repo_type = req.repository.repo_type
     if verdict.run_change_checks:
         await _run_change_checks(deps, ctx, req, repo_type)
+    wrote = verdict.create_project or verdict.run_change_checks
     if ctx.redirected_from and ctx.user_id is not None and not is_deploy_key(ctx):
         message = deps.urls.project_moved_message(ctx.redirected_from, _gl_project_path(ctx, repo_type), req.protocol)
         key = moved_key(ctx.user_id, gl_repository(ctx, repo_type))
         await _store_notice(deps, key, message)
-    if req.action in DOWNLOAD_COMMANDS and ctx.user_id is not None and not is_deploy_key(ctx):
+        wrote = True
+    stamps_activity = req.action in DOWNLOAD_COMMANDS and ctx.user_id is not None and not is_deploy_key(ctx)
+    if stamps_activity and ctx.user_id is not None:
         if ctx.user_last_activity_on is None or ctx.user_last_activity_on < date.today():
             async with deps.pool.acquire() as conn:
                 await access_db.touch_user_activity(conn, ctx.user_id)
-    return Granted(ctx, repo_type, verdict.console_messages)
+            wrote = True
+    same_until = None if wrote else _same_verdict_until(ctx, now, stamps_activity)
+    return Granted(ctx, repo_type, verdict.console_messages, same_until)
+
+
+def _same_verdict_until(ctx: AccessContextRow, now: datetime, stamps_activity: bool) -> datetime:
+    """The first moment at which check_access and the activity stamp could treat this context
+    differently from `now`: the key's "expiring soon" notice and its expiry, the password's expiry,
+    and (for a download) the next day, when the user's activity is stamped again."""
+    moments = [datetime.max.replace(tzinfo=timezone.utc)]
+    if ctx.key_id is not None and ctx.key_expires_at is not None:
+        moments += [ctx.key_expires_at - KEY_EXPIRES_SOON, ctx.key_expires_at]
+    if ctx.user_password_expires_at is not None:
+        moments.append(ctx.user_password_expires_at)
+    if stamps_activity:
+        # date.today() is the local date: its next midnight, as an aware time
+        moments.append(datetime.combine(date.today() + timedelta(days=1), datetime.min.time()).astimezone())
+    return min((moment for moment in moments if moment > now), default=now)
 
 
 def gl_repository(ctx: AccessContextRow, repo_type: str) -> str:

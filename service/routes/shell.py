@@ -19,7 +19,7 @@ from service import app_keys
 from service.current_settings import current_settings
 from service.domain import error_tracking, lfs, two_factor
 from service.domain.actors import actor_from_params, find_user, repository_from_params
-from service.domain.git_access import AccessDeps, AllowedRequest, run_allowed, success_payload
+from service.domain.git_access import AccessDeps, AllowedRequest, allowed_answer
 from service.domain.post_receive import post_receive as run_post_receive
 from service.domain.push_options import as_option_list
 from service.logs import CORRELATION_ID
@@ -71,8 +71,7 @@ async def allowed(request: web.Request) -> web.Response:
     )
     deps: AccessDeps = request.app[ACCESS_DEPS]
     app_settings = await current_settings(request.app)
-    granted = await run_allowed(deps, req, app_settings)
-    return json_response(success_payload(granted, req.action, app_settings, deps.settings))
+    return json_bytes_response(await allowed_answer(deps, req, app_settings))
 
 
 def check_client_context(value: Any) -> None:
