@@ -10,6 +10,7 @@ GitLab's 400 `{"message": "400 Bad request - ..."}`, never a 500.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,7 +22,12 @@ from marshmallow import Schema, ValidationError
 from service import app_keys
 from service.errors import ApiError, bad_request, grape_error
 
-_PARAMS_KEY = web.RequestKey("merged_params", dict)
+# The parameters of the request being served in this task, kept with that request: read once,
+# asked for by the auth check (legacy body credentials) and the handler. A context variable rather
+# than request[...], whose miss (the common case) raises and catches a KeyError in Python.
+_PARSED: contextvars.ContextVar[tuple[web.Request, dict[str, Any]] | None] = contextvars.ContextVar(
+    "parsed_params", default=None
+)
 
 # The most that is read of a body to find credentials in it, before anyone is authenticated.
 PRE_AUTH_BODY_LIMIT = 64 * 1024
@@ -78,7 +84,7 @@ def release_large_body(request: web.Request) -> None:
     """
     length = request.content_length
     if length is None or length > LARGE_BODY:
-        request.pop(_PARAMS_KEY, None)
+        forget_params(request)
 
 
 async def _read(request: web.Request, limit: int) -> bytes:
@@ -170,9 +176,9 @@ async def _decode_multipart(request: web.Request, limit: int, target: dict[str, 
 
 async def params(request: web.Request) -> dict[str, Any]:
     """All parameters of the request; the body wins over the query string, as in Grape."""
-    cached: dict[str, Any] | None = request.get(_PARAMS_KEY)
-    if cached is not None:
-        return cached
+    cached = _PARSED.get()
+    if cached is not None and cached[0] is request:
+        return cached[1]
     merged: dict[str, Any] = {}
     if request.query_string:  # the hook calls carry none: no query mapping built for them
         for key, value in request.query.items():
@@ -189,8 +195,15 @@ async def params(request: web.Request) -> dict[str, Any]:
             elif content_type in JSON_TYPES and body.strip():
                 merged.update(_decode_json(body, content_type))
             # any other type (XML...) carries no parameters Grape would read
-    request[_PARAMS_KEY] = merged
+    _PARSED.set((request, merged))
     return merged
+
+
+def forget_params(request: web.Request) -> None:
+    """Drop this request's parameters (its task serves the connection's next request meanwhile)."""
+    cached = _PARSED.get()
+    if cached is not None and cached[0] is request:
+        _PARSED.set(None)
 
 
 async def query_or_body_param(request: web.Request, name: str) -> Any:

@@ -109,7 +109,7 @@ def _integer_list(value: Any) -> list[int] | None:
     if not isinstance(value, list):
         return None
     numbers = [as_integer(item) for item in value]
-    return None if any(n is None for n in numbers) else numbers  # type: ignore[return-value]
+    return None if None in numbers else numbers  # type: ignore[return-value]
 
 
 def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
@@ -129,7 +129,7 @@ def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
             counts[LEGACY_COUNTERS[name]] = number
     counters = params.get("counters")
     if counters is not None:
-        if not isinstance(counters, Mapping):
+        if not isinstance(counters, dict):  # a JSON object (params gives plain dicts)
             errors.append("counters is invalid")
         else:
             for event in COUNTER_EVENTS:
@@ -143,7 +143,7 @@ def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
     unique: list[tuple[str, tuple[str, ...]]] = []
     unique_counters = params.get("unique_counters")
     if unique_counters is not None:
-        if not isinstance(unique_counters, Mapping):
+        if not isinstance(unique_counters, dict):
             errors.append("unique_counters is invalid")
         else:
             for event in UNIQUE_EVENTS:
@@ -153,7 +153,7 @@ def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
                 if numbers is None:
                     errors.append(f"unique_counters[{event}] is invalid")
                 elif numbers:
-                    unique.append((event, tuple(dict.fromkeys(str(n) for n in numbers))))
+                    unique.append((event, tuple(dict.fromkeys(map(str, numbers)))))
     if counters is not None:
         errors.extend(f"counters, {name} are mutually exclusive" for name in legacy_given)
     if errors:
