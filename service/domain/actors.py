@@ -17,6 +17,7 @@ from service.domain.errors import BadRequest, CommandRefused
 
 _GL_REPOSITORY = re.compile(r"\A(project|wiki|snippet|design)-(\d+)\Z|\Agroup-(\d+)-wiki\Z")
 _IDENTIFIER = re.compile(r"\A(user|key)-(\d+)\Z|\Ausername-(.+)\Z")
+_SNIPPET_PATH = re.compile(r"(\A|/)snippets/\d+\Z")
 
 
 class InvalidRepository(BadRequest):
@@ -125,7 +126,7 @@ def repository_from_params(params: Mapping[str, Any]) -> RepositoryRef:
         return RepositoryRef("wiki", None, given[: -len(".wiki")], given)
     if given.endswith(".design"):
         return RepositoryRef("design", None, given[: -len(".design")], given)
-    if re.search(r"(\A|/)snippets/\d+\Z", given):
+    if _SNIPPET_PATH.search(given):
         return RepositoryRef("snippet", None, given, given)
     return RepositoryRef("project", None, given, given)
 

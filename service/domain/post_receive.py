@@ -45,11 +45,13 @@ def merge_request_messages(ctx: PostReceiveContext, branches: Sequence[str], url
         return []
     if not ctx.printing_merge_request_link_enabled or ctx.merge_requests_access_level == MERGE_REQUESTS_DISABLED:
         return []
-    open_requests = {mr["source_branch"]: mr for mr in orjson.loads(ctx.open_merge_requests)}
-    messages = []
+    messages: list[str] = []
+    open_requests: dict[str, Any] | None = None
     for branch in branches:
         if branch == ctx.default_branch:
             continue
+        if open_requests is None:  # decoded for the first branch that needs it (most pushes are to the default)
+            open_requests = {mr["source_branch"]: mr for mr in orjson.loads(ctx.open_merge_requests)}
         existing = open_requests.get(branch)
         if existing is not None:
             url = urls.merge_request_url(existing["target_path"], existing["iid"])
