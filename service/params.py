@@ -11,6 +11,7 @@ GitLab's 400 `{"message": "400 Bad request - ..."}`, never a 500.
 from __future__ import annotations
 
 import contextvars
+import weakref
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,11 +23,13 @@ from marshmallow import Schema, ValidationError
 from service import app_keys
 from service.errors import ApiError, bad_request, grape_error
 
-# The parameters of the request being served in this task, kept with that request: read once,
-# asked for by the auth check (legacy body credentials) and the handler. A context variable rather
-# than request[...], whose miss (the common case) raises and catches a KeyError in Python.
-_PARSED: contextvars.ContextVar[tuple[web.Request, dict[str, Any]] | None] = contextvars.ContextVar(
-    "parsed_params", default=None
+_PARAMS_KEY = web.RequestKey("merged_params", dict)
+# Which request of this task has its parameters under _PARAMS_KEY: asked first, so that the common
+# case (not parsed yet) costs no request.get(), whose miss raises and catches a KeyError in Python.
+# A weak reference: tasks and connections started meanwhile copy this context and keep it, and
+# must not keep the request (nor its parameters, which live on the request) alive with it.
+_PARSED_FOR: contextvars.ContextVar[weakref.ref[web.Request] | None] = contextvars.ContextVar(
+    "params_parsed_for", default=None
 )
 
 # The most that is read of a body to find credentials in it, before anyone is authenticated.
@@ -84,7 +87,7 @@ def release_large_body(request: web.Request) -> None:
     """
     length = request.content_length
     if length is None or length > LARGE_BODY:
-        forget_params(request)
+        request.pop(_PARAMS_KEY, None)
 
 
 async def _read(request: web.Request, limit: int) -> bytes:
@@ -176,9 +179,11 @@ async def _decode_multipart(request: web.Request, limit: int, target: dict[str, 
 
 async def params(request: web.Request) -> dict[str, Any]:
     """All parameters of the request; the body wins over the query string, as in Grape."""
-    cached = _PARSED.get()
-    if cached is not None and cached[0] is request:
-        return cached[1]
+    parsed_for = _PARSED_FOR.get()
+    if parsed_for is not None and parsed_for() is request:
+        cached: dict[str, Any] | None = request.get(_PARAMS_KEY)  # None once released
+        if cached is not None:
+            return cached
     merged: dict[str, Any] = {}
     if request.query_string:  # the hook calls carry none: no query mapping built for them
         for key, value in request.query.items():
@@ -195,15 +200,9 @@ async def params(request: web.Request) -> dict[str, Any]:
             elif content_type in JSON_TYPES and body.strip():
                 merged.update(_decode_json(body, content_type))
             # any other type (XML...) carries no parameters Grape would read
-    _PARSED.set((request, merged))
+    request[_PARAMS_KEY] = merged
+    _PARSED_FOR.set(weakref.ref(request))
     return merged
-
-
-def forget_params(request: web.Request) -> None:
-    """Drop this request's parameters (its task serves the connection's next request meanwhile)."""
-    cached = _PARSED.get()
-    if cached is not None and cached[0] is request:
-        _PARSED.set(None)
 
 
 async def query_or_body_param(request: web.Request, name: str) -> Any:

@@ -131,6 +131,8 @@ def test_commands_are_packed_as_resp_bulk_strings_whatever_their_arguments():
     )
     assert pack_command(*args) == expected
     assert pack_command(bytearray(b"ab"), memoryview(b"cd")) == b"*2\r\n" + bulk(b"ab") + bulk(b"cd")
+    # a strided view is sent as the bytes it shows, not as its underlying buffer
+    assert pack_command(memoryview(b"abcd")[::2], memoryview(b"xyz")[::-1]) == b"*2\r\n" + bulk(b"ac") + bulk(b"zyx")
     with pytest.raises(TypeError):
         pack_command("SET", "flag", True)
 

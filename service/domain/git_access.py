@@ -460,16 +460,17 @@ async def _grant(
         await _store_notice(deps, key, message)
         wrote = True
     stamps_activity = req.action in DOWNLOAD_COMMANDS and ctx.user_id is not None and not is_deploy_key(ctx)
+    today = date.today()  # read once: the stamp and the kept answer's bound agree on the day
     if stamps_activity and ctx.user_id is not None:
-        if ctx.user_last_activity_on is None or ctx.user_last_activity_on < date.today():
+        if ctx.user_last_activity_on is None or ctx.user_last_activity_on < today:
             async with deps.pool.acquire() as conn:
                 await access_db.touch_user_activity(conn, ctx.user_id)
             wrote = True
-    same_until = None if wrote else _same_verdict_until(ctx, now, stamps_activity)
+    same_until = None if wrote else _same_verdict_until(ctx, now, today if stamps_activity else None)
     return Granted(ctx, repo_type, verdict.console_messages, same_until)
 
 
-def _same_verdict_until(ctx: AccessContextRow, now: datetime, stamps_activity: bool) -> datetime:
+def _same_verdict_until(ctx: AccessContextRow, now: datetime, stamped_on: date | None) -> datetime:
     """The first moment at which check_access and the activity stamp could treat this context
     differently from `now`: the key's "expiring soon" notice and its expiry, the password's expiry,
     and (for a download) the next day, when the user's activity is stamped again."""
@@ -478,9 +479,9 @@ def _same_verdict_until(ctx: AccessContextRow, now: datetime, stamps_activity: b
         moments += [ctx.key_expires_at - KEY_EXPIRES_SOON, ctx.key_expires_at]
     if ctx.user_password_expires_at is not None:
         moments.append(ctx.user_password_expires_at)
-    if stamps_activity:
-        # date.today() is the local date: its next midnight, as an aware time
-        moments.append(datetime.combine(date.today() + timedelta(days=1), datetime.min.time()).astimezone())
+    if stamped_on is not None:
+        # the activity day is the local date: its next midnight, as an aware time
+        moments.append(datetime.combine(stamped_on + timedelta(days=1), datetime.min.time()).astimezone())
     return min((moment for moment in moments if moment > now), default=now)
 
 
