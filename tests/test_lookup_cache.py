@@ -197,7 +197,7 @@ async def test_a_revoked_agent_token_is_refused_on_every_worker_within_a_second(
     await _granted_then_refused(workers, agent_info, revoke, 401)
 
 
-# /allowed's kept answers (service/domain/git_access.py AllowedAnswers): a worker that remembers a
+# /allowed's kept answers (allowed_answer in service/domain/git_access.py): a worker that remembers a
 # context row also keeps the body it computed from it. What must still hold for every call:
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -52,6 +52,7 @@ from service.domain.repository import RepositoryInspector, gitaly_repository, ha
 from service.domain.ssh_keys import TECHNOLOGIES, restriction_error
 from service.domain.urls import InstanceUrls
 from service.redis_store import RedisError, RedisStore
+from service.rendered import KeptBodies
 
 log = logging.getLogger("gitlab_internal_api.git_access")
 
@@ -113,32 +114,6 @@ class Granted:
     same_until: datetime | None = None
 
 
-class AllowedAnswers:
-    """/allowed's encoded 200 bodies, per request shape, for as long as they are sure to be right.
-
-    Kept with the context row and the settings object they were computed from: the loader hands
-    out the same row object while it remembers it (lookup_cache_seconds) and a new one after every
-    fetch, so an answer is never older than the row the checks would read anyway. `until` is the
-    next moment at which the checks could decide otherwise for that row (_same_verdict_until).
-    """
-
-    MAX_ANSWERS = 4096  # past it, all are dropped (each holds its row: ~3 kB)
-
-    def __init__(self) -> None:
-        self._kept: dict[Hashable, tuple[AccessContextRow, AppSettings, datetime, bytes]] = {}
-
-    def get(self, key: Hashable, ctx: AccessContextRow, app: AppSettings, now: datetime) -> bytes | None:
-        hit = self._kept.get(key)
-        if hit is None or hit[0] is not ctx or hit[1] is not app or now >= hit[2]:
-            return None
-        return hit[3]
-
-    def keep(self, key: Hashable, ctx: AccessContextRow, app: AppSettings, until: datetime, body: bytes) -> None:
-        if key not in self._kept and len(self._kept) >= self.MAX_ANSWERS:
-            self._kept.clear()
-        self._kept[key] = (ctx, app, until, body)
-
-
 @dataclass(frozen=True)
 class AccessDeps:
     pool: Pool
@@ -148,7 +123,9 @@ class AccessDeps:
     settings: Settings
     urls: InstanceUrls
     contexts: BatchLoader[ContextLookup, AccessContextRow]
-    answers: AllowedAnswers = field(default_factory=AllowedAnswers)
+    # /allowed's 200 bodies, kept with the context row and settings they were computed from
+    # (allowed_answer): never older than the row the checks would read, and only until _same_verdict_until
+    answers: KeptBodies = field(default_factory=KeptBodies)
 
 
 def is_deploy_key(ctx: AccessContextRow) -> bool:
@@ -423,7 +400,7 @@ async def allowed_answer(deps: AccessDeps, req: AllowedRequest, app: AppSettings
     a denial raises a domain error.
 
     Every call is counted by the rate limiter and reads its context through the loader. A granted
-    answer that wrote nothing is kept (AllowedAnswers) and served again while the loader serves that
+    answer that wrote nothing is kept (deps.answers) and served again while the loader serves that
     very context row and the settings are the same object, until the first moment at which the
     checks could decide otherwise (a key or password expiry, the next day's activity stamp).
     """
@@ -431,13 +408,13 @@ async def allowed_answer(deps: AccessDeps, req: AllowedRequest, app: AppSettings
     ctx = await _context_within_limit(deps, req, app, lookup)
     now = datetime.now(timezone.utc)
     answer_key = (lookup, req.action, req.protocol, req.repository.repo_type, req.changes == ANY)
-    kept = deps.answers.get(answer_key, ctx, app, now)
+    kept = deps.answers.get(answer_key, (ctx, app), now)
     if kept is not None:
         return kept
     granted = await _grant(deps, ctx, req, app, now)
     body = orjson.dumps(success_payload(granted, req.action, app, deps.settings))
     if granted.same_until is not None:
-        deps.answers.keep(answer_key, ctx, app, granted.same_until, body)
+        deps.answers.keep(answer_key, (ctx, app), body, until=granted.same_until)
     return body
 
 
