@@ -123,7 +123,10 @@ async def measure(admin_url: str, sizes: list[int], seconds: float, timeout: flo
                                 drain = f"{await drain_rate(conn, function, seconds):13,.0f}"
                             except asyncpg.QueryCanceledError:
                                 drain = f"{'>' + format(timeout, 'g') + ' s/job':>13s}"
-                            print(f"{f'{size:,} jobs, {shape}':>32s}  {statistics_label:10s} {label:22s} {drain} {busy}", flush=True)
+                            print(
+                                f"{f'{size:,} jobs, {shape}':>32s}  {statistics_label:10s} {label:22s} {drain} {busy}",
+                                flush=True,
+                            )
         finally:
             await conn.close()
     finally:

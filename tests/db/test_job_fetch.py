@@ -116,6 +116,7 @@ async def test_concurrent_fetchers_run_each_job_once_in_each_repositorys_order(b
         try:
             while True:
                 job = await conn.fetchrow("SELECT id, lock FROM procrastinate_fetch_job_v2(NULL, NULL)")
+                assert job is not None  # the function returns one row, all NULL when nothing is free
                 if job["id"] is None:
                     if not await conn.fetchval("SELECT count(*) FROM procrastinate_jobs"):
                         return
