@@ -27,20 +27,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import asyncpg
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from service.db.migrate import migrate  # noqa: E402
-from service.db.push_jobs import JobRequest, enqueue_post_receive_jobs  # noqa: E402
-from tests.db.library_fetch import LIBRARY_FETCH, library_fetch_function_sql  # noqa: E402
+from scratch_database import migrated_scratch_database  # also puts the checkout on sys.path
+from service.db.push_jobs import JobRequest, enqueue_post_receive_jobs
+from tests.db.library_fetch import LIBRARY_FETCH, library_fetch_function_sql
 
 FUNCTIONS = (("procrastinate 3.10.0", LIBRARY_FETCH), ("migration 0402", "procrastinate_fetch_job_v2"))
 SHAPES = (("one repository", 1), ("1,000 repositories", 1000))
@@ -98,40 +92,28 @@ async def busy_fetch_ms(conn: asyncpg.Connection, function: str) -> float:
 
 
 async def measure(admin_url: str, sizes: list[int], seconds: float, timeout: float) -> None:
-    name = f"gia_job_fetch_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = admin_url.rsplit("/", 1)[0] + "/" + name
-    try:
-        await migrate(url)
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(library_fetch_function_sql())
-            await conn.execute("ALTER TABLE procrastinate_jobs SET (autovacuum_enabled = false)")
-            await conn.execute(f"SET statement_timeout = {int(timeout * 1000)}")
-            print(f"{'backlog':>32s}  {'statistics':10s} {'function':22s} {'drain jobs/s':>13s} {'busy fetch ms':>14s}")
-            for shape, repositories in SHAPES:
-                for size in sizes:
-                    for statistics_label, analyzed in STATISTICS:
-                        for label, function in FUNCTIONS:
-                            await queue_backlog(conn, size, repositories, analyzed)
-                            try:
-                                busy = f"{await busy_fetch_ms(conn, function):14,.1f}"
-                            except asyncpg.QueryCanceledError:
-                                busy = f"{'>' + format(timeout, 'g') + ' s':>14s}"
-                            try:
-                                drain = f"{await drain_rate(conn, function, seconds):13,.0f}"
-                            except asyncpg.QueryCanceledError:
-                                drain = f"{'>' + format(timeout, 'g') + ' s/job':>13s}"
-                            print(
-                                f"{f'{size:,} jobs, {shape}':>32s}  {statistics_label:10s} {label:22s} {drain} {busy}",
-                                flush=True,
-                            )
-        finally:
-            await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with migrated_scratch_database(admin_url, "gia_job_fetch") as conn:
+        await conn.execute(library_fetch_function_sql())
+        await conn.execute("ALTER TABLE procrastinate_jobs SET (autovacuum_enabled = false)")
+        await conn.execute(f"SET statement_timeout = {int(timeout * 1000)}")
+        print(f"{'backlog':>32s}  {'statistics':10s} {'function':22s} {'drain jobs/s':>13s} {'busy fetch ms':>14s}")
+        for shape, repositories in SHAPES:
+            for size in sizes:
+                for statistics_label, analyzed in STATISTICS:
+                    for label, function in FUNCTIONS:
+                        await queue_backlog(conn, size, repositories, analyzed)
+                        try:
+                            busy = f"{await busy_fetch_ms(conn, function):14,.1f}"
+                        except asyncpg.QueryCanceledError:
+                            busy = f"{'>' + format(timeout, 'g') + ' s':>14s}"
+                        try:
+                            drain = f"{await drain_rate(conn, function, seconds):13,.0f}"
+                        except asyncpg.QueryCanceledError:
+                            drain = f"{'>' + format(timeout, 'g') + ' s/job':>13s}"
+                        print(
+                            f"{f'{size:,} jobs, {shape}':>32s}  {statistics_label:10s} {label:22s} {drain} {busy}",
+                            flush=True,
+                        )
 
 
 def main() -> None:

@@ -21,19 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
-import uuid
-from pathlib import Path
 
-import asyncpg
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from service.db.migrate import migrate  # noqa: E402
-from service.db.push_jobs import JobRequest, enqueue_post_receive_jobs  # noqa: E402
+from scratch_database import migrated_scratch_database  # also puts the checkout on sys.path
+from service.db.push_jobs import JobRequest, enqueue_post_receive_jobs
 
 VARIANTS = (
     ("procrastinate's triggers as shipped", None),
@@ -44,44 +37,32 @@ BATCHES = (1, 16, 64)
 
 
 async def measure(admin_url: str, seconds: float) -> None:
-    name = f"gia_job_insert_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = admin_url.rsplit("/", 1)[0] + "/" + name
-    try:
-        await migrate(url)
-        conn = await asyncpg.connect(url)
-        try:
-            args = orjson.dumps(
-                {
-                    "gl_repository": "project-1",
-                    "identifier": "user-1",
-                    "changes": "a" * 40 + " " + "b" * 40 + " refs/heads/main\n",
-                    "push_options": [],
-                    "correlation_id": "0123456789abcdef",
-                }
-            )
-            print(f"{'variant':42s} {'batch':>5s} {'µs/statement':>13s} {'µs/job':>8s}")
-            for label, trigger in VARIANTS:
-                if trigger is not None:
-                    await conn.execute(f"ALTER TABLE procrastinate_jobs DISABLE TRIGGER {trigger}")
-                for size in BATCHES:
-                    batch = [JobRequest(args, "project-1")] * size
-                    statements = 0
-                    started = time.perf_counter()
-                    while time.perf_counter() - started < seconds:
-                        await enqueue_post_receive_jobs(conn, batch)
-                        statements += 1
-                    elapsed = time.perf_counter() - started
-                    print(
-                        f"{label:42s} {size:5d} {elapsed / statements * 1e6:13,.0f} "
-                        f"{elapsed / (statements * size) * 1e6:8,.0f}"
-                    )
-        finally:
-            await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with migrated_scratch_database(admin_url, "gia_job_insert") as conn:
+        args = orjson.dumps(
+            {
+                "gl_repository": "project-1",
+                "identifier": "user-1",
+                "changes": "a" * 40 + " " + "b" * 40 + " refs/heads/main\n",
+                "push_options": [],
+                "correlation_id": "0123456789abcdef",
+            }
+        )
+        print(f"{'variant':42s} {'batch':>5s} {'µs/statement':>13s} {'µs/job':>8s}")
+        for label, trigger in VARIANTS:
+            if trigger is not None:
+                await conn.execute(f"ALTER TABLE procrastinate_jobs DISABLE TRIGGER {trigger}")
+            for size in BATCHES:
+                batch = [JobRequest(args, "project-1")] * size
+                statements = 0
+                started = time.perf_counter()
+                while time.perf_counter() - started < seconds:
+                    await enqueue_post_receive_jobs(conn, batch)
+                    statements += 1
+                elapsed = time.perf_counter() - started
+                print(
+                    f"{label:42s} {size:5d} {elapsed / statements * 1e6:13,.0f} "
+                    f"{elapsed / (statements * size) * 1e6:8,.0f}"
+                )
 
 
 def main() -> None:
