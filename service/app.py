@@ -75,7 +75,7 @@ async def wire_services(app: web.Application) -> None:
     app[app_keys.PUSH_CONTEXTS] = BatchLoader(
         pool, post_receive_db.post_receive_contexts, remember_seconds=remember_seconds, remember=settled_project
     )
-    app[app_keys.POST_RECEIVE_JOBS] = BatchLoader(pool, push_jobs_db.enqueue_post_receive_jobs)
+    app[app_keys.POST_RECEIVE_JOBS] = BatchLoader(pool, push_jobs_db.enqueue_post_receive_jobs, one_at_a_time=True)
     # kas: every agent's requests carry its token, and most ask about the agent itself
     app[app_keys.AGENT_TOKENS] = BatchLoader(pool, agents_db.find_active_tokens, remember_seconds=remember_seconds)
     app[app_keys.AGENT_CONTEXTS] = BatchLoader(pool, agents_db.find_agent_contexts, remember_seconds=remember_seconds)

@@ -130,13 +130,18 @@ class Gated:
         self.gates: list[asyncio.Event] = []
         self.values = {"a": 1}
         self.calls = 0
+        self.batches: list[list[str]] = []
+        self.fail_first = False
 
     async def __call__(self, conn: asyncpg.Connection, names: Sequence[str]) -> list[int | None]:
         self.calls += 1
+        self.batches.append(list(names))
         answers = [self.values.get(name) for name in names]  # read when the query is sent
         gate = asyncio.Event()
         self.gates.append(gate)
         await gate.wait()
+        if self.fail_first and self.calls == 1 and len(self.batches) == 1:
+            raise asyncpg.PostgresConnectionError("the server closed the connection")
         return answers
 
     async def sent(self, count: int) -> None:
@@ -184,3 +189,55 @@ async def test_a_slow_older_answer_does_not_replace_a_newer_one(pool):
         assert await loader.load("a") == 2 and fetch.calls == 2
     finally:
         fetch.open_all()
+
+
+async def test_one_at_a_time_sends_what_arrives_during_a_statement_together_after_it(pool):
+    """The job insert's group commit: while one statement runs, later writes wait and then go in
+    one statement, each caller getting its own answer."""
+    fetch = Gated()
+    fetch.values.update(b=2, c=3)
+    loader = BatchLoader(pool, fetch, one_at_a_time=True)
+    try:
+        first = asyncio.ensure_future(loader.load("a"))
+        await fetch.sent(1)
+        later = [asyncio.ensure_future(loader.load(name)) for name in ("b", "c", "a")]
+        await asyncio.sleep(0.2)  # an unbounded loader sends them at once, on a second connection
+        assert fetch.batches == [["a"]]
+        fetch.gates[0].set()
+        assert await first == 1
+        await fetch.sent(2)
+        assert fetch.batches == [["a"], ["b", "c", "a"]]
+        fetch.gates[1].set()
+        assert await asyncio.gather(*later) == [2, 3, 1]
+        alone = asyncio.ensure_future(loader.load("c"))  # idle again: sent at once
+        await fetch.sent(3)
+        fetch.gates[2].set()
+        assert await alone == 3 and fetch.batches[2:] == [["c"]]
+    finally:
+        fetch.open_all()
+
+
+async def test_one_at_a_time_a_failed_statement_fails_its_callers_only_and_the_next_one_runs(pool):
+    fetch = Gated()
+    fetch.fail_first = True
+    fetch.values.update(b=2)
+    loader = BatchLoader(pool, fetch, one_at_a_time=True)
+    try:
+        first = asyncio.ensure_future(loader.load("a"))
+        await fetch.sent(1)
+        waiting = asyncio.ensure_future(loader.load("b"))
+        fetch.gates[0].set()
+        with pytest.raises(asyncpg.PostgresConnectionError):
+            await first
+        await fetch.sent(2)
+        fetch.gates[1].set()
+        assert await waiting == 2
+    finally:
+        fetch.open_all()
+
+
+async def test_one_at_a_time_splits_a_backlog_into_statements_of_at_most_max_batch(pool):
+    queries = Queries()
+    loader = BatchLoader(pool, queries, max_batch=2, one_at_a_time=True)
+    assert await asyncio.gather(*(loader.load(name) for name in ("a", "b", "a", "missing", "b"))) == [1, 2, 1, None, 2]
+    assert queries.calls == [["a", "b"], ["a", "missing"], ["b"]]

@@ -14,6 +14,13 @@ bound is what matters to security: an answer is kept at most `remember_seconds` 
 *sent*, so a key revoked (a user blocked, a member removed) at time T is refused by every worker of
 every node from T + remember_seconds on, with no invalidation channel to keep. `remember` chooses
 which answers are kept (e.g. not "no such project", which a push may create the next moment).
+
+A loader that writes may instead keep one statement in flight at a time (`one_at_a_time`): the
+requests that arrive while it runs wait for it to finish and go together in the next one (group
+commit). The post_receive job insert is such a write: procrastinate's NOTIFY trigger makes
+PostgreSQL take one lock per database at each commit, held through the WAL flush, so concurrent
+inserts commit one after another anyway; sent one at a time they wait no longer, and there are
+fewer, larger ones (bench/job_insert.py).
 """
 
 from __future__ import annotations
@@ -43,12 +50,14 @@ class BatchLoader(Generic[K, V]):
         *,
         remember_seconds: float = 0.0,
         remember: Callable[[V], bool] = lambda answer: True,
+        one_at_a_time: bool = False,
     ) -> None:
         self.pool = pool
         self.fetch_many = fetch_many
         self.max_batch = max_batch
         self.remember_seconds = remember_seconds
         self.remember = remember
+        self.one_at_a_time = one_at_a_time
         # key -> (keep until, answer), in the order kept, so the oldest expire first
         self._remembered: dict[K, tuple[float, V]] = {}
         # key -> when this worker forgot it: answers to queries sent before then are not kept
@@ -70,7 +79,7 @@ class BatchLoader(Generic[K, V]):
             future.set_result(hit[1])
             return future
         self._pending.append((key, future))
-        if not self._scheduled:
+        if not self._scheduled and not (self.one_at_a_time and self._running):
             self._scheduled = True
             loop.call_soon(self._dispatch)
         return future
@@ -94,12 +103,26 @@ class BatchLoader(Generic[K, V]):
 
     def _dispatch(self) -> None:
         self._scheduled = False
+        if self.one_at_a_time:
+            if self._running or not self._pending:
+                return  # _finished dispatches the next batch
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            self._start(batch)
+            return
         pending, self._pending = self._pending, []
         for start in range(0, len(pending), self.max_batch):
-            assert self._loop is not None
-            task = self._loop.create_task(self._run(pending[start : start + self.max_batch]))
-            self._running.add(task)  # keep a reference until it finishes
-            task.add_done_callback(self._running.discard)
+            self._start(pending[start : start + self.max_batch])
+
+    def _start(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._run(batch))
+        self._running.add(task)  # keep a reference until it finishes
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self.one_at_a_time and self._pending:
+            self._dispatch()  # what arrived while it ran, at once: those callers have waited already
 
     async def _run(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
         # Measured before the query is sent: the answer may be older than its arrival, not newer.
