@@ -11,10 +11,11 @@ Method. A scratch database is created on the server behind `--admin-url` (droppe
 migrated as the service migrates; the job insert is the service's own (enqueue_post_receive_jobs).
 For batches of 1, 16 and 64 jobs it runs back to back for `--seconds` and prints the wall time per
 statement and per job (client and server together, on one connection: the server's share dominates),
-first with procrastinate's triggers as shipped, then without the trigger that writes an event row
-per job, then also without the one that sends two NOTIFYs per job. The triggers are disabled in the
-scratch database only, to show what each costs; the service keeps them (procrastinate's worker and
-its admin rely on them).
+first with the insert triggers as migrated (migration 0403: the 'deferred' event rows and the "job
+inserted" NOTIFYs once per statement), then with procrastinate's own per-job triggers in their
+place, then without the trigger that writes an event row per job, then also without the one that
+sends two NOTIFYs per job. The triggers are swapped in the scratch database only, to show what each
+costs; the service keeps the effect of both (procrastinate's worker and its admin rely on it).
 """
 
 from __future__ import annotations
@@ -28,10 +29,27 @@ import orjson
 from scratch_database import migrated_scratch_database  # also puts the checkout on sys.path
 from service.db.push_jobs import JobRequest, enqueue_post_receive_jobs
 
+# Each variant's statements, run after the previous variant's
+PER_JOB_TRIGGERS = """
+ALTER TABLE procrastinate_jobs DISABLE TRIGGER procrastinate_jobs_inserted_per_statement_v1;
+CREATE TRIGGER procrastinate_trigger_status_events_insert_v1
+    AFTER INSERT ON procrastinate_jobs FOR EACH ROW WHEN ((new.status = 'todo'::procrastinate_job_status))
+    EXECUTE PROCEDURE procrastinate_trigger_function_status_events_insert_v1();
+CREATE TRIGGER procrastinate_jobs_notify_queue_job_inserted_v1
+    AFTER INSERT ON procrastinate_jobs FOR EACH ROW WHEN ((new.status = 'todo'::procrastinate_job_status))
+    EXECUTE PROCEDURE procrastinate_notify_queue_job_inserted_v1();
+"""
 VARIANTS = (
-    ("procrastinate's triggers as shipped", None),
-    ("without the event row per job", "procrastinate_trigger_status_events_insert_v1"),
-    ("without it and the two NOTIFYs per job", "procrastinate_jobs_notify_queue_job_inserted_v1"),
+    ("insert triggers per statement (0403)", None),
+    ("procrastinate's per-job triggers", PER_JOB_TRIGGERS),
+    (
+        "without the event row per job",
+        "DROP TRIGGER procrastinate_trigger_status_events_insert_v1 ON procrastinate_jobs",
+    ),
+    (
+        "without it and the two NOTIFYs per job",
+        "DROP TRIGGER procrastinate_jobs_notify_queue_job_inserted_v1 ON procrastinate_jobs",
+    ),
 )
 BATCHES = (1, 16, 64)
 
@@ -48,9 +66,9 @@ async def measure(admin_url: str, seconds: float) -> None:
             }
         )
         print(f"{'variant':42s} {'batch':>5s} {'µs/statement':>13s} {'µs/job':>8s}")
-        for label, trigger in VARIANTS:
-            if trigger is not None:
-                await conn.execute(f"ALTER TABLE procrastinate_jobs DISABLE TRIGGER {trigger}")
+        for label, change in VARIANTS:
+            if change is not None:
+                await conn.execute(change)
             for size in BATCHES:
                 batch = [JobRequest(args, "project-1")] * size
                 statements = 0

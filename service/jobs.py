@@ -21,6 +21,10 @@ The worker's fetch (procrastinate_fetch_job_v2) keeps the library's rule with mi
 implementation: the library's reads a repository's whole backlog on every fetch (upstream #1242), and
 a one-repository backlog of 100,000 jobs drained at 0-29 jobs/s (`bench/job_fetch.py`). When the
 procrastinate pin moves, check that its migrations do not redefine that function, or port 0402.
+Migration 0403 likewise runs the library's two insert triggers (the 'deferred' event row, the
+"job inserted" NOTIFY) once per statement instead of once per job: check that a new pin does not
+recreate them per row (procrastinate_trigger_status_events_insert_v1,
+procrastinate_jobs_notify_queue_job_inserted_v1).
 """
 
 from __future__ import annotations
