@@ -11,7 +11,7 @@ Method. A scratch database is created on the server behind `--admin-url` (droppe
 migrated as the service migrates; the job insert is the service's own (enqueue_post_receive_jobs).
 For batches of 1, 16 and 64 jobs it runs back to back for `--seconds` and prints the wall time per
 statement and per job (client and server together, on one connection: the server's share dominates),
-first with the insert triggers as migrated (migration 0403: the 'deferred' event rows and the "job
+from empty tables each time, first with the insert triggers as migrated (migration 0403: the 'deferred' event rows and the "job
 inserted" NOTIFYs once per statement), then with procrastinate's own per-job triggers in their
 place, then without the trigger that writes an event row per job, then also without the one that
 sends two NOTIFYs per job. The triggers are swapped in the scratch database only, to show what each
@@ -70,6 +70,9 @@ async def measure(admin_url: str, seconds: float) -> None:
             if change is not None:
                 await conn.execute(change)
             for size in BATCHES:
+                # each measurement starts from empty tables: the variants run in turn, and a later
+                # one must not pay for the rows (and index pages) of the earlier ones
+                await conn.execute("TRUNCATE procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs")
                 batch = [JobRequest(args, "project-1")] * size
                 statements = 0
                 started = time.perf_counter()

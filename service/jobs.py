@@ -23,8 +23,10 @@ a one-repository backlog of 100,000 jobs drained at 0-29 jobs/s (`bench/job_fetc
 procrastinate pin moves, check that its migrations do not redefine that function, or port 0402.
 Migration 0403 likewise runs the library's two insert triggers (the 'deferred' event row, the
 "job inserted" NOTIFY) once per statement instead of once per job: check that a new pin does not
-recreate them per row (procrastinate_trigger_status_events_insert_v1,
-procrastinate_jobs_notify_queue_job_inserted_v1).
+recreate those triggers (procrastinate_trigger_status_events_insert_v1,
+procrastinate_jobs_notify_queue_job_inserted_v1), nor change what their functions do
+(procrastinate_trigger_function_status_events_insert_v1, procrastinate_notify_queue_job_inserted_v1:
+0403 no longer calls them, so a change there would not take effect), or port 0403.
 """
 
 from __future__ import annotations

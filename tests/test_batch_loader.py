@@ -236,6 +236,27 @@ async def test_one_at_a_time_a_failed_statement_fails_its_callers_only_and_the_n
         fetch.open_all()
 
 
+async def test_one_at_a_time_does_not_send_a_caller_that_gave_up_while_it_waited(pool):
+    """A post_receive whose client went away before its turn queues no job (Gitaly's retry will)."""
+    fetch = Gated()
+    fetch.values.update(b=2)
+    loader = BatchLoader(pool, fetch, one_at_a_time=True)
+    try:
+        first = asyncio.ensure_future(loader.load("a"))
+        await fetch.sent(1)
+        gave_up = loader.submit("c")
+        stays = asyncio.ensure_future(loader.load("b"))
+        gave_up.cancel()
+        fetch.gates[0].set()
+        await first
+        await fetch.sent(2)
+        fetch.gates[1].set()
+        assert await stays == 2
+        assert fetch.batches == [["a"], ["b"]]
+    finally:
+        fetch.open_all()
+
+
 async def test_one_at_a_time_splits_a_backlog_into_statements_of_at_most_max_batch(pool):
     queries = Queries()
     loader = BatchLoader(pool, queries, max_batch=2, one_at_a_time=True)

@@ -560,7 +560,7 @@ async def test_an_idle_worker_runs_each_new_push_at_once_woken_by_its_notificati
     """The "job inserted" NOTIFY (per statement since migration 0403) wakes an idle worker: each push
     to another repository runs well within the worker's 1 s polling interval, not at its next poll."""
     admin, _ = await make_admin(db)
-    projects = [await make_project(db, owner=admin) for _ in range(6)]
+    projects = [await make_project(db, owner=admin) for _ in range(10)]
     client = await aiohttp_client(app)  # the API, without an in-process worker
     worker = asyncio.create_task(
         run_worker(
@@ -581,5 +581,6 @@ async def test_an_idle_worker_runs_each_new_push_at_once_woken_by_its_notificati
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
-    # without the notification each waits for the next poll: 0.85 s each when tried (0403 with no NOTIFY)
-    assert max(waits) < 0.4, waits
+    # Without the notification each waits for the next poll (0.85 s each when tried: 0403 without its
+    # NOTIFY). Two slow ones are allowed for a loaded machine.
+    assert sorted(waits)[7] < 0.4, waits

@@ -5,7 +5,8 @@ trip to PostgreSQL, and on loopback a round trip costs more CPU than the rest of
 BatchLoader collects the lookups made during one event-loop iteration and runs a single query over
 arrays of their parameters (`unnest(...) WITH ORDINALITY` and a LATERAL join in SQL); each caller
 gets its own row back. A lone request waits for nothing: its batch is dispatched on the very next
-loop iteration. Queries that write (beyond the idempotent last-used stamps) are never batched.
+loop iteration. Queries that write are not batched, except the last-used stamps (idempotent) and the
+post_receive job insert (every job or none, see below).
 
 A loader may also remember its answers for a fraction of a second (`remember_seconds`). A key, a
 user or a membership read by GitLab's hot paths changes rarely, but the same key or project is
@@ -17,10 +18,12 @@ which answers are kept (e.g. not "no such project", which a push may create the 
 
 A loader that writes may instead keep one statement in flight at a time (`one_at_a_time`): the
 requests that arrive while it runs wait for it to finish and go together in the next one (group
-commit). The post_receive job insert is such a write: procrastinate's NOTIFY trigger makes
-PostgreSQL take one lock per database at each commit, held through the WAL flush, so concurrent
-inserts commit one after another anyway; sent one at a time they wait no longer, and there are
-fewer, larger ones (bench/job_insert.py).
+commit), in the order they came. The post_receive job insert is such a write: procrastinate's
+NOTIFY makes PostgreSQL take one server-wide lock at each commit that notifies, held through the
+WAL flush, so concurrent inserts commit one after another anyway; sent one at a time they wait
+little longer, and there are fewer, larger ones (bench/job_insert.py: a job costs less in larger
+batches). The price: a statement that hangs holds up the worker's next ones until asyncpg's
+command_timeout fails it. Callers that gave up (their future cancelled) while waiting are not sent.
 """
 
 from __future__ import annotations
@@ -127,6 +130,9 @@ class BatchLoader(Generic[K, V]):
     async def _run(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
         # Measured before the query is sent: the answer may be older than its arrival, not newer.
         keep_until = time.monotonic() + self.remember_seconds
+        batch = [item for item in batch if not item[1].done()]  # a caller cancelled while it waited
+        if not batch:
+            return
         keys = [key for key, _ in batch]
         if self.remember_seconds > 0:
             # A loader that remembers is a read: callers of the same key share one lookup (a burst

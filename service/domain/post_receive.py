@@ -111,9 +111,9 @@ async def post_receive(
     """GitLab's PostReceiveService: queue the PostReceive job, adopt a first default branch, lower
     the counter, tell the pusher.
 
-    The job is queued while the context is read (two batched statements in flight at once, so the
-    answer waits no longer than before); if queueing fails the call fails (503) before the counter
-    is touched, and Gitaly's retry queues it again.
+    The job is queued while the context is read (both batched; the insert may first wait for the
+    worker's insert in flight, service/db/batch.py); if queueing fails the call fails (503) before
+    the counter is touched, and Gitaly's retry queues it again.
     """
     repository = repository_from_params({"gl_repository": gl_repository}) if gl_repository else None
     project_id = repository.container_id if repository and repository.repo_type in ("project", "wiki") else None
