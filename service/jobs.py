@@ -26,7 +26,10 @@ Migration 0403 likewise runs the library's two insert triggers (the 'deferred' e
 recreate those triggers (procrastinate_trigger_status_events_insert_v1,
 procrastinate_jobs_notify_queue_job_inserted_v1), nor change what their functions do
 (procrastinate_trigger_function_status_events_insert_v1, procrastinate_notify_queue_job_inserted_v1:
-0403 no longer calls them, so a change there would not take effect), or port 0403.
+0403 no longer calls them, so a change there would not take effect), or port 0403. Migration 0404
+plans procrastinate's per-job functions (defer, finish, retry, and 0402's fetch) without sequential
+scans, so their foreign-key checks stay index lookups after the drained queue was vacuumed: a pin
+that recreates those functions drops the setting; apply it again.
 """
 
 from __future__ import annotations

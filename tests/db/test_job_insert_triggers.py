@@ -86,3 +86,51 @@ async def test_jobs_not_inserted_as_todo_get_no_event_and_no_notification(backen
         await listener.close()
     assert [(event["job_id"], event["type"]) for event in events] == [(todo, "deferred")]
     assert received == [(ANY_QUEUE_CHANNEL, {"type": "job_inserted", "job_id": todo})]
+
+
+async def test_a_burst_after_the_queue_was_drained_and_vacuumed_reads_the_jobs_by_index(backends: Backends, db):
+    """Migration 0404: the foreign-key check of each job's event row, planned while the drained table
+    looked empty, must not scan the table as it grows (one scan per job made a burst quadratic)."""
+    pushes = [JobRequest(b'{"push": 1}', "project-1")] * 16
+    await enqueue_post_receive_jobs(db, pushes)
+    await db.execute("DELETE FROM procrastinate_jobs")  # the workers drained the queue
+    await db.execute("VACUUM procrastinate_jobs")  # and autovacuum found it empty
+    assert await db.fetchval("SELECT relpages FROM pg_class WHERE relname = 'procrastinate_jobs'") == 0
+    burst = await asyncpg.connect(backends.database_url)  # its foreign-key checks are planned now
+    try:
+        async with burst.transaction():
+            for _ in range(20):
+                await enqueue_post_receive_jobs(burst, pushes)
+            scans = await burst.fetchrow(
+                "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'procrastinate_jobs'"
+            )
+    finally:
+        await burst.close()
+    assert scans["seq_scan"] == 0 and scans["idx_scan"] >= 320, dict(scans)
+
+
+async def test_a_worker_after_a_drain_fetches_finishes_and_deletes_jobs_by_index(backends: Backends, db):
+    """The worker's side of 0404: fetching a job marks it 'doing' and finishing it deletes it; each
+    writes or removes event rows, whose foreign-key checks read procrastinate_jobs and
+    procrastinate_events."""
+    await enqueue_post_receive_jobs(db, [JobRequest(b'{"push": 1}', "project-1")] * 16)
+    await db.execute("DELETE FROM procrastinate_jobs")
+    await db.execute("VACUUM procrastinate_jobs, procrastinate_events")
+    await enqueue_post_receive_jobs(db, [JobRequest(b'{"push": 1}', f"project-{n}") for n in range(200)])
+    worker = await asyncpg.connect(backends.database_url)  # what procrastinate's worker calls, in turn
+    try:
+        async with worker.transaction():
+            while (job_id := await worker.fetchval("SELECT (procrastinate_fetch_job_v2(NULL, NULL)).id")) is not None:
+                await worker.execute("SELECT procrastinate_finish_job_v1($1, 'succeeded', true)", job_id)
+            scans = {
+                record["relname"]: record["seq_scan"]
+                for record in await worker.fetch(
+                    "SELECT relname, seq_scan FROM pg_stat_xact_user_tables "
+                    "WHERE relname IN ('procrastinate_jobs', 'procrastinate_events')"
+                )
+            }
+    finally:
+        await worker.close()
+    assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs") == 0
+    assert await db.fetchval("SELECT count(*) FROM procrastinate_events") == 0  # deleted with their jobs
+    assert scans == {"procrastinate_jobs": 0, "procrastinate_events": 0}
