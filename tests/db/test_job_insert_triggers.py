@@ -96,7 +96,9 @@ async def test_a_burst_after_the_queue_was_drained_and_vacuumed_reads_the_jobs_b
     await db.execute("DELETE FROM procrastinate_jobs")  # the workers drained the queue
     await db.execute("VACUUM procrastinate_jobs")  # and autovacuum found it empty
     assert await db.fetchval("SELECT relpages FROM pg_class WHERE relname = 'procrastinate_jobs'") == 0
-    burst = await asyncpg.connect(backends.database_url)  # its foreign-key checks are planned now
+    # A fresh connection: its foreign-key checks are planned now, and pg_stat_xact_user_tables also
+    # counts a connection's earlier transactions whose statistics it has not reported yet.
+    burst = await asyncpg.connect(backends.database_url)
     try:
         async with burst.transaction():
             for _ in range(20):
@@ -117,7 +119,8 @@ async def test_a_worker_after_a_drain_fetches_finishes_and_deletes_jobs_by_index
     await db.execute("DELETE FROM procrastinate_jobs")
     await db.execute("VACUUM procrastinate_jobs, procrastinate_events")
     await enqueue_post_receive_jobs(db, [JobRequest(b'{"push": 1}', f"project-{n}") for n in range(200)])
-    worker = await asyncpg.connect(backends.database_url)  # what procrastinate's worker calls, in turn
+    # what procrastinate's worker calls, in turn, on a fresh connection (see the test above)
+    worker = await asyncpg.connect(backends.database_url)
     try:
         async with worker.transaction():
             while (job_id := await worker.fetchval("SELECT (procrastinate_fetch_job_v2(NULL, NULL)).id")) is not None:
