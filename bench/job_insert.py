@@ -11,9 +11,9 @@ Method. A scratch database is created on the server behind `--admin-url` (droppe
 migrated as the service migrates; the job insert is the service's own (enqueue_post_receive_jobs).
 For batches of 1, 16 and 64 jobs it runs back to back for `--seconds` and prints the wall time per
 statement and per job (client and server together, on one connection: the server's share dominates),
-from empty tables each time, first with the insert triggers as migrated (migration 0403: the 'deferred' event rows and the "job
-inserted" NOTIFYs once per statement), then with procrastinate's own per-job triggers in their
-place, then without the trigger that writes an event row per job, then also without the one that
+from empty tables each time: first with the insert triggers as migrated (migration 0403: the
+'deferred' event rows and the "job inserted" NOTIFYs once per statement), then with procrastinate's
+own per-job triggers in their place, then without the trigger that writes an event row per job, then also without the one that
 sends two NOTIFYs per job. The triggers are swapped in the scratch database only, to show what each
 costs; the service keeps the effect of both (procrastinate's worker and its admin rely on it).
 """

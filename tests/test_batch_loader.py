@@ -26,7 +26,9 @@ ORDER BY k.n
 async def pool(backends) -> AsyncIterator[asyncpg.Pool]:  # type: ignore[no-untyped-def]
     async with asyncpg.create_pool(backends.database_url, min_size=1, max_size=4) as pool:
         async with pool.acquire() as conn:
-            await conn.execute("DROP TABLE IF EXISTS loader_values; CREATE TABLE loader_values (name text PRIMARY KEY, value int)")
+            await conn.execute(
+                "DROP TABLE IF EXISTS loader_values; CREATE TABLE loader_values (name text PRIMARY KEY, value int)"
+            )
             await conn.execute("INSERT INTO loader_values VALUES ('a', 1), ('b', 2)")
         yield pool
         async with pool.acquire() as conn:
@@ -135,12 +137,13 @@ class Gated:
 
     async def __call__(self, conn: asyncpg.Connection, names: Sequence[str]) -> list[int | None]:
         self.calls += 1
+        call = self.calls
         self.batches.append(list(names))
         answers = [self.values.get(name) for name in names]  # read when the query is sent
         gate = asyncio.Event()
         self.gates.append(gate)
         await gate.wait()
-        if self.fail_first and self.calls == 1 and len(self.batches) == 1:
+        if self.fail_first and call == 1:
             raise asyncpg.PostgresConnectionError("the server closed the connection")
         return answers
 

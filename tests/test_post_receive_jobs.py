@@ -96,6 +96,20 @@ async def push(client: Any, gl_repository: str, changes: str, identifier: str, *
     return answer
 
 
+def start_job_worker(app: web.Application, settings: Any, concurrency: int, **overrides: Any) -> asyncio.Task[None]:
+    """A job worker on the app's pool and services, as `gitlab-internal-api worker` runs one."""
+    return asyncio.create_task(
+        run_worker(
+            settings.with_overrides(**{**FAST_JOBS, **overrides}),
+            app[app_keys.DB_POOL],
+            app[app_keys.REPOSITORIES],
+            app[app_keys.URLS],
+            concurrency,
+            app[app_keys.TOKEN_BOX],
+        )
+    )
+
+
 async def jobs_client(aiohttp_client: Any, settings: Any, secrets: Any, **overrides: Any) -> Any:
     return await aiohttp_client(create_app(settings.with_overrides(**{**FAST_JOBS, **overrides}), secrets))
 
@@ -493,12 +507,7 @@ async def test_a_worker_killed_mid_job_loses_no_job(
         worker.wait(10)
         receiver.gate.set()
         assert await db.fetchval("SELECT state FROM web_hook_deliveries") == "pending"
-        fast = settings.with_overrides(**FAST_JOBS)
-        rescuer = asyncio.create_task(
-            run_worker(
-                fast, app[app_keys.DB_POOL], app[app_keys.REPOSITORIES], app[app_keys.URLS], 2, app[app_keys.TOKEN_BOX]
-            )
-        )
+        rescuer = start_job_worker(app, settings, 2)
         await eventually(
             lambda: _count(db, "SELECT count(*) FROM web_hook_deliveries WHERE state = 'delivered'", 1), 30
         )
@@ -534,16 +543,7 @@ async def test_a_repositorys_backlog_drains_in_push_order(aiohttp_client, app, s
         previous = tip
     assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'") == pushes
     overrides: dict[str, Any] = {} if listen else {"database_prepared_statements": False, "database_migration_url": ""}
-    worker = asyncio.create_task(
-        run_worker(
-            settings.with_overrides(**{**FAST_JOBS, **overrides}),
-            app[app_keys.DB_POOL],
-            app[app_keys.REPOSITORIES],
-            app[app_keys.URLS],
-            4,
-            app[app_keys.TOKEN_BOX],
-        )
-    )
+    worker = start_job_worker(app, settings, 4, **overrides)
     try:
         # 40 jobs at the old 1 job/s would take 40 s; at once, they take well under a second
         await eventually(lambda: _count(db, "SELECT count(*) FROM events", pushes), 15)
@@ -556,22 +556,15 @@ async def test_a_repositorys_backlog_drains_in_push_order(aiohttp_client, app, s
     assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs") == 0
 
 
-async def test_an_idle_worker_runs_each_new_push_at_once_woken_by_its_notification(aiohttp_client, app, settings, db, redis):
+async def test_an_idle_worker_runs_each_new_push_at_once_woken_by_its_notification(
+    aiohttp_client, app, settings, db, redis
+):
     """The "job inserted" NOTIFY (per statement since migration 0403) wakes an idle worker: each push
     to another repository runs well within the worker's 1 s polling interval, not at its next poll."""
     admin, _ = await make_admin(db)
     projects = [await make_project(db, owner=admin) for _ in range(10)]
     client = await aiohttp_client(app)  # the API, without an in-process worker
-    worker = asyncio.create_task(
-        run_worker(
-            settings.with_overrides(**FAST_JOBS),
-            app[app_keys.DB_POOL],
-            app[app_keys.REPOSITORIES],
-            app[app_keys.URLS],
-            2,
-            app[app_keys.TOKEN_BOX],
-        )
-    )
+    worker = start_job_worker(app, settings, 2)
     try:
         waits = []
         for n, project in enumerate(projects, start=1):

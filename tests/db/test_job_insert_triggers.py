@@ -1,6 +1,9 @@
-"""Migration 0403: procrastinate's insert triggers, once per statement, with the effects of the
-library's per-job ones: a 'deferred' event row per job, and a "job inserted" NOTIFY for each queue
-that got jobs (what wakes procrastinate's worker)."""
+"""Migrations 0403 and 0404 on procrastinate's queue tables.
+
+0403: the insert triggers, once per statement, with the effects of the library's per-job ones: a
+'deferred' event row per job, and a "job inserted" NOTIFY for each queue that got jobs (what wakes
+procrastinate's worker). 0404: after the workers drained the queue and it was vacuumed, the
+per-job functions' foreign-key checks scan neither table."""
 
 from __future__ import annotations
 
@@ -88,14 +91,20 @@ async def test_jobs_not_inserted_as_todo_get_no_event_and_no_notification(backen
     assert received == [(ANY_QUEUE_CHANNEL, {"type": "job_inserted", "job_id": todo})]
 
 
+async def drained_and_vacuumed(db: asyncpg.Connection) -> None:
+    """Jobs queued, run and deleted by the workers, then the tables vacuumed (as autovacuum would)
+    down to 0 pages: the state in which PostgreSQL plans a scan."""
+    await enqueue_post_receive_jobs(db, [JobRequest(b'{"push": 1}', "project-1")] * 16)
+    await db.execute("DELETE FROM procrastinate_jobs")
+    await db.execute("VACUUM procrastinate_jobs, procrastinate_events")
+    assert await db.fetchval("SELECT relpages FROM pg_class WHERE relname = 'procrastinate_jobs'") == 0
+
+
 async def test_a_burst_after_the_queue_was_drained_and_vacuumed_reads_the_jobs_by_index(backends: Backends, db):
     """Migration 0404: the foreign-key check of each job's event row, planned while the drained table
     looked empty, must not scan the table as it grows (one scan per job made a burst quadratic)."""
     pushes = [JobRequest(b'{"push": 1}', "project-1")] * 16
-    await enqueue_post_receive_jobs(db, pushes)
-    await db.execute("DELETE FROM procrastinate_jobs")  # the workers drained the queue
-    await db.execute("VACUUM procrastinate_jobs")  # and autovacuum found it empty
-    assert await db.fetchval("SELECT relpages FROM pg_class WHERE relname = 'procrastinate_jobs'") == 0
+    await drained_and_vacuumed(db)
     # A fresh connection: its foreign-key checks are planned now, and pg_stat_xact_user_tables also
     # counts a connection's earlier transactions whose statistics it has not reported yet.
     burst = await asyncpg.connect(backends.database_url)
@@ -115,9 +124,7 @@ async def test_a_worker_after_a_drain_fetches_finishes_and_deletes_jobs_by_index
     """The worker's side of 0404: fetching a job marks it 'doing' and finishing it deletes it; each
     writes or removes event rows, whose foreign-key checks read procrastinate_jobs and
     procrastinate_events."""
-    await enqueue_post_receive_jobs(db, [JobRequest(b'{"push": 1}', "project-1")] * 16)
-    await db.execute("DELETE FROM procrastinate_jobs")
-    await db.execute("VACUUM procrastinate_jobs, procrastinate_events")
+    await drained_and_vacuumed(db)
     await enqueue_post_receive_jobs(db, [JobRequest(b'{"push": 1}', f"project-{n}") for n in range(200)])
     # what procrastinate's worker calls, in turn, on a fresh connection (see the test above)
     worker = await asyncpg.connect(backends.database_url)
