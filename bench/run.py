@@ -20,6 +20,15 @@ and its range (min-max), and next to it the bare handler's absolute req/s (media
 bare rounds adjacent to that row. When those bare rates spread by more than `--noise-bound` (max/min)
 the machine was too noisy to judge: the row says "noisy: no verdict" instead of ok/MISS.
 
+A machine that is slow for the whole run does not spread: it flatters instead (a run whose bare
+handler did 5.8 k req/s read authorized_keys 0.77, a rerun at 18 k read 0.43; on a slowed machine
+the kernel's share of a request, which the bare handler is mostly made of, grows more than the
+service's Python work). So every row's bare median is also compared with this machine's quiet
+rate, the bare reference: `--bare-reference`, else the best bare median of an earlier run on a
+machine with the same cores and CPU model (bench/results). Below `--slow-bound` of it the row says
+"slow machine: no verdict". Without a reference the header says that a slow machine could not be
+told from a quiet one.
+
 Latency ("paced"): at saturation a closed loop's latency is connections / throughput whatever the code
 does, so p99 is judged at 70 % of each endpoint's own median saturated rate. wrk2 is not packaged:
 pacing uses wrk's Lua delay() hook, each connection pausing an exponentially distributed time before
@@ -47,6 +56,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime
 import json
 import math
@@ -101,6 +111,7 @@ SCALING_ENDPOINTS = ("authorized_keys", "allowed_any")
 P99_LIMIT_MS = 15.0
 LOAD_FACTOR = 0.7  # latency is judged at 70 % of each endpoint's own median saturated rate
 RSS_LIMIT_MB = 150.0
+SLOW_BOUND = 0.85  # a row's bare median under this share of the bare reference: no verdict
 PACING_TOLERANCE = (0.85, 1.15)  # achieved / offered rate of the paced rounds for their p99 to count
 TOPOLOGIES = ("unix", "nocache", "tcp", "workers2", "pgbouncer")
 
@@ -229,8 +240,55 @@ class Summary:
     def ratio(self) -> float:
         return statistics.median(self.ratios)
 
-    def noisy(self, bound: float) -> bool:
-        return spread(self.bare) > bound
+
+@dataclass(frozen=True)
+class BareReference:
+    rps: float  # the bare handler's req/s on this machine when quiet
+    source: str  # "--bare-reference" or the results file it comes from
+
+
+def this_machine() -> dict[str, Any]:
+    """What a bare rate is comparable across runs by: the core count and the CPU model."""
+    model = ""
+    with contextlib.suppress(OSError):
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    return {"nproc": os.cpu_count(), "cpu": model}
+
+
+def bare_reference(results: Path, machine: dict[str, Any]) -> BareReference | None:
+    """The best bare median of one topology of an earlier run on this machine (smoke runs aside)."""
+    best: BareReference | None = None
+    for path in sorted(results.glob("bench-*.json")):
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a run still being written, or cut short
+        if raw.get("machine") != machine or raw.get("smoke"):
+            continue
+        for topology in raw.get("topologies", {}).values():
+            bare = [r["rps"] for r in topology.get("rounds", []) if r["target"] == "bare" and r["kind"] == "saturated"]
+            if len(bare) >= 3 and (best is None or statistics.median(bare) > best.rps):
+                best = BareReference(statistics.median(bare), path.name)
+    return best
+
+
+def reference_line(reference: BareReference | None, slow_bound: float) -> str:
+    if reference is None:
+        return (
+            "bare reference: none (no earlier run on this machine in bench/results, no --bare-reference): "
+            "a machine slow for the whole run cannot be told from a quiet one, and flatters every ratio"
+        )
+    return (
+        f"bare reference (this machine's quiet rate): {reference.rps:,.0f} req/s, from {reference.source}; "
+        f"a row whose bare median is under {slow_bound:.2f} of it gives no verdict"
+    )
 
 
 def summarise(rounds: list[Round]) -> dict[tuple[str, str], Summary]:
@@ -595,6 +653,20 @@ class Options:
     endpoints: list[str]
     service_log: Path | None
     floor_port: int = 0  # bench/bare.py --floor
+    bare_reference: BareReference | None = None
+    slow_bound: float = SLOW_BOUND
+
+    def verdict_refused(self, bare: list[float]) -> str | None:
+        """Why the bare rounds beside a row allow no verdict, if they do not."""
+        if spread(bare) > self.noise_bound:
+            return f"noisy: no verdict (bare spread {spread(bare):.2f} > {self.noise_bound:.2f})"
+        reference = self.bare_reference
+        if reference is not None and statistics.median(bare) < self.slow_bound * reference.rps:
+            return (
+                f"slow machine: no verdict (bare {statistics.median(bare):,.0f} req/s < {self.slow_bound:.2f}"
+                f" of the reference {reference.rps:,.0f})"
+            )
+        return None
 
 
 def service_env(workdir: Path, backends: Backends) -> dict[str, str]:
@@ -809,8 +881,8 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
             verdict = "- (the most any endpoint can reach: the bare handler + access log + 1 middleware)"
         elif not verdicts:
             verdict = "-"
-        elif s.noisy(options.noise_bound):
-            verdict = f"noisy: no verdict (bare spread {spread(s.bare):.2f} > {options.noise_bound:.2f})"
+        elif refused := options.verdict_refused(s.bare):
+            verdict = refused
         elif paced and not PACING_TOLERANCE[0] <= achieved / offered <= PACING_TOLERANCE[1]:
             verdict = f"noisy: no verdict (paced rounds reached {achieved / offered:.0%} of the offered rate)"
         else:
@@ -863,8 +935,8 @@ def scaling_table(rounds: list[Round], options: Options) -> tuple[list[str], boo
         f = factors.get(endpoint, [])
         bare = one.bare + two.bare
         target = SCALING_TARGET if endpoint in SCALING_ENDPOINTS else None
-        if spread(bare) > options.noise_bound:
-            verdict = f"noisy: no verdict (bare spread {spread(bare):.2f} > {options.noise_bound:.2f})"
+        if refused := options.verdict_refused(bare):
+            verdict = refused
         elif target is None:
             verdict = "-"
         elif statistics.median(f) >= target and not (one.errors or two.errors):
@@ -1088,6 +1160,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--noise-bound", type=float, default=1.25, help="max/min of the bare rounds beyond which no verdict"
     )
     parser.add_argument(
+        "--bare-reference",
+        type=float,
+        metavar="RPS",
+        help="the bare handler's req/s on this machine when quiet (default: the best of earlier runs here)",
+    )
+    parser.add_argument(
+        "--slow-bound",
+        type=float,
+        default=SLOW_BOUND,
+        help=f"share of the bare reference under which a row gives no verdict (default {SLOW_BOUND})",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="1 round of 1 s per endpoint, unix only, no verdict: checks the harness (CI)",
@@ -1141,6 +1225,13 @@ def main(argv: list[str]) -> int:
         args.noise_bound,
         endpoints,
         args.service_log,
+        slow_bound=args.slow_bound,
+    )
+    machine = this_machine()
+    options.bare_reference = (
+        BareReference(args.bare_reference, "--bare-reference")
+        if args.bare_reference
+        else bare_reference(RESULTS, machine)
     )
     command = shlex.join(["python3", "dev.py", "bench", *argv])
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -1154,6 +1245,8 @@ def main(argv: list[str]) -> int:
         f"paced: {args.paced_rounds} round(s) of {args.paced_duration} s at {LOAD_FACTOR:.0%} of the endpoint's "
         "median rate (wrk Lua delay(): exponential pauses per connection, calibrated; not open-loop), "
         f"p50 median and p99 worst of them, limit {P99_LIMIT_MS:.0f} ms; achieved/offered req/s shown",
+        f"machine: {machine['nproc']} cores, {machine['cpu'] or 'CPU model unknown'}",
+        reference_line(options.bare_reference, args.slow_bound),
     ]
     skipped = []
     for topology in list(wanted):
@@ -1170,8 +1263,11 @@ def main(argv: list[str]) -> int:
         "command": command,
         "date": started.isoformat(),
         "nproc": os.cpu_count(),
+        "machine": machine,
+        "smoke": args.smoke,
+        "bare_reference": asdict(options.bare_reference) if options.bare_reference else None,
         "loadavg_start": os.getloadavg(),
-        "options": {**asdict(options), "service_log": None},
+        "options": {**asdict(options), "service_log": None, "bare_reference": None},
         "topologies": {},
     }
     missed = noisy = False
@@ -1288,8 +1384,8 @@ def main(argv: list[str]) -> int:
                 )
             else:  # workers2
                 b = backends_for("unix")
-                scaled = Options(
-                    **{**asdict(options), "endpoints": [e for e in endpoints if e in SCALING_ENDPOINTS] or endpoints}
+                scaled = dataclasses.replace(
+                    options, endpoints=[e for e in endpoints if e in SCALING_ENDPOINTS] or endpoints
                 )
                 rounds = measure(topology, b, workdir, scaled, bare_port, worker_counts=(1, 2), paced=False, say=say)
                 lines, miss = scaling_table(rounds, scaled)
@@ -1308,7 +1404,7 @@ def main(argv: list[str]) -> int:
             except Exception as exc:  # the other topologies still run; the run fails
                 rounds, lines, miss = [], [f"== {topology}: FAILED: {type(exc).__name__}: {exc}"], True
             missed |= miss
-            noisy |= any("noisy" in line for line in lines)
+            noisy |= any("no verdict" in line for line in lines)
             raw["topologies"][topology] = {"rounds": [asdict(r) for r in rounds], "table": lines}
             (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(raw, indent=1))
             print("\n".join(["", *lines]), flush=True)  # as it goes: a later failure loses nothing

@@ -143,3 +143,50 @@ def test_paced_rounds_that_missed_their_rate_give_no_p99_verdict() -> None:
     lines, missed = bench.table("unix", "t", rs, options, verdicts=True)
     row = next(line for line in lines if line.startswith("authorized_keys"))
     assert "noisy: no verdict (paced rounds reached 143% of the offered rate)" in row and not missed
+
+
+def test_a_row_whose_bare_rate_is_low_against_the_machines_quiet_rate_gives_no_verdict() -> None:
+    # steady bare rounds (spread 1.02) on a machine slowed for the whole run: the ratio is flattered
+    rs = rounds(("bare", "authorized_keys", 10_000), ("service", "authorized_keys", 8_500),
+                ("bare", "authorized_keys", 10_200), ("service", "authorized_keys", 8_500), ("bare", "-", 10_100))
+    rs.append(bench.Round("unix", "service", "authorized_keys", "paced", 3, 6_000, 1.0, 4.0, 0, 99.0, 6_000))
+    options = bench.Options(2, 3, 1, 3, 64, 1.25, ["authorized_keys"], None)
+    for quiet_rate, verdict in ((24_000, "slow machine: no verdict"), (11_000, "ok")):
+        options.bare_reference = bench.BareReference(quiet_rate, "--bare-reference")
+        lines, missed = bench.table("unix", "t", rs, options, verdicts=True)
+        row = next(line for line in lines if line.startswith("authorized_keys"))
+        assert verdict in row and not missed
+    assert "(bare 10,100 req/s < 0.85 of the reference 24,000)" in bench.Options(
+        2, 3, 1, 3, 64, 1.25, [], None, bare_reference=bench.BareReference(24_000, "x")
+    ).verdict_refused([10_000, 10_200])
+
+
+def test_the_scaling_table_refuses_a_verdict_on_a_slow_machine_too() -> None:
+    rs = rounds(("bare", "authorized_keys", 10_000), ("service", "authorized_keys", 8_000),
+                ("bare", "authorized_keys", 10_000), ("service-2w", "authorized_keys", 16_000), ("bare", "-", 10_000))
+    options = bench.Options(1, 3, 0, 3, 64, 1.25, ["authorized_keys"], None)
+    assert next(line for line in bench.scaling_table(rs, options)[0] if line.startswith("authorized_keys")).endswith("ok")
+    options.bare_reference = bench.BareReference(24_000, "--bare-reference")
+    lines, missed = bench.scaling_table(rs, options)
+    assert "slow machine: no verdict" in next(line for line in lines if line.startswith("authorized_keys"))
+    assert not missed
+
+
+def test_the_bare_reference_is_the_best_bare_median_of_an_earlier_run_on_the_same_machine(tmp_path: Path) -> None:
+    machine = {"nproc": 2, "cpu": "AMD EPYC"}
+
+    def run(name: str, bare: list[float], **fields: object) -> None:
+        saturated = [{"target": "bare", "kind": "saturated", "rps": rps} for rps in bare]
+        paced = [{"target": "bare", "kind": "paced", "rps": 99_999.0}]  # not a saturated round
+        service = [{"target": "service", "kind": "saturated", "rps": 88_888.0}]
+        raw = {"machine": machine, "smoke": False, "topologies": {"unix": {"rounds": saturated + paced + service}}}
+        (tmp_path / f"bench-{name}.json").write_text(json.dumps({**raw, **fields}))
+
+    assert bench.bare_reference(tmp_path, machine) is None
+    run("1", [20_000, 24_000, 23_000])
+    run("2", [10_000, 11_000, 12_000])  # a slow run does not lower it
+    run("3", [30_000, 31_000, 32_000], machine={"nproc": 4, "cpu": "AMD EPYC"})  # another machine
+    run("4", [40_000, 41_000, 42_000], smoke=True)  # 1 s rounds that check the harness
+    run("5", [50_000, 50_000])  # too few rounds to be a median
+    (tmp_path / "bench-6.json").write_text('{"machine": {"nproc": 2')  # a run cut short
+    assert bench.bare_reference(tmp_path, machine) == bench.BareReference(23_000, "bench-1.json")
