@@ -23,11 +23,13 @@ the machine was too noisy to judge: the row says "noisy: no verdict" instead of 
 A machine that is slow for the whole run does not spread: it flatters instead (a run whose bare
 handler did 5.8 k req/s read authorized_keys 0.77, a rerun at 18 k read 0.43; on a slowed machine
 the kernel's share of a request, which the bare handler is mostly made of, grows more than the
-service's Python work). So every row's bare median is also compared with this machine's quiet
-rate, the bare reference: `--bare-reference`, else the best bare median of an earlier run on a
-machine with the same cores and CPU model (bench/results). Below `--slow-bound` of it the row says
-"slow machine: no verdict". Without a reference the header says that a slow machine could not be
-told from a quiet one.
+service's Python work). So every row's bare median is also compared with a bare reference:
+`--bare-reference RPS` (the bare handler's rate on this machine when quiet), else the best of the
+earlier runs in bench/results on a machine with the same cores and CPU model and with as many
+connections (a topology's bare median, when its bare rounds spread within the noise bound, or
+the --bare-reference a run was given). Below `--slow-bound` of it the row says "slow machine: no
+verdict". Without a reference the header says that a slow machine would go unnoticed. The run
+exits 1 when a target was missed, else 3 when a row gave no verdict, else 0.
 
 Latency ("paced"): at saturation a closed loop's latency is connections / throughput whatever the code
 does, so p99 is judged at 70 % of each endpoint's own median saturated rate. wrk2 is not packaged:
@@ -112,6 +114,7 @@ P99_LIMIT_MS = 15.0
 LOAD_FACTOR = 0.7  # latency is judged at 70 % of each endpoint's own median saturated rate
 RSS_LIMIT_MB = 150.0
 SLOW_BOUND = 0.85  # a row's bare median under this share of the bare reference: no verdict
+NO_VERDICT = "no verdict"
 PACING_TOLERANCE = (0.85, 1.15)  # achieved / offered rate of the paced rounds for their p99 to count
 TOPOLOGIES = ("unix", "nocache", "tcp", "workers2", "pgbouncer")
 
@@ -262,33 +265,54 @@ def this_machine() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": model}
 
 
-def bare_reference(results: Path, machine: dict[str, Any]) -> BareReference | None:
-    """The best bare median of one topology of an earlier run on this machine (smoke runs aside)."""
+def bare_reference(
+    results: Path, machine: dict[str, Any], connections: int, noise_bound: float, given: float | None = None
+) -> BareReference | None:
+    """`given` (--bare-reference), else the best of the earlier runs on this machine with as many
+    connections (smoke runs aside): the median of a topology's bare rounds, when there were at least
+    5 and they spread within the noise bound, or the --bare-reference a run was given."""
+    if given is not None:
+        return BareReference(given, "--bare-reference")
     best: BareReference | None = None
+
+    def consider(rps: float, source: str) -> None:
+        nonlocal best
+        if best is None or rps > best.rps:
+            best = BareReference(rps, source)
+
     for path in sorted(results.glob("bench-*.json")):
         try:
             raw = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # a run still being written, or cut short
-        if raw.get("machine") != machine or raw.get("smoke"):
-            continue
-        for topology in raw.get("topologies", {}).values():
-            bare = [r["rps"] for r in topology.get("rounds", []) if r["target"] == "bare" and r["kind"] == "saturated"]
-            if len(bare) >= 3 and (best is None or statistics.median(bare) > best.rps):
-                best = BareReference(statistics.median(bare), path.name)
+            if raw.get("machine") != machine or raw.get("smoke") or raw["options"]["connections"] != connections:
+                continue
+            earlier = raw.get("bare_reference") or {}
+            if earlier.get("source") == "--bare-reference":
+                consider(float(earlier["rps"]), f"the --bare-reference of {path.name}")
+            for topology in raw["topologies"].values():
+                bare = [r["rps"] for r in topology["rounds"] if r["target"] == "bare" and r["kind"] == "saturated"]
+                if len(bare) >= 5 and spread(bare) <= noise_bound:
+                    consider(statistics.median(bare), path.name)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # a run still being written, cut short, or not this script's
     return best
 
 
 def reference_line(reference: BareReference | None, slow_bound: float) -> str:
     if reference is None:
         return (
-            "bare reference: none (no earlier run on this machine in bench/results, no --bare-reference): "
-            "a machine slow for the whole run cannot be told from a quiet one, and flatters every ratio"
+            "bare reference: none (no earlier steady run with these connections on this machine in "
+            "bench/results): a machine slowed for the whole run would flatter every ratio unnoticed; "
+            "pass --bare-reference RPS, the bare handler's rate here when quiet"
         )
     return (
-        f"bare reference (this machine's quiet rate): {reference.rps:,.0f} req/s, from {reference.source}; "
-        f"a row whose bare median is under {slow_bound:.2f} of it gives no verdict"
+        f"bare reference: {reference.rps:,.0f} req/s ({reference.source}); a row whose bare median is under "
+        f"{slow_bound:.0%} of it ({slow_bound * reference.rps:,.0f} req/s) gives no verdict (slow machine)"
     )
+
+
+def any_refused(lines: list[str]) -> bool:
+    """Whether a table refused a verdict somewhere (noisy or slow machine): the run exits 3."""
+    return any(NO_VERDICT in line for line in lines)
 
 
 def summarise(rounds: list[Round]) -> dict[tuple[str, str], Summary]:
@@ -659,11 +683,11 @@ class Options:
     def verdict_refused(self, bare: list[float]) -> str | None:
         """Why the bare rounds beside a row allow no verdict, if they do not."""
         if spread(bare) > self.noise_bound:
-            return f"noisy: no verdict (bare spread {spread(bare):.2f} > {self.noise_bound:.2f})"
+            return f"noisy: {NO_VERDICT} (bare spread {spread(bare):.2f} > {self.noise_bound:.2f})"
         reference = self.bare_reference
         if reference is not None and statistics.median(bare) < self.slow_bound * reference.rps:
             return (
-                f"slow machine: no verdict (bare {statistics.median(bare):,.0f} req/s < {self.slow_bound:.2f}"
+                f"slow machine: {NO_VERDICT} (bare {statistics.median(bare):,.0f} req/s < {self.slow_bound:.0%}"
                 f" of the reference {reference.rps:,.0f})"
             )
         return None
@@ -917,6 +941,11 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
     return lines, missed
 
 
+def scaling_options(options: Options) -> Options:
+    """workers2 measures the scaling endpoints only (all of them when none was asked for)."""
+    return dataclasses.replace(options, endpoints=[e for e in options.endpoints if e in SCALING_ENDPOINTS] or options.endpoints)
+
+
 def scaling_table(rounds: list[Round], options: Options) -> tuple[list[str], bool]:
     summary = summarise(rounds)
     factors = scaling(rounds)
@@ -1143,6 +1172,20 @@ def available(topology: str) -> str | None:
     return None
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share in (0, 1]")
+    return value
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -1161,13 +1204,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--bare-reference",
-        type=float,
+        type=_positive,
         metavar="RPS",
         help="the bare handler's req/s on this machine when quiet (default: the best of earlier runs here)",
     )
     parser.add_argument(
         "--slow-bound",
-        type=float,
+        type=_share,
         default=SLOW_BOUND,
         help=f"share of the bare reference under which a row gives no verdict (default {SLOW_BOUND})",
     )
@@ -1228,10 +1271,8 @@ def main(argv: list[str]) -> int:
         slow_bound=args.slow_bound,
     )
     machine = this_machine()
-    options.bare_reference = (
-        BareReference(args.bare_reference, "--bare-reference")
-        if args.bare_reference
-        else bare_reference(RESULTS, machine)
+    options.bare_reference = bare_reference(
+        RESULTS, machine, args.connections, args.noise_bound, given=args.bare_reference
     )
     command = shlex.join(["python3", "dev.py", "bench", *argv])
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -1241,7 +1282,8 @@ def main(argv: list[str]) -> int:
         f"date: {started.isoformat(timespec='seconds')}; nproc {os.cpu_count()}; loadavg at start {loadavg()}",
         f"method: wrk -t1 -c{args.connections} on loopback; per endpoint {args.rounds} service rounds of "
         f"{args.duration} s, each between two bare rounds; ratio = service / mean of its two bare neighbours; "
-        f"verdict only when those bare rounds spread <= {args.noise_bound:.2f} (max/min)",
+        f"verdict only when those bare rounds spread <= {args.noise_bound:.2f} (max/min) and their median is at "
+        f"least {args.slow_bound:.0%} of the bare reference",
         f"paced: {args.paced_rounds} round(s) of {args.paced_duration} s at {LOAD_FACTOR:.0%} of the endpoint's "
         "median rate (wrk Lua delay(): exponential pauses per connection, calibrated; not open-loop), "
         f"p50 median and p99 worst of them, limit {P99_LIMIT_MS:.0f} ms; achieved/offered req/s shown",
@@ -1384,9 +1426,7 @@ def main(argv: list[str]) -> int:
                 )
             else:  # workers2
                 b = backends_for("unix")
-                scaled = dataclasses.replace(
-                    options, endpoints=[e for e in endpoints if e in SCALING_ENDPOINTS] or endpoints
-                )
+                scaled = scaling_options(options)
                 rounds = measure(topology, b, workdir, scaled, bare_port, worker_counts=(1, 2), paced=False, say=say)
                 lines, miss = scaling_table(rounds, scaled)
                 return rounds, lines, miss
@@ -1404,7 +1444,7 @@ def main(argv: list[str]) -> int:
             except Exception as exc:  # the other topologies still run; the run fails
                 rounds, lines, miss = [], [f"== {topology}: FAILED: {type(exc).__name__}: {exc}"], True
             missed |= miss
-            noisy |= any("no verdict" in line for line in lines)
+            noisy |= any_refused(lines)
             raw["topologies"][topology] = {"rounds": [asdict(r) for r in rounds], "table": lines}
             (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(raw, indent=1))
             print("\n".join(["", *lines]), flush=True)  # as it goes: a later failure loses nothing

@@ -156,7 +156,7 @@ def test_a_row_whose_bare_rate_is_low_against_the_machines_quiet_rate_gives_no_v
         lines, missed = bench.table("unix", "t", rs, options, verdicts=True)
         row = next(line for line in lines if line.startswith("authorized_keys"))
         assert verdict in row and not missed
-    assert "(bare 10,100 req/s < 0.85 of the reference 24,000)" in bench.Options(
+    assert "(bare 10,100 req/s < 85% of the reference 24,000)" in bench.Options(
         2, 3, 1, 3, 64, 1.25, [], None, bare_reference=bench.BareReference(24_000, "x")
     ).verdict_refused([10_000, 10_200])
 
@@ -172,21 +172,56 @@ def test_the_scaling_table_refuses_a_verdict_on_a_slow_machine_too() -> None:
     assert not missed
 
 
-def test_the_bare_reference_is_the_best_bare_median_of_an_earlier_run_on_the_same_machine(tmp_path: Path) -> None:
+def test_the_bare_reference_is_the_best_steady_bare_median_of_an_earlier_run_on_the_same_machine(
+    tmp_path: Path,
+) -> None:
     machine = {"nproc": 2, "cpu": "AMD EPYC"}
 
     def run(name: str, bare: list[float], **fields: object) -> None:
         saturated = [{"target": "bare", "kind": "saturated", "rps": rps} for rps in bare]
         paced = [{"target": "bare", "kind": "paced", "rps": 99_999.0}]  # not a saturated round
         service = [{"target": "service", "kind": "saturated", "rps": 88_888.0}]
-        raw = {"machine": machine, "smoke": False, "topologies": {"unix": {"rounds": saturated + paced + service}}}
+        raw = {"machine": machine, "smoke": False, "options": {"connections": 64},
+               "topologies": {"unix": {"rounds": saturated + paced + service}}}
         (tmp_path / f"bench-{name}.json").write_text(json.dumps({**raw, **fields}))
 
-    assert bench.bare_reference(tmp_path, machine) is None
-    run("1", [20_000, 24_000, 23_000])
-    run("2", [10_000, 11_000, 12_000])  # a slow run does not lower it
-    run("3", [30_000, 31_000, 32_000], machine={"nproc": 4, "cpu": "AMD EPYC"})  # another machine
-    run("4", [40_000, 41_000, 42_000], smoke=True)  # 1 s rounds that check the harness
-    run("5", [50_000, 50_000])  # too few rounds to be a median
-    (tmp_path / "bench-6.json").write_text('{"machine": {"nproc": 2')  # a run cut short
-    assert bench.bare_reference(tmp_path, machine) == bench.BareReference(23_000, "bench-1.json")
+    def reference() -> object:
+        return bench.bare_reference(tmp_path, machine, 64, 1.25)
+
+    assert reference() is None
+    run("1", [20_000, 24_000, 23_000, 23_500, 22_000])
+    assert reference() == bench.BareReference(23_000, "bench-1.json")
+    run("2", [10_000, 11_000, 12_000, 11_500, 11_000])  # a slow run does not lower it
+    run("3", [30_000] * 5, machine={"nproc": 4, "cpu": "AMD EPYC"})  # another machine
+    run("4", [40_000] * 5, smoke=True)  # 1 s rounds that check the harness
+    run("5", [50_000] * 4)  # too few rounds to take a median from
+    run("6", [60_000, 30_000, 60_000, 60_000, 60_000])  # spread 2.0: a noisy run
+    run("7", [70_000] * 5, options={"connections": 16})  # another load
+    (tmp_path / "bench-8.json").write_text('{"machine": {"nproc": 2')  # a run cut short
+    (tmp_path / "bench-9.json").write_text("[1, 2]")  # not this script's
+    assert reference() == bench.BareReference(23_000, "bench-1.json")
+    # a run that was given the quiet rate passes it on; a rate given now comes first
+    run("10", [9_000] * 5, bare_reference={"rps": 24_570.0, "source": "--bare-reference"})
+    assert reference() == bench.BareReference(24_570, "the --bare-reference of bench-10.json")
+    assert bench.bare_reference(tmp_path, machine, 64, 1.25, given=30_000.0) == bench.BareReference(
+        30_000, "--bare-reference"
+    )
+
+
+def test_a_refused_verdict_makes_the_run_exit_3_and_a_reference_survives_the_workers2_copy() -> None:
+    reference = bench.BareReference(24_000, "--bare-reference")
+    options = bench.Options(1, 3, 0, 3, 64, 1.25, list(bench.ENDPOINTS), None, bare_reference=reference)
+    scaled = bench.scaling_options(options)
+    assert scaled.endpoints == list(bench.SCALING_ENDPOINTS) and scaled.bare_reference == reference
+    rs = rounds(("bare", "authorized_keys", 10_000), ("service", "authorized_keys", 8_000),
+                ("bare", "authorized_keys", 10_000), ("service-2w", "authorized_keys", 16_000), ("bare", "-", 10_000))
+    assert bench.any_refused(bench.scaling_table(rs, scaled)[0])
+    assert not bench.any_refused(bench.scaling_table(rs, bench.scaling_options(
+        bench.Options(1, 3, 0, 3, 64, 1.25, list(bench.ENDPOINTS), None)))[0])
+
+
+@pytest.mark.parametrize("argv", [["--bare-reference", "0"], ["--bare-reference", "-3"], ["--bare-reference", "nan"],
+                                  ["--slow-bound", "0"], ["--slow-bound", "1.5"]])
+def test_a_reference_or_bound_that_could_never_refuse_or_always_would_is_an_error(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(argv)
