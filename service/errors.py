@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 
 from service import app_keys
-from service.db.pool import describe_outage, is_database_outage
+from service.db.pool import REFUSED_VALUE_ERRORS, describe_outage, is_database_outage
 from service.domain import errors as domain
 from service.unavailable import RETRY_AFTER_SECONDS, BackendUnavailable
 
@@ -167,10 +167,9 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
         raise
     except BackendUnavailable:
         return _retry_later()  # whoever raised it logged the outage (the Redis store does, once)
-    except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as exc:
-        # PostgreSQL refused a value the request carried (a NUL byte, a number out of range, a key
-        # too long for an index...): the caller's input, so a 400, never a 500. The schemas' limits
-        # (schemas/*.py) should have refused it first; this is the net under them.
+    except REFUSED_VALUE_ERRORS as exc:
+        # The caller's input, so a 400, never a 500. The schemas' limits (schemas/*.py) should have
+        # refused it first; this is the net under them.
         log.info("invalid input on %s %s: %s", request.method, request.path, type(exc).__name__)
         return json_response({"message": "400 Bad request"}, 400)
     except Exception as exc:

@@ -265,3 +265,71 @@ async def test_one_at_a_time_splits_a_backlog_into_statements_of_at_most_max_bat
     loader = BatchLoader(pool, queries, max_batch=2, one_at_a_time=True)
     assert await asyncio.gather(*(loader.load(name) for name in ("a", "b", "a", "missing", "b"))) == [1, 2, 1, None, 2]
     assert queries.calls == [["a", "b"], ["a", "missing"], ["b"]]
+
+
+class Ids:
+    """fetch_many over bigint keys given as text: a key out of bigint's range is refused by PostgreSQL
+    (numeric_value_out_of_range, a DataError), as an out-of-range project id in a gl_repository is."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def __call__(self, conn: asyncpg.Connection, keys: Sequence[str]) -> list[int]:
+        self.calls.append(list(keys))
+        rows = await conn.fetch("SELECT k::bigint * 10 AS v FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n", keys)
+        return [row["v"] for row in rows]
+
+
+TOO_BIG = str(2**63)
+
+
+@pytest.mark.parametrize("remember_seconds", [0.0, 0.5])
+async def test_a_value_postgresql_refuses_fails_only_its_own_callers(pool, remember_seconds):
+    """One request's bad value must not turn the concurrent requests batched with it into 400s."""
+    queries = Ids()
+    loader = BatchLoader(pool, queries, remember_seconds=remember_seconds)
+    results = await asyncio.gather(
+        *(loader.load(key) for key in ("1", TOO_BIG, "2", TOO_BIG)), return_exceptions=True
+    )
+    assert results[0] == 10 and results[2] == 20
+    assert isinstance(results[1], asyncpg.DataError) and isinstance(results[3], asyncpg.DataError)
+    if remember_seconds:  # the two callers of the bad key share its one lookup
+        assert queries.calls == [["1", TOO_BIG, "2"], ["1"], [TOO_BIG], ["2"]]
+        assert await loader.load("1") == 10 and len(queries.calls) == 4  # the good answers were remembered
+    else:
+        assert queries.calls == [["1", TOO_BIG, "2", TOO_BIG], ["1"], [TOO_BIG], ["2"], [TOO_BIG]]
+
+
+async def test_one_at_a_time_a_refused_value_queues_every_other_write_of_its_statement(pool):
+    """The post_receive job insert: a NUL byte jsonb cannot hold fails that push alone; the other
+    pushes of its statement are queued, once each."""
+    async with pool.acquire() as conn:
+        await conn.execute("DROP TABLE IF EXISTS loader_jobs; CREATE TABLE loader_jobs (args jsonb)")
+
+    async def insert(conn: asyncpg.Connection, payloads: Sequence[str]) -> list[bool]:
+        await conn.execute("INSERT INTO loader_jobs SELECT unnest($1::text[])::jsonb", payloads)
+        return [True] * len(payloads)
+
+    loader = BatchLoader(pool, insert, one_at_a_time=True)
+    try:
+        payloads = ['{"n": 1}', '{"n": "\\u0000"}', '{"n": 2}', '{"n": 3}']
+        results = await asyncio.gather(*(loader.load(p) for p in payloads), return_exceptions=True)
+        assert results[0] is True and results[2:] == [True, True]
+        assert isinstance(results[1], asyncpg.DataError)
+        async with pool.acquire() as conn:
+            assert sorted(await conn.fetchval("SELECT array_agg((args->>'n')::int) FROM loader_jobs")) == [1, 2, 3]
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute("DROP TABLE loader_jobs")
+
+
+async def test_a_batch_cancelled_before_it_ran_fails_its_callers_instead_of_leaving_them_waiting(pool):
+    """At shutdown the loop cancels every task, possibly before a batch's first step."""
+    loader = BatchLoader(pool, Queries())
+    waiting = loader.submit("a")
+    await asyncio.sleep(0)  # the batch's task is created, not yet run
+    (task,) = loader._running
+    task.cancel()
+    async with asyncio.timeout(5):
+        with pytest.raises(RuntimeError, match="batch cancelled"):
+            await waiting

@@ -19,7 +19,7 @@ import pytest
 from service import auth
 from tests.admin_helpers import make_admin
 from tests.billing_helpers import make_subscription, namespace_with_id, subscription_row
-from tests.factories import make_project, make_user
+from tests.factories import make_group, make_key, make_project, make_user
 from tests.helpers import shell_headers, shell_jwt
 
 BAD_REQUEST_PREFIX = "400 Bad request"
@@ -422,3 +422,49 @@ def test_redaction_covers_url_passwords_and_keeps_the_rest():
     )
     assert redact("GET /api/v4/users?private_token=glpat-abc&page=2") == "GET /api/v4/users?private_token=[FILTERED]&page=2"
     assert redact("plain text about tokens and secrets") == "plain text about tokens and secrets"
+
+
+# --- one request's bad value among concurrent ones (service/db/batch.py) ------------------------
+
+CHANGE_TO_MAIN = "0" * 40 + " " + "1" * 40 + " refs/heads/main\n"
+
+
+async def test_a_project_id_past_bigint_fails_its_own_allowed_call_only(client, db):
+    """Concurrent /allowed calls share one lookup statement: one out-of-range id in it used to turn
+    every call of the batch into a 400."""
+    user = await make_user(db, username="batched")
+    key, _ = await make_key(db, user)
+    group = await make_group(db, "batched-group")
+    await make_project(db, group, path="p", visibility_level=20)
+    good = {"action": "git-upload-pack", "changes": "_any", "protocol": "ssh", "project": "batched-group/p.git",
+            "key_id": str(key["id"])}
+    bad = {**good, "gl_repository": f"project-{2**63}"}
+
+    async def status(body: dict[str, Any]) -> int:
+        async with client.post("/api/v4/internal/allowed", json=body, headers=shell_headers()) as response:
+            return response.status
+
+    statuses = await asyncio.gather(*(status(good) for _ in range(8)), status(bad))
+    assert statuses == [200] * 8 + [400]
+
+
+async def test_a_value_jsonb_refuses_fails_its_own_post_receive_only_and_the_others_are_queued(client, db, redis):
+    user = await make_user(db, username="batched-pusher")
+    project = await make_project(db, owner=user, path="batched-push", visibility_level=20)
+    repository = f"project-{project['id']}"
+
+    async def push(identifier: str) -> int:
+        async with client.post(
+            "/api/v4/internal/post_receive",
+            json={"gl_repository": repository, "identifier": identifier, "changes": CHANGE_TO_MAIN},
+            headers=shell_headers(),
+        ) as response:
+            return response.status
+
+    statuses = await asyncio.gather(*(push(f"user-{user['id']}") for _ in range(8)), push("user-1\u0000"))
+    assert statuses == [200] * 8 + [400]
+    queued = await db.fetchval(
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'post_receive' AND args->>'gl_repository' = $1",
+        repository,
+    )
+    assert queued == 8

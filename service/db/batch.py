@@ -24,6 +24,11 @@ WAL flush, so concurrent inserts commit one after another anyway; sent one at a 
 little longer, and there are fewer, larger ones (bench/job_insert.py: a job costs less in larger
 batches). The price: a statement that hangs holds up the worker's next ones until asyncpg's
 command_timeout fails it. Callers that gave up (their future cancelled) while waiting are not sent.
+
+A batch is many requests' values in one statement, so one value PostgreSQL refuses (a number out
+of bigint's range, a NUL byte for jsonb) would fail all of them with its 400. When a statement
+fails that way each key of the batch is asked again on its own, and only the callers of the key
+that fails again see the error: the others get their answers (and their jobs are queued).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, Generic, TypeVar
+from service.db.pool import REFUSED_VALUE_ERRORS
 from service.db.rows import Pool
 
 K = TypeVar("K")
@@ -120,7 +126,13 @@ class BatchLoader(Generic[K, V]):
         assert self._loop is not None
         task = self._loop.create_task(self._run(batch))
         self._running.add(task)  # keep a reference until it finishes
-        task.add_done_callback(self._finished)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            if task.cancelled():  # possibly before its first step (at shutdown): nobody answered them
+                _fail(batch, RuntimeError("batch cancelled"))
+            self._finished(task)
+
+        task.add_done_callback(finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -133,6 +145,20 @@ class BatchLoader(Generic[K, V]):
         batch = [item for item in batch if not item[1].done()]  # a caller cancelled while it waited
         if not batch:
             return
+        if await self._answer(batch, keep_until, split_refused=True):
+            return
+        # A value PostgreSQL refused, most likely one caller's: each key alone, in the batch's order
+        # (a remembering loader's callers of one key share its lookup; writes stay apart).
+        groups: dict[Any, list[tuple[K, asyncio.Future[V]]]] = {}
+        for index, item in enumerate(batch):
+            groups.setdefault(item[0] if self.remember_seconds > 0 else index, []).append(item)
+        for group in groups.values():
+            await self._answer(group, keep_until, split_refused=False)
+
+    async def _answer(self, batch: list[tuple[K, asyncio.Future[V]]], keep_until: float, split_refused: bool) -> bool:
+        """One statement for the batch's keys; every caller gets its answer or the statement's error.
+        False instead, the callers untouched, when PostgreSQL refused a value of several keys and
+        `split_refused`."""
         keys = [key for key, _ in batch]
         if self.remember_seconds > 0:
             # A loader that remembers is a read: callers of the same key share one lookup (a burst
@@ -142,28 +168,26 @@ class BatchLoader(Generic[K, V]):
             async with self.pool.acquire() as conn:
                 results = await self.fetch_many(conn, keys)
         except BaseException as exc:  # every caller of the batch sees the failure
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("batch cancelled"))
+            if split_refused and len(keys) > 1 and isinstance(exc, REFUSED_VALUE_ERRORS):
+                return False
+            _fail(batch, exc if isinstance(exc, Exception) else RuntimeError("batch cancelled"))
             if not isinstance(exc, Exception):
                 raise
-            return
+            return True
         if len(results) != len(keys):
-            error = RuntimeError(f"batched query returned {len(results)} rows for {len(keys)} lookups")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
+            _fail(batch, RuntimeError(f"batched query returned {len(results)} rows for {len(keys)} lookups"))
+            return True
         if self.remember_seconds > 0:
             answers = dict(zip(keys, results))
             self._keep(answers.items(), keep_until)
             for key, future in batch:
                 if not future.done():
                     future.set_result(answers[key])
-            return
+            return True
         for (_, future), result in zip(batch, results):
             if not future.done():
                 future.set_result(result)
+        return True
 
     def _keep(self, answers: Collection[tuple[K, V]], keep_until: float) -> None:
         remembered, forgotten = self._remembered, self._forgotten
@@ -194,3 +218,9 @@ class BatchLoader(Generic[K, V]):
                 remembered[key] = previous
                 continue
             remembered[key] = (keep_until, answer)
+
+
+def _fail(batch: Collection[tuple[Any, asyncio.Future[Any]]], error: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)

@@ -36,6 +36,11 @@ from service.config import Settings
 
 APPLICATION_NAME = "gitlab-internal-api"
 
+# PostgreSQL refused a value a request carried (a NUL byte, a number out of range, a key too long
+# for an index...): that request's input, answered 400 (service/errors.py), and in a batch of
+# concurrent requests (service/db/batch.py) no reason to fail the others.
+REFUSED_VALUE_ERRORS: tuple[type[Exception], ...] = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
+
 # Raised when the server cannot be reached, refuses connections for now, was shut down under an
 # open connection, or is a standby (a demoted primary). None of them says anything about the request.
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (

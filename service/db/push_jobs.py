@@ -35,7 +35,9 @@ async def enqueue_post_receive_jobs(conn: Conn, requests: Sequence[JobRequest]) 
     """One INSERT for the jobs of concurrent post_receive calls (a BatchLoader's fetch_many).
 
     A write in a batch is safe here: the statement inserts every job or none, and a failure (the
-    database is down) fails each caller, which answers 503 and is retried by Gitaly.
+    database is down) fails each caller, which answers 503 and is retried by Gitaly. A value
+    PostgreSQL refuses (a NUL byte in the JSON) makes the loader insert each job alone, so that
+    only its own push is answered 400 (service/db/batch.py).
     """
     await conn.fetchval(_ENQUEUE, [r.args.decode() for r in requests], [r.gl_repository for r in requests])
     return [True] * len(requests)
