@@ -15,9 +15,10 @@ from service.db.users import UserRow
 from service.domain import ids
 from service.domain.errors import BadRequest, CommandRefused
 
-_GL_REPOSITORY = re.compile(r"\A(project|wiki|snippet|design)-(\d+)\Z|\Agroup-(\d+)-wiki\Z")
-_IDENTIFIER = re.compile(r"\A(user|key)-(\d+)\Z|\Ausername-(.+)\Z")
-_SNIPPET_PATH = re.compile(r"(\A|/)snippets/\d+\Z")
+# re.ASCII: Ruby's \d, GitLab's, is [0-9]; Python's also takes other scripts' digits ("user-٣").
+_GL_REPOSITORY = re.compile(r"\A(project|wiki|snippet|design)-(\d+)\Z|\Agroup-(\d+)-wiki\Z", re.ASCII)
+_IDENTIFIER = re.compile(r"\A(user|key)-(\d+)\Z|\Ausername-(.+)\Z", re.ASCII)
+_SNIPPET_PATH = re.compile(r"(\A|/)snippets/\d+\Z", re.ASCII)
 
 
 class InvalidRepository(BadRequest):
@@ -60,6 +61,8 @@ def parse_identifier(identifier: Any) -> ActorRef:
     if match is None:
         return ActorRef(given=True)
     kind, number, username = match.groups()
+    if number is not None and int(number) > ids.BIGINT_MAX:
+        return ActorRef(given=True)  # no such user or key (GitLab's find_by_id finds none)
     if kind == "user":
         return ActorRef(user_id=int(number), given=True)
     if kind == "key":

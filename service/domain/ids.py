@@ -18,10 +18,13 @@ def as_id(value: Any, *, lenient: bool = False) -> int | None:
         if isinstance(value, bool):
             return None
         if isinstance(value, int):
-            return value if value > 0 else None
-        if isinstance(value, str) and value.strip().isdigit():
-            number = int(value.strip())
-            return number if 0 < number <= BIGINT_MAX else None
+            return value if 0 < value <= BIGINT_MAX else None
+        if isinstance(value, str):
+            text = value.strip()
+            # ASCII digits only: "²" is a digit to str.isdigit() but not to int()
+            if text.isascii() and text.isdigit():
+                number = int(text)
+                return number if 0 < number <= BIGINT_MAX else None
         return None
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         number = int(value)

@@ -81,6 +81,9 @@ def test_each_domain_error_has_one_gitlab_answer(error: domain.DomainError, stat
         ("0", 0, None),
         (True, None, None),
         ("9223372036854775808", None, None),  # past bigint
+        (2**63, None, None),  # a JSON number past bigint
+        ("²", None, None),  # a digit to str.isdigit(), not to int()
+        ("٣", None, None),  # an Arabic-Indic three: GitLab's ids are ASCII digits
         ("4a", None, None),
     ],
 )
@@ -91,3 +94,15 @@ def test_one_id_parser_strict_for_paths_and_lenient_for_shell_parameters(
 
     assert as_id(value) == strict
     assert as_id(value, lenient=True) == lenient
+
+
+def test_identifiers_and_gl_repositories_take_ascii_ids_and_an_id_past_bigint_is_nobody() -> None:
+    from service.domain.actors import ActorRef, InvalidRepository, parse_gl_repository, parse_identifier
+
+    assert parse_identifier("user-42") == ActorRef(user_id=42, given=True)
+    assert parse_identifier("key-7") == ActorRef(owner_of_key_id=7, given=True)
+    assert parse_identifier(f"user-{2**63}") == ActorRef(given=True)  # GitLab finds no such user
+    assert parse_identifier("user-٣") == ActorRef(given=True)  # not user 3
+    assert parse_gl_repository("project-12").container_id == 12
+    with pytest.raises(InvalidRepository):
+        parse_gl_repository("project-٣")
