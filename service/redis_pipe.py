@@ -123,6 +123,7 @@ class PipelinedRedis:
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
+        self._wait_allowance = 0.0  # the longest WAIT timeout sent, in seconds
         # WAIT after this loop iteration's batch: (replicas, timeout ms, future of its reply)
         self._pending_wait: tuple[int, int, asyncio.Future[Any]] | None = None
         self._waits_in_flight: set[asyncio.Future[Any]] = set()  # sent, not answered yet
@@ -209,7 +210,9 @@ class PipelinedRedis:
 
     def _arm_watchdog(self) -> None:
         if self._watchdog is None and self._loop is not None:
-            self._watchdog = self._loop.call_later(self.timeout, self._timed_out)
+            # a WAIT in flight may hold the replies for its own timeout before it answers
+            allowance = self._wait_allowance if self._waits_in_flight else 0.0
+            self._watchdog = self._loop.call_later(self.timeout + allowance, self._timed_out)
 
     def _timed_out(self) -> None:
         self._watchdog = None
@@ -233,6 +236,10 @@ class PipelinedRedis:
             self._outgoing.append(pack_command("WAIT", replicas, timeout_ms))
             self._waits_in_flight.add(future)
             future.add_done_callback(self._wait_answered)
+            self._wait_allowance = max(self._wait_allowance, timeout_ms / 1000)
+            if self._watchdog is not None:  # armed without the WAIT's allowance
+                self._watchdog.cancel()
+                self._watchdog = None
         protocol.transport.write(b"".join(self._outgoing))
         self._outgoing.clear()
         self._arm_watchdog()
@@ -302,7 +309,9 @@ class PipelinedRedis:
             acked = self._wait_after_batch(*wait) if wait else None
             result = await reply
         if wait and acked is not None:
-            count = await acked
+            # shielded: the WAIT is every write's of the batch, and one caller giving up (its
+            # handler cancelled) must not cancel it under the others
+            count = await asyncio.shield(acked)
             if int(count) < wait[0]:
                 raise NotReplicated(f"WAIT: {count} of {wait[0]} replicas acknowledged within {wait[1]} ms")
         return result

@@ -10,7 +10,14 @@ import asyncio
 import pytest
 import uvloop
 
-from service.redis_pipe import PipelinedRedis, RedisReplyError, RedisUnavailable, Script, pack_command
+from service.redis_pipe import (
+    NotReplicated,
+    PipelinedRedis,
+    RedisReplyError,
+    RedisUnavailable,
+    Script,
+    pack_command,
+)
 from service.redis_store import create_store
 
 
@@ -146,3 +153,33 @@ async def test_non_ascii_keys_and_binary_values_round_trip_through_the_server(ba
     finally:
         await client.close()
 
+
+
+async def test_a_caller_giving_up_does_not_cancel_the_wait_it_shares_with_the_others(backends, redis):
+    """Durable writes of one batch share one WAIT: each caller still gets its own answer."""
+    durable = PipelinedRedis(backends.redis_url, timeout=5).durable_connection()
+    script = Script("return 1")
+    try:
+        await durable.evalsha(script, ["k"])  # cached on the server: no NOSCRIPT round below
+        gives_up = asyncio.ensure_future(durable.evalsha(script, ["k"], (), wait=(1, 300)))
+        stays = asyncio.ensure_future(durable.evalsha(script, ["k"], (), wait=(1, 300)))
+        await asyncio.sleep(0.05)  # both replies are in; both wait for the one WAIT (no replica: 300 ms)
+        gives_up.cancel()
+        with pytest.raises(NotReplicated):  # its answer, not the other caller's cancellation
+            await stays
+        assert await durable.execute("ECHO", "x") == "x"  # and the replies are still in step
+    finally:
+        await durable.close()
+
+
+async def test_a_wait_longer_than_the_reply_timeout_is_answered_not_taken_for_a_dead_server(backends, redis):
+    """redis.wait_timeout may exceed the connection's reply timeout: the WAIT's own answer (no
+    replica within it) is NotReplicated, not a connection aborted under a write that ran."""
+    durable = PipelinedRedis(backends.redis_url, timeout=0.3).durable_connection()
+    script = Script("return 1")
+    try:
+        await durable.evalsha(script, ["k"])
+        with pytest.raises(NotReplicated):
+            await durable.evalsha(script, ["k"], (), wait=(1, 600))
+    finally:
+        await durable.close()
