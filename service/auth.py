@@ -148,7 +148,9 @@ class VerifiedTokens:
             if len(self._valid) >= self.MAX_ENTRIES:
                 self._valid.clear()
             not_before = max(float(claims.get("nbf", 0)) - self.leeway, float(claims.get("iat", 0)) - IAT_LEEWAY)
-            self._valid[token] = (not_before, float(claims["exp"]) + self.leeway, claims)
+            # int(): PyJWT compares the whole seconds of `exp`, so a fractional exp expires at its
+            # whole second, and a remembered token must not outlive what a fresh check accepts
+            self._valid[token] = (not_before, int(claims["exp"]) + self.leeway, claims)
         return claims
 
 

@@ -159,3 +159,19 @@ async def test_kas_secret_must_decode_to_32_bytes(tmp_path):
     assert len(load_kas_secret(good)) == 32  # generated as GitLab does when missing
     assert len(base64.b64decode(good.read_text())) == 32
     assert KAS_SECRET  # the test secret is 32 bytes too
+
+
+def test_a_remembered_token_expires_when_a_fresh_check_would_refuse_it() -> None:
+    """PyJWT compares whole seconds of `exp`: a token whose exp is 12.9 is refused from 12.0 on, and
+    the verified-token memory must refuse it from then too."""
+    key, issuer = bytes(range(32)), "gitlab-shell"
+    exp = int(time.time()) + 1.9
+    token = jwt.encode({"iss": issuer, "iat": int(time.time()), "exp": exp}, key, algorithm="HS256")
+    remembered = auth.VerifiedTokens(key, issuer, leeway=0)
+    remembered.verify(token)
+    while time.time() < int(exp) + 0.05:  # past the whole second, before the fraction
+        time.sleep(0.01)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        auth.VerifiedTokens(key, issuer, leeway=0).verify(token)  # a fresh check
+    with pytest.raises(jwt.ExpiredSignatureError):
+        remembered.verify(token)
