@@ -7,8 +7,11 @@ import asyncio
 import atexit
 import contextvars
 import logging
+import math
 import os
 import re
+import select
+import stat
 import sys
 import time
 from datetime import datetime, timezone
@@ -121,6 +124,12 @@ class LineBuffer:
     One write() per request was ~12% of a hot request's CPU (system calls are dear on these
     machines); one per batch is not. Lines at risk: at most 50 ms of them, and only if the
     process is killed outright; a normal exit flushes (atexit).
+
+    The workers share one standard output, a pipe or a socket under a container runtime or
+    systemd, and only a write of at most PIPE_BUF bytes (4 kB on Linux) reaches a pipe whole: a
+    larger one can be cut by another worker's write wherever the reader lagged, in the middle of
+    a line. So to a pipe or a socket a batch goes out in writes of whole lines up to PIPE_BUF
+    each (a line longer than that alone); to a file or a terminal in one write.
     """
 
     def __init__(self, fd: int = 1, delay: float = 0.05, limit: int = 64 * 1024) -> None:
@@ -129,6 +138,8 @@ class LineBuffer:
         self.size = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.scheduled = False
+        self.write_limit: int | None = None  # PIPE_BUF for a pipe or socket (known at the first flush)
+        self.checked = False
         atexit.register(self.flush)
 
     def add(self, line: bytes) -> None:
@@ -146,15 +157,30 @@ class LineBuffer:
         self.scheduled = False
         if not self.parts:
             return
-        data = memoryview(b"".join(self.parts))
-        self.parts.clear()
-        self.size = 0
+        parts, size, self.parts, self.size = self.parts, self.size, [], 0
         try:
-            while data:
-                written = os.write(self.fd, data)
-                data = data[written:]
+            if not self.checked:
+                self.checked = True
+                mode = os.fstat(self.fd).st_mode
+                self.write_limit = select.PIPE_BUF if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) else None
+            limit = self.write_limit
+            if limit is None or size <= limit:
+                self._write(b"".join(parts))
+                return
+            start, size = 0, 0
+            for end, line in enumerate(parts):
+                if size + len(line) > limit and end > start:
+                    self._write(b"".join(parts[start:end]))
+                    start, size = end, 0
+                size += len(line)
+            self._write(b"".join(parts[start:]))
         except OSError:
             pass  # stdout is gone; nothing sensible to do with an access log line
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
 
 
 ACCESS_LOG = LineBuffer()
@@ -171,7 +197,13 @@ def _log_time(now: float) -> str:
     once per millisecond (a busy worker logs several requests in each) and its part up to the
     second once per second."""
     global _second, _second_text, _millisecond, _millisecond_text
-    millis = int(now * 1000)
+    scaled = now * 1000
+    millis = int(scaled)
+    if not 0.001 < scaled - millis < 0.999:
+        # Near a millisecond's edge, where the product's rounding or datetime.fromtimestamp()'s
+        # (to the microsecond: x.9999996 is x+1.000) may decide it: do as that does, then cut.
+        fraction, whole_seconds = math.modf(now)
+        millis = int(whole_seconds) * 1000 + round(fraction * 1_000_000) // 1000
     if millis == _millisecond:
         return _millisecond_text
     whole = millis // 1000

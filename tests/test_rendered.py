@@ -1,15 +1,20 @@
-"""The hot paths' remembered answers (service/rendered.py, kept key fingerprints) and the access log's clock."""
+"""The hot paths' remembered answers (service/rendered.py, kept key fingerprints), and the access
+log's clock and batched writes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from service.domain.ssh_keys import fingerprint_sha256, lenient_b64decode
-from service.logs import _log_time
+import orjson
+
+from service.logs import LineBuffer, _log_time
 from service.rendered import RenderedBodies
 from service.routes.shell import KEPT_KEY_TEXT, _kept_fingerprint, fingerprint_of
 
@@ -60,10 +65,10 @@ def test_the_bodies_kept_are_bounded():
 
 def test_the_access_log_time_is_isoformat_with_milliseconds():
     moments = [1_764_547_200.0, 1_764_547_200.999, 1_764_547_199.9995, 1_764_547_200.0005]
-    moments += [random.uniform(1e9, 2e9) for _ in range(2000)]
+    moments += [1_764_547_199.9999996, 1_899_276_385.5769994]  # rounded up to the next second; not
+    moments += [random.uniform(1e9, 2e9) for _ in range(20_000)]
     for now in sorted(moments):  # in order, as a worker logs, so the per-millisecond reuse is exercised
-        expected = datetime.fromtimestamp(int(now * 1000) / 1000, timezone.utc).isoformat(timespec="milliseconds")
-        assert _log_time(now) == expected
+        assert _log_time(now) == datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def test_fingerprints_of_short_key_texts_are_kept_and_long_ones_computed_each_time():
@@ -73,3 +78,41 @@ def test_fingerprints_of_short_key_texts_are_kept_and_long_ones_computed_each_ti
     assert fingerprint_of(short) == fingerprint_of(short) == fingerprint_sha256(lenient_b64decode(short))
     assert fingerprint_of(long) == fingerprint_sha256(lenient_b64decode(long))
     assert _kept_fingerprint.cache_info().currsize == before + 1
+
+
+async def log_lines(buffer: LineBuffer, worker: int, count: int) -> None:
+    for n in range(count):
+        buffer.add(orjson.dumps({"worker": worker, "n": n, "path": "/" + "x" * 200}) + b"\n")
+        if n % 50 == 0:
+            await asyncio.sleep(0)  # the loop turns, as between requests
+    buffer.flush()
+
+
+def test_access_log_lines_of_several_workers_sharing_a_pipe_stay_whole():
+    """Workers write their batches of lines to one pipe (standard output under a container runtime):
+    a reader that lags must still read whole lines, never one cut by another worker's batch."""
+    lines_per_worker, workers = 4000, 3
+    read_end, write_end = os.pipe()
+    children = []
+    for worker in range(workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: its own LineBuffer on the shared descriptor
+            try:
+                os.close(read_end)
+                asyncio.run(log_lines(LineBuffer(fd=write_end), worker, lines_per_worker))
+            finally:
+                os._exit(0)
+        children.append(pid)
+    os.close(write_end)
+    received = []
+    while data := os.read(read_end, 8192):
+        received.append(data)
+        time.sleep(0.001)  # a slow reader: the pipe fills and the writers wait in the middle of a batch
+    os.close(read_end)
+    for pid in children:
+        os.waitpid(pid, 0)
+    lines = b"".join(received).split(b"\n")[:-1]
+    assert len(lines) == workers * lines_per_worker
+    assert sorted((entry["worker"], entry["n"]) for entry in map(orjson.loads, lines)) == [
+        (worker, n) for worker in range(workers) for n in range(lines_per_worker)
+    ]
