@@ -293,11 +293,49 @@ async def test_a_value_postgresql_refuses_fails_only_its_own_callers(pool, remem
     )
     assert results[0] == 10 and results[2] == 20
     assert isinstance(results[1], asyncpg.DataError) and isinstance(results[3], asyncpg.DataError)
+    # sent again in halves down to the bad key
     if remember_seconds:  # the two callers of the bad key share its one lookup
-        assert queries.calls == [["1", TOO_BIG, "2"], ["1"], [TOO_BIG], ["2"]]
-        assert await loader.load("1") == 10 and len(queries.calls) == 4  # the good answers were remembered
+        assert queries.calls == [["1", TOO_BIG, "2"], ["1"], [TOO_BIG, "2"], [TOO_BIG], ["2"]]
+        assert await loader.load("1") == 10 and len(queries.calls) == 5  # the good answers were remembered
     else:
-        assert queries.calls == [["1", TOO_BIG, "2", TOO_BIG], ["1"], [TOO_BIG], ["2"], [TOO_BIG]]
+        assert queries.calls == [["1", TOO_BIG, "2", TOO_BIG], ["1", TOO_BIG], ["1"], [TOO_BIG], ["2", TOO_BIG],
+                                 ["2"], [TOO_BIG]]
+
+
+async def test_one_bad_value_among_many_costs_a_few_statements_not_one_per_key(pool):
+    queries = Ids()
+    loader = BatchLoader(pool, queries)
+    keys = [str(n) for n in range(63)] + [TOO_BIG]
+    results = await asyncio.gather(*(loader.load(key) for key in keys), return_exceptions=True)
+    assert results[:-1] == [n * 10 for n in range(63)] and isinstance(results[-1], asyncpg.DataError)
+    assert len(queries.calls) == 1 + 2 * 6  # the batch, then two halves at each of log2(64) levels
+
+
+async def test_the_halves_are_not_sent_to_callers_that_gave_up_nor_into_a_database_that_went_away(pool):
+    class GoneAfterTheFirst(Ids):
+        async def __call__(self, conn: asyncpg.Connection, keys: Sequence[str]) -> list[int]:
+            if self.calls:
+                self.calls.append(list(keys))
+                raise ConnectionRefusedError("the database went away")
+            return await super().__call__(conn, keys)
+
+    queries = GoneAfterTheFirst()
+    loader = BatchLoader(pool, queries)
+    results = await asyncio.gather(*(loader.load(key) for key in ("1", "2", "3", TOO_BIG)), return_exceptions=True)
+    assert all(isinstance(result, ConnectionRefusedError) for result in results)
+    assert queries.calls == [["1", "2", "3", TOO_BIG], ["1", "2"]]  # the second half was not sent
+
+    queries = Ids()
+    loader = BatchLoader(pool, queries)
+    stays, gives_up, bad = loader.submit("1"), loader.submit("2"), loader.submit(TOO_BIG)
+    async with asyncio.timeout(5):
+        while not queries.calls:  # until the statement is on its way
+            await asyncio.sleep(0.001)
+    gives_up.cancel()
+    assert await stays == 10
+    with pytest.raises(asyncpg.DataError):
+        await bad
+    assert queries.calls == [["1", "2", TOO_BIG], ["1"], [TOO_BIG]]  # "2" is not sent again
 
 
 async def test_one_at_a_time_a_refused_value_queues_every_other_write_of_its_statement(pool):

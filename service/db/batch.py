@@ -25,10 +25,13 @@ little longer, and there are fewer, larger ones (bench/job_insert.py: a job cost
 batches). The price: a statement that hangs holds up the worker's next ones until asyncpg's
 command_timeout fails it. Callers that gave up (their future cancelled) while waiting are not sent.
 
-A batch is many requests' values in one statement, so one value PostgreSQL refuses (a number out
-of bigint's range, a NUL byte for jsonb) would fail all of them with its 400. When a statement
-fails that way each key of the batch is asked again on its own, and only the callers of the key
-that fails again see the error: the others get their answers (and their jobs are queued).
+A batch is many requests' values in one statement, so one value PostgreSQL refuses (a NUL byte
+for jsonb, a number out of range) would fail all of them with its 400. When a statement fails that
+way its keys are sent again in two halves, and so on down to the key that fails alone: only that
+key's callers see the error, the others get their answers (and their jobs are queued). This needs
+`fetch_many` to be one statement (or one transaction): a statement that failed wrote nothing.
+Callers that gave up meanwhile are not sent again, and a failure that is not a value's (the
+database went away) fails the keys not yet sent instead of being tried once per half.
 """
 
 from __future__ import annotations
@@ -142,23 +145,35 @@ class BatchLoader(Generic[K, V]):
     async def _run(self, batch: list[tuple[K, asyncio.Future[V]]]) -> None:
         # Measured before the query is sent: the answer may be older than its arrival, not newer.
         keep_until = time.monotonic() + self.remember_seconds
-        batch = [item for item in batch if not item[1].done()]  # a caller cancelled while it waited
-        if not batch:
-            return
-        if await self._answer(batch, keep_until, split_refused=True):
-            return
-        # A value PostgreSQL refused, most likely one caller's: each key alone, in the batch's order
-        # (a remembering loader's callers of one key share its lookup; writes stay apart).
+        # A remembering loader's callers of one key share its lookup; writes stay apart.
         groups: dict[Any, list[tuple[K, asyncio.Future[V]]]] = {}
         for index, item in enumerate(batch):
             groups.setdefault(item[0] if self.remember_seconds > 0 else index, []).append(item)
-        for group in groups.values():
-            await self._answer(group, keep_until, split_refused=False)
+        await self._send(list(groups.values()), keep_until)
 
-    async def _answer(self, batch: list[tuple[K, asyncio.Future[V]]], keep_until: float, split_refused: bool) -> bool:
+    async def _send(self, groups: list[list[tuple[K, asyncio.Future[V]]]], keep_until: float) -> Exception | None:
+        """One statement for these groups of callers, or, when PostgreSQL refused a value in it, one
+        for each half (a bad value among N keys costs about 2·log2(N) statements, not N). Returns
+        the failure that is not a value's (the database went away), which the rest is not sent into."""
+        groups = [group for group in groups if any(not future.done() for _, future in group)]  # gave up
+        if not groups:
+            return None
+        outcome = await self._answer([item for group in groups for item in group], keep_until, len(groups) > 1)
+        if not isinstance(outcome, _Split):
+            return outcome
+        middle = len(groups) // 2
+        failure = await self._send(groups[:middle], keep_until)
+        if failure is not None:
+            _fail([item for group in groups[middle:] for item in group], failure)
+            return failure
+        return await self._send(groups[middle:], keep_until)
+
+    async def _answer(
+        self, batch: list[tuple[K, asyncio.Future[V]]], keep_until: float, split_refused: bool
+    ) -> Exception | _Split | None:
         """One statement for the batch's keys; every caller gets its answer or the statement's error.
-        False instead, the callers untouched, when PostgreSQL refused a value of several keys and
-        `split_refused`."""
+        Returns that error unless it is a refused value's, and _SPLIT instead, the callers untouched,
+        when PostgreSQL refused a value of several keys and `split_refused`."""
         keys = [key for key, _ in batch]
         if self.remember_seconds > 0:
             # A loader that remembers is a read: callers of the same key share one lookup (a burst
@@ -168,26 +183,28 @@ class BatchLoader(Generic[K, V]):
             async with self.pool.acquire() as conn:
                 results = await self.fetch_many(conn, keys)
         except BaseException as exc:  # every caller of the batch sees the failure
-            if split_refused and len(keys) > 1 and isinstance(exc, REFUSED_VALUE_ERRORS):
-                return False
+            refused = isinstance(exc, REFUSED_VALUE_ERRORS)
+            if refused and split_refused and len(keys) > 1:
+                return _SPLIT
             _fail(batch, exc if isinstance(exc, Exception) else RuntimeError("batch cancelled"))
             if not isinstance(exc, Exception):
                 raise
-            return True
+            return None if refused else exc
         if len(results) != len(keys):
-            _fail(batch, RuntimeError(f"batched query returned {len(results)} rows for {len(keys)} lookups"))
-            return True
+            error = RuntimeError(f"batched query returned {len(results)} rows for {len(keys)} lookups")
+            _fail(batch, error)
+            return error
         if self.remember_seconds > 0:
             answers = dict(zip(keys, results))
             self._keep(answers.items(), keep_until)
             for key, future in batch:
                 if not future.done():
                     future.set_result(answers[key])
-            return True
+            return None
         for (_, future), result in zip(batch, results):
             if not future.done():
                 future.set_result(result)
-        return True
+        return None
 
     def _keep(self, answers: Collection[tuple[K, V]], keep_until: float) -> None:
         remembered, forgotten = self._remembered, self._forgotten
@@ -218,6 +235,13 @@ class BatchLoader(Generic[K, V]):
                 remembered[key] = previous
                 continue
             remembered[key] = (keep_until, answer)
+
+
+class _Split:
+    """_answer's outcome when a value was refused: send the batch again in halves."""
+
+
+_SPLIT = _Split()
 
 
 def _fail(batch: Collection[tuple[Any, asyncio.Future[Any]]], error: Exception) -> None:
