@@ -239,14 +239,15 @@ async def delete_upcoming_reconciliation(conn: Conn, namespace_id: int) -> bool:
     return deleted is not None
 
 
-_ALL_DIGITS = re.compile(r"\A\d+\Z")
+_ALL_DIGITS = re.compile(r"\A\d+\Z", re.ASCII)  # Ruby's \d
 
 
 async def find_namespace(conn: Conn, id_or_path: str) -> NamespaceRow | None:
     """API::Helpers#find_namespace: all digits is an id, anything else a full path."""
     if _ALL_DIGITS.match(id_or_path):
-        namespace_id = int(id_or_path)
-        return await find_namespace_by_id(conn, namespace_id) if namespace_id < 2**63 else None
+        # (a length check first: int() refuses over 4,300 digits)
+        fits = len(id_or_path) <= 19 and int(id_or_path) < 2**63
+        return await find_namespace_by_id(conn, int(id_or_path)) if fits else None
     if "\x00" in id_or_path:  # PostgreSQL text cannot hold NUL; no route has one
         return None
     return await find_namespace_by_full_path(conn, id_or_path)

@@ -61,7 +61,7 @@ def parse_identifier(identifier: Any) -> ActorRef:
     if match is None:
         return ActorRef(given=True)
     kind, number, username = match.groups()
-    if number is not None and int(number) > ids.BIGINT_MAX:
+    if number is not None and not ids.fits_bigint(number):
         return ActorRef(given=True)  # no such user or key (GitLab's find_by_id finds none)
     if kind == "user":
         return ActorRef(user_id=int(number), given=True)
@@ -100,7 +100,8 @@ class RepositoryRef:
 
 def parse_gl_repository(value: str) -> RepositoryRef:
     match = _GL_REPOSITORY.match(value)
-    if match is None:
+    # an id past bigint is no container's
+    if match is None or not ids.fits_bigint(match.group(2) or match.group(3)):
         raise InvalidRepository(f'Invalid GL Repository "{value}"')
     repo_type, number, group_id = match.groups()
     if group_id is not None:

@@ -37,7 +37,9 @@ AUTHORIZED_ENTITY_LIMIT = 100
 AUTHORIZATION_KINDS = ("ci_access", "user_access")
 AUTHORIZATION_ENTITIES = ("projects", "groups")
 MAX_ID = 2**63 - 1
-_INTEGER_ID = re.compile(r"-?\d+\Z")  # API::Helpers::INTEGER_ID_REGEX
+# API::Helpers::INTEGER_ID_REGEX; ASCII digits as Ruby's \d, and few enough for int() (past bigint
+# anyway at 20)
+_INTEGER_ID = re.compile(r"-?\d{1,64}\Z", re.ASCII)
 _ANONYMOUS = Viewer(user_id=None, admin=False, external=False, access_level=0)
 
 

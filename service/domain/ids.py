@@ -21,8 +21,9 @@ def as_id(value: Any, *, lenient: bool = False) -> int | None:
             return value if 0 < value <= BIGINT_MAX else None
         if isinstance(value, str):
             text = value.strip()
-            # ASCII digits only: "²" is a digit to str.isdigit() but not to int()
-            if text.isascii() and text.isdigit():
+            # ASCII digits only ("²" is a digit to str.isdigit() but not to int()), and few enough
+            # for int() (it refuses over 4,300) and bigint
+            if text.isascii() and text.isdigit() and len(text) <= 19:
                 number = int(text)
                 return number if 0 < number <= BIGINT_MAX else None
         return None
@@ -30,3 +31,8 @@ def as_id(value: Any, *, lenient: bool = False) -> int | None:
         number = int(value)
         return number if number <= BIGINT_MAX else None
     return None
+
+
+def fits_bigint(digits: str) -> bool:
+    """Whether ASCII digits are a number a bigint column can hold (without int() on 5,000 of them)."""
+    return len(digits) <= 19 and int(digits) <= BIGINT_MAX

@@ -68,7 +68,9 @@ HLL_TTL_SECONDS = int(timedelta(weeks=6).total_seconds())  # KEY_EXPIRY_LENGTH
 REPORTED_WEEKS = 6  # older weekly keys have expired
 
 MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # what Redis INCRBY accepts
-_INTEGER = re.compile(r"\s*[+-]?\d+\s*\Z")
+# Ruby's Integer(): ASCII digits and white space; 64 digits are past any bound, and int() refuses
+# over 4,300 (a ValueError, not Grape's "is invalid")
+_INTEGER = re.compile(r"\s*[+-]?\d{1,64}\s*\Z", re.ASCII)
 
 
 class InvalidParameters(InvalidParameter):

@@ -81,6 +81,7 @@ def test_each_domain_error_has_one_gitlab_answer(error: domain.DomainError, stat
         ("0", 0, None),
         (True, None, None),
         ("9223372036854775808", None, None),  # past bigint
+        ("1" * 5000, None, None),  # more digits than int() takes
         (2**63, None, None),  # a JSON number past bigint
         ("²", None, None),  # a digit to str.isdigit(), not to int()
         ("٣", None, None),  # an Arabic-Indic three: GitLab's ids are ASCII digits
@@ -103,6 +104,20 @@ def test_identifiers_and_gl_repositories_take_ascii_ids_and_an_id_past_bigint_is
     assert parse_identifier("key-7") == ActorRef(owner_of_key_id=7, given=True)
     assert parse_identifier(f"user-{2**63}") == ActorRef(given=True)  # GitLab finds no such user
     assert parse_identifier("user-٣") == ActorRef(given=True)  # not user 3
+    assert parse_identifier("user-" + "1" * 5000) == ActorRef(given=True)  # not int()'s ValueError
     assert parse_gl_repository("project-12").container_id == 12
-    with pytest.raises(InvalidRepository):
-        parse_gl_repository("project-٣")
+    assert parse_gl_repository("group-9223372036854775807-wiki").container_id == 2**63 - 1
+    for invalid in ("project-٣", f"project-{2**63}", f"group-{2**63}-wiki", "wiki-" + "1" * 5000):
+        with pytest.raises(InvalidRepository):
+            parse_gl_repository(invalid)
+
+
+@pytest.mark.parametrize("text", ["٣", "1" * 5000])
+def test_numbers_given_as_text_are_ascii_and_short_enough_for_int(text: str) -> None:
+    """Ruby's \\d and Integer() take ASCII digits only; int() refuses over 4,300 digits with a
+    ValueError, which would be a 500, not the 400 or 404 GitLab answers."""
+    from service.domain.agents import project_reference
+    from service.domain.usage_metrics import as_integer
+
+    assert as_integer(text) is None  # Grape's "is invalid"
+    assert project_reference(text) is None  # names no project

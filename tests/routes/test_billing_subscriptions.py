@@ -314,7 +314,9 @@ async def test_create_by_url_encoded_full_path(client, db):
     assert (await subscription_row(db, child_id)) is not None
 
 
-@pytest.mark.parametrize("namespace", ["424242", "no%2Fsuch-group", "99999999999999999999999", "nul%00byte"])
+@pytest.mark.parametrize(
+    "namespace", ["424242", "no%2Fsuch-group", "99999999999999999999999", "nul%00byte", "1" * 5000, "%D9%A3"]
+)
 async def test_create_on_unknown_namespace(client, db, namespace):
     token = await admin_token(db)
 
