@@ -10,8 +10,9 @@ with redis-py, 4 µs here, at the same concurrency. Replies are parsed by hiredi
 redis-py itself uses.
 
 Semantics kept simple on purpose: one TCP or unix connection to ONE server, RESP2, AUTH and SELECT
-from the URL. If the connection breaks or a reply is late past `timeout`, every waiting command
-fails with RedisUnavailable and the next command reconnects. It knows nothing of topology: which
+from the URL. If the connection breaks or a reply is late past `timeout` (plus the WAIT's own
+timeout while a WAIT is unanswered), every waiting command fails with RedisUnavailable and the next
+command reconnects. It knows nothing of topology: which
 server to talk to (Sentinel's master, a cluster slot's primary) and every redirection (MOVED/ASK)
 are decided by redis-py in service/redis_store.py, the only user of this class.
 
@@ -210,8 +211,9 @@ class PipelinedRedis:
 
     def _arm_watchdog(self) -> None:
         if self._watchdog is None and self._loop is not None:
-            # a WAIT in flight may hold the replies for its own timeout before it answers
-            allowance = self._wait_allowance if self._waits_in_flight else 0.0
+            # a WAIT not answered yet may hold the replies for its own timeout
+            waiting = any(not future.done() for future in self._waits_in_flight)
+            allowance = self._wait_allowance if waiting else 0.0
             self._watchdog = self._loop.call_later(self.timeout + allowance, self._timed_out)
 
     def _timed_out(self) -> None:
@@ -236,10 +238,8 @@ class PipelinedRedis:
             self._outgoing.append(pack_command("WAIT", replicas, timeout_ms))
             self._waits_in_flight.add(future)
             future.add_done_callback(self._wait_answered)
+            # (a watchdog armed before it, for replies already late, keeps its deadline)
             self._wait_allowance = max(self._wait_allowance, timeout_ms / 1000)
-            if self._watchdog is not None:  # armed without the WAIT's allowance
-                self._watchdog.cancel()
-                self._watchdog = None
         protocol.transport.write(b"".join(self._outgoing))
         self._outgoing.clear()
         self._arm_watchdog()

@@ -183,3 +183,21 @@ async def test_a_wait_longer_than_the_reply_timeout_is_answered_not_taken_for_a_
             await durable.evalsha(script, ["k"], (), wait=(1, 600))
     finally:
         await durable.close()
+
+
+async def test_once_the_wait_is_answered_a_late_reply_is_late_again_after_the_reply_timeout(backends, redis):
+    """The WAIT's allowance lasts while it is unanswered: a server that then stops answering is
+    given up on after the reply timeout alone."""
+    durable = PipelinedRedis(backends.redis_url, timeout=0.3).durable_connection()
+    script = Script("return 1")
+    try:
+        await durable.evalsha(script, ["k"])
+        with pytest.raises(NotReplicated):
+            await durable.evalsha(script, ["k"], (), wait=(1, 600))
+        await durable.execute("CLIENT", "PAUSE", "1500", "ALL")  # the server stops answering for 1.5 s
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RedisUnavailable):
+            await durable.execute("PING")
+        assert asyncio.get_running_loop().time() - started < 0.3 + 0.6  # not the WAIT's allowance
+    finally:
+        await durable.close()
