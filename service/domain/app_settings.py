@@ -116,4 +116,6 @@ class SettingsCache:
     def _stale_or_raise(self, failure: Exception) -> AppSettings:
         if self._value is not None and time.monotonic() - self._loaded_at < self.stale:
             return self._value
-        raise failure
+        # The one failure goes to every request of the retry window: raised as it is, its
+        # traceback would grow by each request's frames and keep them alive.
+        raise failure.with_traceback(None)
