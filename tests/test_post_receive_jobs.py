@@ -28,6 +28,7 @@ from service.app import create_app
 from service.config import ROOT, Storage
 from service.domain.push_jobs import PostReceiveJob, PushDeps, run_post_receive_job
 from service.domain.push_options import parse_push_options
+from service.domain.reference_counter import counter_key
 from service.domain.repository import hashed_disk_path
 from service.domain.webhooks import after_failure, branch_filter_matches
 from service.jobs import run_worker
@@ -577,3 +578,27 @@ async def test_an_idle_worker_runs_each_new_push_at_once_woken_by_its_notificati
     # Without the notification each waits for the next poll (0.85 s each when tried: 0403 without its
     # NOTIFY). Two slow ones are allowed for a loaded machine.
     assert sorted(waits)[7] < 0.4, waits
+
+
+async def test_a_queued_job_is_answered_200_even_when_the_push_context_could_not_be_read(
+    aiohttp_client, settings, secrets, db, redis
+):
+    """A 503 would make Gitaly queue the job a second time: once queued, the push is answered
+    (without the messages its context gives), and the counter goes down once."""
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    repository = f"project-{project['id']}"
+    client = await aiohttp_client(create_app(settings.with_overrides(command_timeout=1.0), secrets))
+    resp = await client.post(f"{INTERNAL}/pre_receive", json={"gl_repository": repository}, headers=shell_headers())
+    assert resp.status == 200
+    async with db.transaction():  # the context's read of the broadcast banners waits, and times out
+        await db.execute("LOCK TABLE broadcast_messages IN ACCESS EXCLUSIVE MODE")
+        resp = await client.post(
+            f"{INTERNAL}/post_receive",
+            json={"gl_repository": repository, "identifier": f"user-{admin['id']}", "changes": f"{A} {B} refs/heads/main"},
+            headers=shell_headers(),
+        )
+    assert resp.status == 200, await resp.text()
+    assert await resp.json() == {"messages": [], "reference_counter_decreased": True}
+    assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'post_receive'") == 1
+    assert await redis.get(counter_key(repository)) in (None, "0")  # raised once, lowered once

@@ -26,6 +26,12 @@ class PostReceiveContext:
     broadcast_message: str | None
     open_merge_requests: str  # JSON array of {source_branch, iid, target_path}
 
+    @classmethod
+    def unknown(cls) -> PostReceiveContext:
+        """What a push is answered with when its context could not be read: no messages, and no
+        default branch adopted (a later push adopts it)."""
+        return cls(None, None, None, None, None, None, None, None, "[]")
+
 
 @dataclass(frozen=True)
 class PushLookup:

@@ -144,9 +144,19 @@ async def post_receive(
                 gl_repository,
             )
         )
-    ctx = await contexts.load(lookup)
-    if queued is not None:
+    try:
+        ctx = await contexts.load(lookup)
+    except Exception:
+        if queued is None:
+            raise
+        # The job's outcome decides: not queued, the call fails (503) as queueing failed; queued,
+        # a 503 would make Gitaly's retry queue it again, so the push is answered without what
+        # needs the context (the merge request links, the broadcast message).
         await queued
+        ctx = PostReceiveContext.unknown()
+    else:
+        if queued is not None:
+            await queued
     is_project = repository is not None and repository.repo_type == "project"
     if ctx.project_id is not None and ctx.default_branch is None and is_project:
         async with pool.acquire() as conn:
