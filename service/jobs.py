@@ -70,6 +70,7 @@ WEB_HOOKS_QUEUE = "web_hooks"
 QUEUES = [POST_RECEIVE_QUEUE, WEB_HOOKS_QUEUE]
 POST_RECEIVE_RETRY_SECONDS = 5.0
 RESTART_DELAY = 2.0  # after the worker stopped on an error (the database was down)
+LISTEN_RETRY_SECONDS = 1.0  # LISTEN again after the database refused the listener
 
 
 class DeliveryFailed(Exception):
@@ -133,16 +134,47 @@ class ChainingJobManager(JobManager):
         self._fetching = 0
         self._released_during_fetch = False
         self._wakes: set[asyncio.Task[None]] = set()
+        self._listen_failing = False
 
     async def listen_for_jobs(self, *, on_notification: NotificationCallback, queues: Any = None) -> None:
+        """Until the worker stops: LISTEN, and LISTEN again when the database was away.
+
+        procrastinate's listener reconnects after a broken connection, but not while the database
+        refuses connections (a restart, a failover): it raises, its task ends, and procrastinate's
+        worker does not notice (it watches its side tasks only until the first of them ends, and
+        the periodic deferrer ends at once when there are no periodic tasks). The chained wake-ups
+        ended with it, and a repository's backlog drained at one job per polling interval, with
+        nothing logged. So this retries, and the wake-up callback stays installed meanwhile.
+        """
         self._wake = on_notification
         try:
-            if self.listen:
-                await super().listen_for_jobs(on_notification=on_notification, queues=queues)
-            else:
+            if not self.listen:
                 await asyncio.Event().wait()  # until the worker stops (cancels its side tasks)
+                return
+            while True:
+                try:
+                    await super().listen_for_jobs(on_notification=self._notified, queues=queues)
+                    return  # procrastinate returns only when it cannot listen at all
+                except Exception as exc:  # noqa: BLE001 (the database is away; polling goes on)
+                    if not self._listen_failing:
+                        log.warning(
+                            "job notifications lost (%s: %s); listening again every %.0f s, polling meanwhile",
+                            type(exc).__name__,
+                            exc,
+                            LISTEN_RETRY_SECONDS,
+                        )
+                    self._listen_failing = True
+                await asyncio.sleep(LISTEN_RETRY_SECONDS)
         finally:
             self._wake = None
+
+    async def _notified(self, **notification: Any) -> None:
+        if self._listen_failing:
+            self._listen_failing = False
+            log.info("job notifications back")
+        wake = self._wake
+        if wake is not None:
+            await wake(**notification)
 
     async def fetch_job(self, queues: Any, worker_id: int) -> Job | None:
         self._fetching += 1

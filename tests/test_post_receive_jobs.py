@@ -18,7 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import gitlab
 import pytest
 from aiohttp import web
@@ -602,3 +604,47 @@ async def test_a_queued_job_is_answered_200_even_when_the_push_context_could_not
     assert await resp.json() == {"messages": [], "reference_counter_decreased": True}
     assert await db.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'post_receive'") == 1
     assert await redis.get(counter_key(repository)) in (None, "0")  # raised once, lowered once
+
+
+LISTENERS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND application_name = 'gitlab-internal-api-worker' AND query ILIKE 'LISTEN%'"
+)
+
+
+async def test_the_worker_listens_again_after_the_database_refused_it_for_a_while(
+    aiohttp_client, app, settings, db, redis, backends
+):
+    """A restart or failover: the listener's connection breaks and reconnecting is refused for a
+    moment. The worker listens again (and a repository's jobs still chain meanwhile) instead of
+    polling at one job a second until the process restarts."""
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await aiohttp_client(app)  # the API, without an in-process worker
+    worker = start_job_worker(app, settings, 4)
+    database = await db.fetchval("SELECT current_database()")
+    # a database's connections are switched off from another one
+    admin_db = await asyncpg.connect(urlunsplit(urlsplit(backends.database_url)._replace(path="/postgres")))
+    try:
+        await eventually(lambda: _count(db, LISTENERS, 1), 10)
+        await admin_db.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')  # superusers too
+        try:
+            await db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND application_name = 'gitlab-internal-api-worker' AND query ILIKE 'LISTEN%'"
+            )
+            await asyncio.sleep(0.5)  # its reconnection is refused
+        finally:
+            await admin_db.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await eventually(lambda: _count(db, LISTENERS, 1), 10)
+        # and a repository's backlog still drains at once, not at one job per polling interval
+        previous = A
+        for n in range(1, 21):
+            tip = f"{n:040x}"
+            await push(client, f"project-{project['id']}", f"{previous} {tip} refs/heads/main", f"user-{admin['id']}")
+            previous = tip
+        assert await eventually(lambda: _count(db, "SELECT count(*) FROM events", 20), 15) < 10
+    finally:
+        await admin_db.close()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
