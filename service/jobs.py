@@ -29,7 +29,10 @@ procrastinate_jobs_notify_queue_job_inserted_v1), nor change what their function
 0403 no longer calls them, so a change there would not take effect), or port 0403. Migration 0404
 plans procrastinate's per-job functions (defer, finish, retry, and 0402's fetch) without sequential
 scans, so their foreign-key checks stay index lookups after the drained queue was vacuumed: a pin
-that recreates those functions drops the setting; apply it again.
+that recreates those functions drops the setting; apply it again. ChainingJobManager also makes up
+for two things procrastinate 3.10.0's worker does not do through a database outage: LISTEN again
+once its listener's reconnection was refused, and write a job's end again when that write failed;
+check both against a new pin's worker.
 """
 
 from __future__ import annotations
@@ -38,14 +41,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import procrastinate
+import psycopg
 from aiohttp import web
 from procrastinate import JobContext, RetryDecision
+from procrastinate.exceptions import ConnectorException
 from procrastinate.jobs import Job, Status
 from procrastinate.manager import JobManager, NotificationCallback
 from procrastinate.retry import BaseRetryStrategy
@@ -71,6 +76,7 @@ QUEUES = [POST_RECEIVE_QUEUE, WEB_HOOKS_QUEUE]
 POST_RECEIVE_RETRY_SECONDS = 5.0
 RESTART_DELAY = 2.0  # after the worker stopped on an error (the database was down)
 LISTEN_RETRY_SECONDS = 1.0  # LISTEN again after the database refused the listener
+JOB_END_RETRY_SECONDS = 1.0  # write a job's end again after the database was away
 
 
 class DeliveryFailed(Exception):
@@ -188,7 +194,7 @@ class ChainingJobManager(JobManager):
                 self._wake_worker()  # runs after the worker cleared its event for this fetch
 
     async def finish_job(self, job: Job, status: Status, delete_job: bool) -> None:
-        await super().finish_job(job=job, status=status, delete_job=delete_job)
+        await _until_written(job, lambda: super(ChainingJobManager, self).finish_job(job, status, delete_job))
         if job.lock is not None:
             self._lock_released()
 
@@ -200,7 +206,9 @@ class ChainingJobManager(JobManager):
         queue: str | None = None,
         lock: str | None = None,
     ) -> None:
-        await super().retry_job(job=job, retry_at=retry_at, priority=priority, queue=queue, lock=lock)
+        await _until_written(
+            job, lambda: super(ChainingJobManager, self).retry_job(job, retry_at, priority, queue, lock)
+        )
         if job.lock is not None:
             self._lock_released()  # a job put back for now runs at once (one for later: the polling)
 
@@ -221,6 +229,38 @@ class ChainingJobManager(JobManager):
         task = asyncio.create_task(notify())
         self._wakes.add(task)
         task.add_done_callback(self._wakes.discard)
+
+
+async def _until_written(job: Job, write: Callable[[], Awaitable[None]]) -> None:
+    """A job's end (finished, or put back for a retry), written however long the database is away.
+
+    procrastinate logs a failed write and moves on, leaving the job 'doing' under a worker whose
+    heartbeat stays fresh: no stalled-job rescue frees it, and its repository's later jobs waited
+    behind it for good. So the slot keeps trying, every JOB_END_RETRY_SECONDS; a worker stopped
+    meanwhile stops sending heartbeats, and its job is rescued as a dead worker's.
+    """
+    failing = False
+    while True:
+        try:
+            await write()
+        except ConnectorException as exc:
+            if failing and isinstance(exc.__cause__, psycopg.errors.RaiseException):
+                return  # "not in 'doing' status": an earlier try was written, its answer lost
+            if not isinstance(exc.__cause__, psycopg.OperationalError):
+                raise  # not the database being away
+            if not failing:
+                log.warning(
+                    "could not write the end of job %s (%s); trying again every %.0f s",
+                    job.id,
+                    exc.__cause__,
+                    JOB_END_RETRY_SECONDS,
+                )
+            failing = True
+            await asyncio.sleep(JOB_END_RETRY_SECONDS)
+        else:
+            if failing:
+                log.info("the end of job %s is written", job.id)
+            return
 
 
 def build_app(settings: Settings, concurrency: int) -> procrastinate.App:

@@ -648,3 +648,38 @@ async def test_the_worker_listens_again_after_the_database_refused_it_for_a_whil
         await admin_db.close()
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
+
+
+async def test_a_job_whose_end_could_not_be_written_is_ended_once_it_can_be(
+    aiohttp_client, app, settings, db, redis, backends
+):
+    """Writing the job's end fails (here cancelled, as a database going away breaks it): the job
+    must not stay 'doing' under a live worker (no stalled-job rescue frees that), holding its
+    repository's later jobs back."""
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await aiohttp_client(app)
+    worker = start_job_worker(app, settings, 2)
+    row_holder = await asyncpg.connect(backends.database_url)
+    try:
+        async with db.transaction():  # the job waits for the events table
+            await db.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            await push(client, f"project-{project['id']}", f"{BLANK} {A} refs/heads/main", f"user-{admin['id']}")
+            await eventually(lambda: _count(db, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'", 1))
+            holding = row_holder.transaction()  # ... and its end waits for its row
+            await holding.start()
+            await row_holder.execute("SELECT 1 FROM procrastinate_jobs FOR UPDATE")
+        finishing = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'gitlab-internal-api-worker' AND wait_event_type = 'Lock'"
+        )
+        await eventually(lambda: _count(db, f"SELECT count(*) FROM ({finishing}) AS waiting", 1))
+        await db.execute(f"SELECT pg_cancel_backend(pid) FROM ({finishing}) AS waiting")
+        await asyncio.sleep(0.3)
+        await holding.rollback()
+        await eventually(lambda: _count(db, "SELECT count(*) FROM procrastinate_jobs", 0), 10)
+        assert await db.fetchval("SELECT count(*) FROM events") == 1
+    finally:
+        await row_holder.close()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
