@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from service.db.pool import is_database_outage
 from service.domain.app_settings import SettingsCache
 from tests.topology.postgres_servers import free_port
 
@@ -18,6 +19,7 @@ async def test_a_long_outage_does_not_grow_the_failure_every_request_is_answered
         for _ in range(200):
             with pytest.raises(OSError) as failure:
                 await cache.get(nowhere)
+            assert is_database_outage(failure.value)  # still read from where it was raised: a 503
             depth, frame = 0, failure.value.__traceback__
             while frame is not None:
                 depth, frame = depth + 1, frame.tb_next

@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass, fields
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 
@@ -79,6 +80,7 @@ class SettingsCache:
         self._loaded_at = -math.inf
         self._loading: asyncio.Future[AppSettings] | None = None
         self._failure: Exception | None = None
+        self._failure_traceback: TracebackType | None = None
         self._failed_at = -math.inf
 
     def invalidate(self) -> None:
@@ -109,6 +111,7 @@ class SettingsCache:
             return self._value
         except Exception as exc:
             self._failure, self._failed_at = exc, time.monotonic()
+            self._failure_traceback = exc.__traceback__
             raise
         finally:
             self._loading = None
@@ -117,5 +120,8 @@ class SettingsCache:
         if self._value is not None and time.monotonic() - self._loaded_at < self.stale:
             return self._value
         # The one failure goes to every request of the retry window: raised as it is, its
-        # traceback would grow by each request's frames and keep them alive.
-        raise failure.with_traceback(None)
+        # traceback would grow by each request's frames and keep them alive. Raised from where it
+        # was first raised instead (whether it is an outage is read from those frames, pool.py).
+        if failure is self._failure:
+            failure = failure.with_traceback(self._failure_traceback)
+        raise failure
