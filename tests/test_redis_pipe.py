@@ -6,6 +6,8 @@ The store itself (routing, Sentinel, Cluster) is tested against real topologies 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 import uvloop
@@ -155,49 +157,45 @@ async def test_non_ascii_keys_and_binary_values_round_trip_through_the_server(ba
 
 
 
+RETURN_ONE = Script("return 1")
+
+
+@contextlib.asynccontextmanager
+async def durable_connection(url: str, timeout: float) -> AsyncIterator[PipelinedRedis]:
+    """A connection for writes followed by WAIT, with RETURN_ONE cached on the server (no NOSCRIPT
+    round trip in the test). The test server has no replica: every WAIT 1 answers 0 at its timeout."""
+    durable = PipelinedRedis(url, timeout=timeout).durable_connection()
+    try:
+        await durable.evalsha(RETURN_ONE, ["k"])
+        yield durable
+    finally:
+        await durable.close()
+
+
 async def test_a_caller_giving_up_does_not_cancel_the_wait_it_shares_with_the_others(backends, redis):
     """Durable writes of one batch share one WAIT: each caller still gets its own answer."""
-    durable = PipelinedRedis(backends.redis_url, timeout=5).durable_connection()
-    script = Script("return 1")
-    try:
-        await durable.evalsha(script, ["k"])  # cached on the server: no NOSCRIPT round below
-        gives_up = asyncio.ensure_future(durable.evalsha(script, ["k"], (), wait=(1, 300)))
-        stays = asyncio.ensure_future(durable.evalsha(script, ["k"], (), wait=(1, 300)))
-        await asyncio.sleep(0.05)  # both replies are in; both wait for the one WAIT (no replica: 300 ms)
+    async with durable_connection(backends.redis_url, timeout=5) as durable:
+        gives_up = asyncio.ensure_future(durable.evalsha(RETURN_ONE, ["k"], (), wait=(1, 300)))
+        stays = asyncio.ensure_future(durable.evalsha(RETURN_ONE, ["k"], (), wait=(1, 300)))
+        await asyncio.sleep(0.05)  # both replies are in; both wait for the one WAIT (300 ms)
         gives_up.cancel()
         with pytest.raises(NotReplicated):  # its answer, not the other caller's cancellation
             await stays
         assert await durable.execute("ECHO", "x") == "x"  # and the replies are still in step
-    finally:
-        await durable.close()
 
 
-async def test_a_wait_longer_than_the_reply_timeout_is_answered_not_taken_for_a_dead_server(backends, redis):
+async def test_a_wait_longer_than_the_reply_timeout_is_answered_and_then_the_reply_timeout_applies_again(
+    backends, redis
+):
     """redis.wait_timeout may exceed the connection's reply timeout: the WAIT's own answer (no
-    replica within it) is NotReplicated, not a connection aborted under a write that ran."""
-    durable = PipelinedRedis(backends.redis_url, timeout=0.3).durable_connection()
-    script = Script("return 1")
-    try:
-        await durable.evalsha(script, ["k"])
+    replica within it) is NotReplicated, not a connection aborted under a write that ran. The
+    allowance lasts while the WAIT is unanswered: a server that then stops answering is given up
+    on after the reply timeout alone."""
+    async with durable_connection(backends.redis_url, timeout=0.3) as durable:
         with pytest.raises(NotReplicated):
-            await durable.evalsha(script, ["k"], (), wait=(1, 600))
-    finally:
-        await durable.close()
-
-
-async def test_once_the_wait_is_answered_a_late_reply_is_late_again_after_the_reply_timeout(backends, redis):
-    """The WAIT's allowance lasts while it is unanswered: a server that then stops answering is
-    given up on after the reply timeout alone."""
-    durable = PipelinedRedis(backends.redis_url, timeout=0.3).durable_connection()
-    script = Script("return 1")
-    try:
-        await durable.evalsha(script, ["k"])
-        with pytest.raises(NotReplicated):
-            await durable.evalsha(script, ["k"], (), wait=(1, 600))
+            await durable.evalsha(RETURN_ONE, ["k"], (), wait=(1, 600))
         await durable.execute("CLIENT", "PAUSE", "1500", "ALL")  # the server stops answering for 1.5 s
         started = asyncio.get_running_loop().time()
         with pytest.raises(RedisUnavailable):
             await durable.execute("PING")
         assert asyncio.get_running_loop().time() - started < 0.3 + 0.6  # not the WAIT's allowance
-    finally:
-        await durable.close()
