@@ -885,7 +885,7 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
     )
     head = (
         f"{'endpoint':<16}{'bare req/s med (min-max)':>27}{'service req/s':>15}{'ratio med (min-max)':>22}"
-        f"{'target':>7}{'paced req/s':>13}{'p50':>6}{'p99':>7}{'err':>5}  verdict"
+        f"{'target':>7} {'paced req/s':>15}{'p50':>6}{'p99':>7}{'err':>5}  verdict"
     )
     lines += [head, "-" * len(head)]
     missed = False
@@ -921,8 +921,8 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
             missed |= bool(why)
         lines.append(
             f"{endpoint:<16}{fmt_range(s.bare):>27}{statistics.median(s.rps):>15,.0f}{ratio_text:>22}"
-            f"{(f'{target:.2f}' if target and verdicts else '-'):>7}"
-            f"{(f'{achieved:,.0f}/{offered:,.0f}' if paced else '-'):>13}{p50:>6.1f}{p99:>7.1f}{errors:>5}  {verdict}"
+            f"{(f'{target:.2f}' if target and verdicts else '-'):>7} "
+            f"{(f'{achieved:,.0f}/{offered:,.0f}' if paced else '-'):>15}{p50:>6.1f}{p99:>7.1f}{errors:>5}  {verdict}"
         )
     if summary.get(("service", "post_receive")):
         lines.append(

@@ -225,3 +225,17 @@ def test_a_refused_verdict_makes_the_run_exit_3_and_a_reference_survives_the_wor
 def test_a_reference_or_bound_that_could_never_refuse_or_always_would_is_an_error(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         bench.parse_args(argv)
+
+
+def test_every_column_stays_apart_at_the_rates_of_a_fast_machine() -> None:
+    # A 39,000 req/s machine printed "0.8019,788/19,817": the target ran into the paced rates.
+    options = bench.Options(1, 3, 1, 3, 64, 1.25, ["authorized_keys"], None)
+    rs = rounds(("bare", "authorized_keys", 399_000), ("service", "authorized_keys", 288_310),
+                ("bare", "-", 399_000))
+    rs.append(bench.Round("unix", "service", "authorized_keys", "paced", 3, 199_788, 0.6, 1.3, 0, 9.0, 199_817))
+    lines, _ = bench.table("unix", "t", rs, options, verdicts=True)
+    head = next(line for line in lines if line.startswith("endpoint"))
+    row = next(line for line in lines if line.startswith("authorized_keys"))
+    assert row.split()[:9] == ["authorized_keys", "399,000", "(399,000-399,000)", "288,310", "0.72", "(0.72-0.72)",
+                               "0.80", "199,788/199,817", "0.6"]
+    assert head.index("paced req/s") + len("paced req/s") == row.index("199,817") + len("199,817")
