@@ -325,13 +325,27 @@ async def test_the_halves_are_not_sent_to_callers_that_gave_up_nor_into_a_databa
     assert all(isinstance(result, ConnectionRefusedError) for result in results)
     assert queries.calls == [["1", "2", "3", TOO_BIG], ["1", "2"]]  # the second half was not sent
 
-    queries = Ids()
+    class HeldUntilOneGaveUp(Ids):
+        """The first statement waits until a caller gave up while it was on its way (a fast
+        machine answered it, and split the batch, before the caller's cancel came)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent, self.go_on = asyncio.Event(), asyncio.Event()
+
+        async def __call__(self, conn: asyncpg.Connection, keys: Sequence[str]) -> list[int]:
+            if not self.calls:
+                self.sent.set()
+                await self.go_on.wait()
+            return await super().__call__(conn, keys)
+
+    queries = HeldUntilOneGaveUp()
     loader = BatchLoader(pool, queries)
     stays, gives_up, bad = loader.submit("1"), loader.submit("2"), loader.submit(TOO_BIG)
     async with asyncio.timeout(5):
-        while not queries.calls:  # until the statement is on its way
-            await asyncio.sleep(0.001)
+        await queries.sent.wait()
     gives_up.cancel()
+    queries.go_on.set()
     assert await stays == 10
     with pytest.raises(asyncpg.DataError):
         await bad
