@@ -93,6 +93,29 @@ async def _rollback_if_dirty(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+# How long a released connection may take to finish a cancelled query and roll back before it is
+# dropped instead. A query that timed out or was cancelled leaves asyncpg sending a cancel request
+# on a second connection, and release waits for it: a healthy server answers it in milliseconds, a
+# frozen one (a stopped process, a partitioned host) never, and asyncpg's release then held the
+# request for as long again as the command_timeout that had already expired, and /-/readiness for
+# a minute past its one-second probe.
+RELEASE_TIMEOUT = 2.0
+
+
+class _Pool(asyncpg.Pool):
+    """asyncpg's pool, whose release drops a connection it cannot clean up within RELEASE_TIMEOUT."""
+
+    __slots__ = ()
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        try:
+            await super().release(connection, timeout=RELEASE_TIMEOUT if timeout is None else timeout)
+        except asyncio.TimeoutError:
+            # asyncpg has terminated the connection (the pool opens another when one is needed);
+            # what the request did on it stands, and its own failure, if any, is the one raised.
+            pass
+
+
 def create_pool(
     settings: Settings, on_connect: Callable[[asyncpg.Connection], Awaitable[None]], *, warm: bool = True
 ) -> asyncpg.Pool:
@@ -121,4 +144,4 @@ def create_pool(
         server_settings["plan_cache_mode"] = "force_generic_plan"
     else:
         options["statement_cache_size"] = 0
-    return asyncpg.Pool(settings.database_url, server_settings=server_settings, **options)
+    return _Pool(settings.database_url, server_settings=server_settings, **options)

@@ -7,6 +7,7 @@ own temporary directory and is stopped by its PID.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -158,11 +159,43 @@ class PostgresServer:
             time.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
 
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (backends, checkpointer, walwriter...)."""
+        postmaster = self.pid
+        if postmaster is None:
+            return []
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # "pid (comm) state ppid ...": comm may hold spaces, the fields after it do not
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def freeze(self) -> None:
+        """Stop every process of the server (SIGSTOP): connections stay open and nothing answers,
+        as with a hung host or a network partition."""
+        processes = self.processes()
+        if processes:
+            os.kill(processes[0], signal.SIGSTOP)  # the postmaster first: no backend starts after the list
+            for pid in self.processes()[1:]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def promote(self) -> None:
         assert PG_BIN is not None
         _run(PG_BIN / "pg_ctl", "-D", self.data, "-w", "promote")
 
     def destroy(self) -> None:
+        self.thaw()  # a frozen postmaster would not act on the stop signal
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -252,3 +252,49 @@ async def test_failover_to_the_promoted_standby_without_a_restart(
         _assert_logged_per_state_change(caplog, outages=1)
     finally:
         standby.destroy()
+
+
+async def test_a_frozen_database_holds_a_request_one_command_timeout_and_readiness_a_few_seconds(
+    primary, aiohttp_client, settings, secrets
+):
+    """A server that stops answering with its connections open (a hung host, a partition): a request
+    waits out command_timeout and answers 503, and /-/readiness answers 503 after its one-second
+    probe, both within seconds of that. asyncpg's release waited as long again for a cancel request
+    that the frozen server never answers; the pool now drops such a connection after 2 s."""
+    blob, _project_id = await _seed(primary.url())
+    command_timeout = 6.0  # long enough to tell one timeout and a half from two (asyncpg waited one more)
+    client = await aiohttp_client(create_app(
+        settings.with_overrides(database_url=primary.url(), command_timeout=command_timeout,
+                                lookup_cache_seconds=0.0, pool_min_size=2),
+        secrets,
+    ))
+
+    async def timed(call) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        async with call as resp:
+            await resp.read()
+            return resp.status, time.monotonic() - started
+
+    def key_lookup():  # type: ignore[no-untyped-def]
+        return client.get(f"{INTERNAL}/authorized_keys", params={"key": blob}, headers=shell_headers())
+
+    assert (await timed(key_lookup()))[0] == 200
+    assert (await timed(client.get("/-/readiness")))[0] == 200
+    primary.freeze()
+    try:
+        (lookup_status, lookup_took), (ready_status, ready_took) = await asyncio.gather(
+            timed(key_lookup()), timed(client.get("/-/readiness"))
+        )
+    finally:
+        primary.thaw()
+    assert (lookup_status, ready_status) == (503, 503)
+    # the timeout, then RELEASE_TIMEOUT (2 s) for the cancel request; before, as long again (12 s)
+    assert command_timeout <= lookup_took < command_timeout + 2.0 + 1.0, lookup_took
+    # the one-second probe, then RELEASE_TIMEOUT; before, 1 s + command_timeout (7 s)
+    assert ready_took < 1.0 + 2.0 + 1.0, ready_took
+    # The dropped connections are replaced once the server answers again.
+    deadline = time.monotonic() + 10
+    while (await timed(key_lookup()))[0] != 200:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    assert (await timed(client.get("/-/readiness")))[0] == 200
