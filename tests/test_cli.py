@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import asyncpg
 import jwt
 import orjson
 
@@ -140,6 +142,14 @@ def test_dev_py_passes_config_to_serve(tmp_path):
     assert "--config" in result.stdout and "--workers" in result.stdout
 
 
+async def _setting(database_url: str, name: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return str(await conn.fetchval("SELECT current_setting($1)", name))
+    finally:
+        await conn.close()
+
+
 def test_commands_use_the_embedded_servers_of_a_running_serve(tmp_path):
     """The README's "Try it": serve with the embedded servers, then seed-demo and create-admin
     while it runs, in one terminal, from another directory."""
@@ -179,6 +189,9 @@ def test_commands_use_the_embedded_servers_of_a_running_serve(tmp_path):
         admin = run("create-admin", "root", cwd=elsewhere, env=env, timeout=120)
         assert admin.returncode == 0, admin.stderr
         assert admin.stdout.strip().startswith("glpat-")
+        # the embedded cluster does not stall its commits zero-filling each new WAL segment
+        database_url = orjson.loads((root / ".state" / "embedded.json").read_bytes())["database_url"]
+        assert asyncio.run(_setting(database_url, "wal_init_zero")) == "off"
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/v4/users/1", headers={"PRIVATE-TOKEN": admin.stdout.strip()}
         )
