@@ -154,7 +154,6 @@ async def _setting(database_url: str, name: str) -> str:
 def test_commands_use_the_embedded_servers_of_a_running_serve(tmp_path):
     """The README's "Try it": serve with the embedded servers, then seed-demo and create-admin
     while it runs, in one terminal, from another directory."""
-    import socket
     import time
     import urllib.request
 

@@ -178,12 +178,13 @@ class PostgresServer:
     def freeze(self) -> None:
         """Stop every process of the server (SIGSTOP): connections stay open and nothing answers,
         as with a hung host or a network partition."""
-        processes = self.processes()
-        if processes:
-            os.kill(processes[0], signal.SIGSTOP)  # the postmaster first: no backend starts after the list
-            for pid in self.processes()[1:]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGSTOP)
+        postmaster = self.pid
+        if postmaster is None:
+            return
+        os.kill(postmaster, signal.SIGSTOP)  # first: no backend starts after its children are listed
+        for pid in self.processes()[1:]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
         for pid in self.processes():
