@@ -98,7 +98,12 @@ KAS_SECRET = bytes(range(32))
 # one no-op middleware (aiohttp then adds one of its own), the least the service's structure costs:
 # the ratio no endpoint can beat. Measured like an endpoint, no target.
 FLOOR = "framework_floor"
-ENDPOINTS = (FLOOR, "authorized_keys", "allowed_any", "pre_receive", "post_receive", "usage_metrics", "agent_info")
+# The service's own floor: a route of the service that answers a constant after the path every
+# request of GitLab Shell takes (the shell JWT checked, the correlation id, the request counts, the
+# access log). What the hot endpoints add to it is their own work; what it adds to the framework
+# floor is the service's common path. Measured like an endpoint, no target.
+SERVICE_FLOOR = "service_floor"
+ENDPOINTS = (FLOOR, SERVICE_FLOOR, "authorized_keys", "allowed_any", "pre_receive", "post_receive", "usage_metrics", "agent_info")
 # issue 12: median ratio to the bare handler, default topology, one worker, 64 connections
 TARGETS = {
     "authorized_keys": 0.80,
@@ -607,6 +612,8 @@ def scenarios(port: int, data: dict[str, str], floor_port: int = 0) -> dict[str,
         FLOOR: Request(
             "GET", f"http://127.0.0.1:{floor_port}/api/v4/internal/authorized_keys?key={key_blob}", shell_headers, None
         ),
+        # GitLab FOSS's answer to an EE-only OTP check: a constant, read from no backend
+        SERVICE_FLOOR: Request("POST", f"{base}/two_factor_push_otp_check", shell_headers, "{}"),
         "authorized_keys": Request("GET", f"{base}/authorized_keys?key={key_blob}", shell_headers, None),
         "allowed_any": Request(
             "POST",
@@ -903,6 +910,8 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
         ratio_text = f"{s.ratio:.2f} ({min(s.ratios):.2f}-{max(s.ratios):.2f})"
         if endpoint == FLOOR:
             verdict = "- (the most any endpoint can reach: the bare handler + access log + 1 middleware)"
+        elif endpoint == SERVICE_FLOOR:
+            verdict = "- (the service's common path (shell JWT, correlation id, counts, access log), a constant answer)"
         elif not verdicts:
             verdict = "-"
         elif refused := options.verdict_refused(s.bare):

@@ -78,6 +78,19 @@ def test_a_ratio_or_p99_below_target_is_a_miss() -> None:
     assert "MISS (ratio, p99)" in next(line for line in lines if line.startswith("authorized_keys"))
 
 
+def test_the_two_floors_are_reported_without_a_verdict_however_low() -> None:
+    floors = [bench.FLOOR, bench.SERVICE_FLOOR]
+    options = bench.Options(1, 3, 1, 3, 64, 1.25, floors, None)
+    rs = []
+    for endpoint in floors:
+        rs += rounds(("bare", endpoint, 10_000), ("service", endpoint, 1_000), ("bare", "-", 10_000))
+        rs.append(bench.Round("unix", "service", endpoint, "paced", 3, 700, 1.0, 40.0, 0, 9.0, 700))
+    lines, missed = bench.table("unix", "t", rs, options, verdicts=True)
+    assert not missed
+    service_row = next(line for line in lines if line.startswith(bench.SERVICE_FLOOR))
+    assert "0.10" in service_row and "the service's common path" in service_row and "MISS" not in service_row
+
+
 def test_scaling_pairs_the_two_worker_round_with_the_one_worker_round_of_the_same_pass() -> None:
     rs = rounds(("bare", "a", 10), ("service", "a", 100), ("bare", "a", 10), ("service-2w", "a", 160),
                 ("bare", "a", 10), ("service", "a", 80), ("bare", "a", 10), ("service-2w", "a", 160), ("bare", "-", 10))
