@@ -101,6 +101,10 @@ def _verify_hs256(token: str, key: bytes, issuer: str, leeway: int, required: li
     never expire, and one issued in the future was made to outlive its `exp` check. gitlab-shell,
     Gitaly and kas always send `iat` and `exp` (and kas `aud`).
     """
+    if not token.isascii():
+        # A JWT is base64url and dots; aiohttp hands on a header's non-UTF-8 bytes as lone
+        # surrogates, which PyJWT could not even encode.
+        raise jwt.DecodeError("not a JWT")
     claims = jwt.decode(
         token,
         key,
@@ -147,7 +151,10 @@ class VerifiedTokens:
         if "exp" in claims:  # a token without exp is checked every time rather than kept forever
             if len(self._valid) >= self.MAX_ENTRIES:
                 self._valid.clear()
-            not_before = max(float(claims.get("nbf", 0)) - self.leeway, float(claims.get("iat", 0)) - IAT_LEEWAY)
+            try:
+                not_before = max(float(claims.get("nbf", 0)) - self.leeway, float(claims.get("iat", 0)) - IAT_LEEWAY)
+            except OverflowError:  # a signed nbf or iat of hundreds of digits: nobody's real token
+                raise jwt.InvalidTokenError("nbf or iat out of range") from None
             # int(): PyJWT compares the whole seconds of `exp`, so a fractional exp expires at its
             # whole second, and a remembered token must not outlive what a fresh check accepts
             self._valid[token] = (not_before, int(claims["exp"]) + self.leeway, claims)
@@ -157,7 +164,8 @@ class VerifiedTokens:
 def _legacy_secret_matches(candidate: str | None, secret: bytes) -> bool:
     if candidate is None:
         return False
-    return hmac.compare_digest(candidate.rstrip("\r\n").encode(), secret)
+    # surrogatepass: a header's non-UTF-8 bytes arrive as lone surrogates, and simply do not match
+    return hmac.compare_digest(candidate.rstrip("\r\n").encode("utf-8", "surrogatepass"), secret)
 
 
 def shell_jwt(request: web.Request) -> Identity | None:
@@ -184,7 +192,7 @@ async def check_shell(request: web.Request) -> Identity:
         if header is not None:
             try:
                 decoded = base64.b64decode(header.strip(), validate=False).decode()
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (or not ASCII), or not UTF-8 once decoded
                 decoded = None
             if _legacy_secret_matches(decoded, secret):
                 return SHELL_IDENTITY

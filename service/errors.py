@@ -35,11 +35,16 @@ def json_bytes_response(body: bytes, status: int = 200, headers: dict[str, str] 
 class ApiError(Exception):
     """An HTTP answer with a JSON body: `{"message": ...}`, `{"error": ...}` or any other shape."""
 
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, *, close_connection: bool = False
+    ) -> None:
         super().__init__(status, body)
         self.status = status
         self.body = body
         self.headers = headers
+        # The connection cannot carry another request (its body could not be read to its end):
+        # answered with `Connection: close`, and closed once the answer is written.
+        self.close_connection = close_connection
 
 
 def render_api_error(message: Any, status: int) -> ApiError:
@@ -143,7 +148,10 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
     try:
         raise error
     except ApiError as exc:
-        return json_response(exc.body, exc.status, exc.headers)
+        response = json_response(exc.body, exc.status, exc.headers)
+        if exc.close_connection:
+            response.force_close()
+        return response
     except domain.DomainError as exc:
         api = from_domain(exc)
         return json_response(api.body, api.status, api.headers)

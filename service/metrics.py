@@ -24,6 +24,7 @@ import logging
 import ipaddress
 import itertools
 import os
+import re
 import secrets
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -46,6 +47,7 @@ from prometheus_client import (
 )
 
 from service.domain.rate_limit import ShellOperationLimiter
+from service.logs import BARE_SECRET
 from service.domain.reference_counter import Decrease, ReferenceCounter
 from service.redis_store import RedisStore
 
@@ -129,9 +131,16 @@ def new_correlation_id() -> str:
     return f"{_PREFIX}{next(_SEQUENCE):08x}"
 
 
+# The characters Rails keeps of an X-Request-Id (ActionDispatch::RequestId: [\w\-@]), at most 128
+_SAFE_REQUEST_ID = re.compile(r"[\w\-@]{1,128}", re.ASCII)
+
+
 def accepted_correlation_id(value: str | None) -> str | None:
-    """The client's X-Request-Id (GitLab Shell, Gitaly and kas send one) if it is a sane token."""
-    if value and len(value) <= 128 and value.isascii() and value.isprintable() and " " not in value:
+    """The client's X-Request-Id (GitLab Shell, Gitaly and kas send one) if it is a sane token.
+
+    It is echoed and written into every log line of the request, so a value that looks like a
+    credential (a `glpat-` token; a JWT has dots, which are refused anyway) is replaced too."""
+    if value and _SAFE_REQUEST_ID.fullmatch(value) and ("gl" not in value or not BARE_SECRET.search(value)):
         return value
     return None
 

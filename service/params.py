@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import PayloadEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import Schema, ValidationError
 
 from service import app_keys
@@ -91,29 +93,37 @@ def release_large_body(request: web.Request) -> None:
 
 
 async def _read(request: web.Request, limit: int) -> bytes:
-    """The whole body, refused with 413 once it is larger than `limit`."""
+    """The whole body, refused with 413 once it is larger than `limit`, and with 400 when it does
+    not decode (a Content-Encoding it is not in): the client's fault, never a 500."""
     length = request.content_length
     if length is not None and length > limit:
         raise too_large()
-    if length is not None and length <= LARGE_BODY and "Content-Encoding" not in request.headers:
-        content = request.content
-        if content.is_eof():
-            # The common case, a hook's small JSON that arrived with the headers: taken as it is,
-            # without request.read()'s loop and copy (no await; nothing else reads the body).
-            return content.read_nowait()
-        # aiohttp reads exactly Content-Length bytes (its client_max_size is the largest consumer
-        # limit, see service/app.py).
-        return await request.read()
-    # Large (not to be cached by aiohttp, see release_large_body), chunked or compressed: the limit
-    # applies to what arrives after decompression.
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise too_large()
-        parts.append(chunk)
-    return b"".join(parts)
+    try:
+        if length is not None and length <= LARGE_BODY and "Content-Encoding" not in request.headers:
+            content = request.content
+            if content.is_eof():
+                # The common case, a hook's small JSON that arrived with the headers: taken as it
+                # is, without request.read()'s loop and copy (no await; nothing else reads the body).
+                return content.read_nowait()
+            # aiohttp reads exactly Content-Length bytes (its client_max_size is the largest consumer
+            # limit, see service/app.py).
+            return await request.read()
+        # Large (not to be cached by aiohttp, see release_large_body), chunked or compressed: the
+        # limit applies to what arrives after decompression.
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise too_large()
+            parts.append(chunk)
+        return b"".join(parts)
+    except (RequestPayloadError, PayloadEncodingError):
+        # A body that does not decode (not in its Content-Encoding): the stream is past use. It is
+        # marked read, or aiohttp would read on once this is answered, fail again and log that with
+        # a traceback, and the connection is closed after the answer (Connection: close).
+        request.content.feed_eof()
+        raise ApiError(400, {"message": "400 Bad request - the body could not be decoded"}, close_connection=True) from None
 
 
 def _decode_json(body: bytes, content_type: str) -> dict[str, Any]:
@@ -223,8 +233,8 @@ async def query_or_body_param(request: web.Request, name: str) -> Any:
     try:
         return (await params(request)).get(name)
     except ApiError as exc:
-        if exc.status == 413:
-            raise
+        if exc.status == 413 or exc.close_connection:
+            raise  # too large, or past reading: whoever sent it, the connection goes with this answer
         return None  # an unreadable body is not credentials: 401, not the body's 400
 
 

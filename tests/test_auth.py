@@ -90,6 +90,9 @@ async def test_valid_shell_jwt(client):
         pytest.param(lambda: shell_jwt(iat=int(time.time()) + 1_000_000), id="iat-far-in-the-future"),
         pytest.param(lambda: shell_jwt(iat=int(time.time()) + 61 + 60), id="iat-past-the-leeway"),
         pytest.param(lambda: shell_jwt(iat=True), id="iat-not-a-number"),
+        # signed, but past any float: refused, not a 500
+        pytest.param(lambda: shell_jwt(nbf=-(10**400)), id="nbf-of-400-digits"),
+        pytest.param(lambda: shell_jwt(iat=-(10**400)), id="iat-of-400-digits"),
     ],
 )
 async def test_rejected_shell_jwts(client, token):

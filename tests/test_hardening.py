@@ -20,7 +20,7 @@ from service import auth
 from tests.admin_helpers import make_admin
 from tests.billing_helpers import make_subscription, namespace_with_id, subscription_row
 from tests.factories import make_group, make_key, make_project, make_user
-from tests.helpers import shell_headers, shell_jwt
+from tests.helpers import kas_jwt, shell_headers, shell_jwt
 
 BAD_REQUEST_PREFIX = "400 Bad request"
 
@@ -281,6 +281,19 @@ async def test_compressed_body_is_limited_after_inflating(client, db):
     assert resp.status == 413
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("credentials", [False, True])
+async def test_a_body_that_does_not_inflate_is_400_and_closes_its_connection(client, redis, encoding, credentials, caplog):
+    """Not a 500 with a traceback per request, which any anonymous client could provoke; and the
+    connection, whose stream is past use, is closed with the answer rather than reused."""
+    headers = {"Content-Type": "application/json", "Content-Encoding": encoding, **(shell_headers() if credentials else {})}
+    for _ in range(2):  # the second on a new connection: the first was closed
+        resp = await client.post("/api/v4/internal/pre_receive", data=b"not compressed", headers=headers)
+        assert (resp.status, await resp.json()) == (400, {"message": "400 Bad request - the body could not be decoded"})
+        assert resp.headers["Connection"] == "close"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def _headers_only_exchange(port: int, request_head: bytes) -> bytes:
     """Send a request's head (announcing a body that never comes) and read the answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -334,6 +347,45 @@ async def test_refused_before_the_body_is_read(client, head):
     answer = await asyncio.to_thread(_headers_only_exchange, client.port, head.encode())
     status = int(answer.split(b" ", 2)[1])
     assert status in (401, 413), answer[:200]
+
+
+def _raw_exchange(port: int, request: bytes) -> tuple[int, bytes]:
+    """One whole request sent as bytes (a header value need not be UTF-8); its status and body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+NOT_UTF8 = b"\xff\xfe"
+
+
+@pytest.mark.parametrize(
+    "method, path, credentials",
+    [
+        ("GET", "/api/v4/internal/check", b"Gitlab-Shell-Api-Request: " + NOT_UTF8),
+        ("GET", "/api/v4/internal/check", b"Gitlab-Shared-Secret: " + NOT_UTF8),
+        ("POST", "/api/v4/internal/kubernetes/usage_metrics", b"Gitlab-Kas-Api-Request: " + NOT_UTF8),
+        ("GET", "/api/v4/internal/kubernetes/agent_info", b"Gitlab-Kas-Api-Request: KAS\r\nAuthorization: Bearer glagent-" + NOT_UTF8),
+        ("GET", "/api/v4/namespaces/1/gitlab_subscription", b"PRIVATE-TOKEN: glpat-" + NOT_UTF8),
+        ("GET", "/api/v4/namespaces/1/gitlab_subscription", b"Authorization: Bearer " + NOT_UTF8),
+    ],
+)
+async def test_a_credential_that_is_not_utf8_is_401_not_a_500(client, db, redis, method, path, credentials, caplog):
+    """aiohttp hands such bytes on as lone surrogates, which no str.encode() takes: refused as any
+    wrong credential is, by anyone, without an error line per request."""
+    credentials = credentials.replace(b"KAS", kas_jwt().encode())
+    request = (
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n".encode()
+        + credentials
+        + b"\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    status, body = await asyncio.to_thread(_raw_exchange, client.port, request)
+    assert status == 401, body
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 # --- no credential in any log line ---------------------------------------------------------------
@@ -398,6 +450,92 @@ async def test_an_over_long_request_line_does_not_log_its_token(backends, secret
     assert "private_token=[FILTERED]" in logged  # the line is there, without its value
     for fragment in (secret, "S3cr3tT0k3n", jwt_like.split(".")[1]):
         assert fragment not in logged
+
+
+async def test_tokens_a_client_puts_in_its_headers_path_or_push_options_are_not_logged(
+    backends, secret_files, tmp_path
+):
+    """The access log's request fields, the echoed correlation id and procrastinate's job lines
+    (which carry a push's arguments, CI variables given with `git push -o` among them)."""
+    import os
+    import subprocess
+    import sys
+
+    import aiohttp
+
+    from service.config import ROOT
+    from tests.test_serve import _wait_ready
+
+    port = _free_port()
+    log_file = tmp_path / "service.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": backends.database_url,
+        "REDIS_URL": backends.redis_url,
+        "GITLAB_SHELL_SECRET_FILE": str(secret_files["shell"]),
+        "GITLAB_KAS_SECRET_FILE": str(secret_files["kas"]),
+        "GITLAB_DB_KEY_BASE_FILE": str(secret_files["db_key_base"]),
+        "LOG_LEVEL": "INFO",
+    }
+    token = "glpat-" + "L34kedT0ken" * 2
+    jwt_like = shell_jwt()
+    ci_secret = "hunter2-" + "Pa55" * 4
+    with open(log_file, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-migrate"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        await _wait_ready(f"http://127.0.0.1:{port}/-/readiness")
+        base = f"http://127.0.0.1:{port}/api/v4/internal"
+        async with aiohttp.ClientSession() as session:
+            headers = {**shell_headers(), "User-Agent": f"Bearer {jwt_like}", "X-Gitlab-Client-Name": token}
+            async with session.get(f"{base}/check", headers={**headers, "X-Request-Id": token}) as resp:
+                assert resp.status == 200
+                assert resp.headers["X-Request-Id"] != token  # replaced, so neither echoed nor logged
+            async with session.get(f"{base}/{token}", headers=shell_headers()) as resp:
+                assert resp.status == 404
+            push = {"gl_repository": "project-1", "identifier": "user-1", "changes": f"{'0' * 40} {'a' * 40} refs/heads/x"}
+            async with session.post(f"{base}/pre_receive", json=push, headers=shell_headers()) as resp:
+                assert resp.status == 200
+            push["push_options"] = [f"ci.variable=DEPLOY_CREDS={ci_secret}"]
+            async with session.post(f"{base}/post_receive", json=push, headers=shell_headers()) as resp:
+                assert resp.status == 200
+        deadline = asyncio.get_running_loop().time() + 15
+        while "ended with status" not in log_file.read_text():  # the job ran, in this worker
+            assert asyncio.get_running_loop().time() < deadline, log_file.read_text()[-3000:]
+            await asyncio.sleep(0.1)
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 30)
+    logged = log_file.read_text()
+    assert "Starting job post_receive[" in logged and "/api/v4/internal/[FILTERED]" in logged
+    for fragment in (token, "L34kedT0ken", jwt_like.split(".")[1], ci_secret, "Pa55Pa55"):
+        assert fragment not in logged, fragment
+
+
+@pytest.mark.parametrize(
+    "line, logged",
+    [
+        ("Starting job post_receive[2](push_options=['ci.variable=K=v)'])", "Starting job post_receive[2]"),
+        (
+            "Job post_receive[2](changes='a) b') ended with status: Success, lasted 0.01 s",
+            "Job post_receive[2] ended with status: Success, lasted 0.01 s",
+        ),
+        (
+            "Waiting for job to finish: worker: post_receive[5](push_options=['x']) (started 0.010 s ago)",
+            "Waiting for job to finish: worker: post_receive[5] (started 0.010 s ago)",
+        ),
+        ("Stopped worker on queues post_receive, web_hooks", "Stopped worker on queues post_receive, web_hooks"),
+    ],
+)
+def test_procrastinate_lines_keep_a_jobs_name_and_id_not_its_arguments(line, logged):
+    from service.logs import without_job_arguments
+
+    assert without_job_arguments(line) == logged
 
 
 def test_redaction_takes_linear_time_on_hostile_input():

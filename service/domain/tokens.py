@@ -39,8 +39,9 @@ class InvalidTokenRequest(CommandRefused):
 
 
 def token_digest(token: str) -> str:
-    """Tokens are random; a plain SHA-256 is what is stored and looked up."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    """Tokens are random; a plain SHA-256 is what is stored and looked up. surrogatepass: a header's
+    non-UTF-8 bytes arrive as lone surrogates; their digest matches no token, as it should."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_token(prefix: str) -> str:
@@ -118,6 +119,12 @@ def validate_pat_request(
     return name, scope_list, expiry
 
 
+# User states that BasePolicy's `blocked` condition covers (they also refuse git access)
+BLOCKED_STATES = frozenset({"blocked", "ldap_blocked", "blocked_pending_approval"})
+# PersonalAccessToken validates its name's length (255)
+MAX_TOKEN_NAME = 255
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: str
@@ -143,6 +150,12 @@ async def issue_personal_access_token(
         max_lifetime_days=app_settings.max_personal_access_token_lifetime,
         today=today,
     )
+    # PersonalAccessTokens::CreateService: the policy first (UserPolicy's ~blocked), then the
+    # token's own validations
+    if key.state in BLOCKED_STATES:
+        raise InvalidTokenRequest("Failed to create token: Not permitted to create")
+    if len(name) > MAX_TOKEN_NAME:
+        raise InvalidTokenRequest(f"Failed to create token: Name is too long (maximum is {MAX_TOKEN_NAME} characters)")
     token = new_token(app_settings.personal_access_token_prefix)
     await users_db.insert_personal_access_token(
         conn, user_id=key.user_id, name=name, digest=token_digest(token), scopes=scopes, expires_at=expires_at

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import jwt
 import orjson
+import pytest
 
 from service.domain.tokens import token_digest
 from service.domain.two_factor import code_matches
@@ -196,6 +197,30 @@ async def test_personal_access_token_failures(client, db):
         body = {k: v for k, v in body.items() if v is not None}
         resp = await client.post(f"{INTERNAL}/personal_access_token", json=body, headers=shell_headers())
         assert (resp.status, await resp.json()) == (200, {"success": False, "message": message}), body
+    assert await db.fetchval("SELECT count(*) FROM personal_access_tokens") == 0
+
+
+@pytest.mark.parametrize("state", ["blocked", "ldap_blocked", "blocked_pending_approval"])
+async def test_a_blocked_user_gets_no_personal_access_token(client, db, state):
+    """UserPolicy: create_user_personal_access_token is `(user_is_self | admin) & ~blocked`; a token
+    minted while blocked would come alive the day the user is unblocked."""
+    user = await make_user(db, state=state)
+    key, _ = await make_key(db, user)
+    body = {"key_id": str(key["id"]), "name": "n", "scopes": ["api"]}
+    resp = await client.post(f"{INTERNAL}/personal_access_token", json=body, headers=shell_headers())
+    assert await resp.json() == {"success": False, "message": "Failed to create token: Not permitted to create"}
+    assert await db.fetchval("SELECT count(*) FROM personal_access_tokens") == 0
+
+
+async def test_a_token_name_over_255_characters_is_refused(client, db):
+    user = await make_user(db)
+    key, _ = await make_key(db, user)
+    body = {"key_id": str(key["id"]), "name": "n" * 256, "scopes": ["api"]}
+    resp = await client.post(f"{INTERNAL}/personal_access_token", json=body, headers=shell_headers())
+    assert await resp.json() == {
+        "success": False,
+        "message": "Failed to create token: Name is too long (maximum is 255 characters)",
+    }
     assert await db.fetchval("SELECT count(*) FROM personal_access_tokens") == 0
 
 
