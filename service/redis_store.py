@@ -305,6 +305,15 @@ _Topology = _Standalone | _Sentinel | _Cluster
 # --- the store -----------------------------------------------------------------------------------
 
 
+# A script's own refusal: an error reply it gives with this prefix, having written nothing.
+REFUSED = "REFUSED "
+
+
+class ScriptRefused(Exception):
+    """A script refused its arguments (an error reply starting REFUSED): the request's input, not a
+    failure of Redis, so neither logged as an outage nor retried. Not a RedisError."""
+
+
 class RedisStore:
     def __init__(self, target: RedisTarget, *, timeout: float = 5.0, wait_replicas: int = 0, wait_timeout: float = 0.5):
         self.target = target
@@ -393,6 +402,8 @@ class RedisStore:
                         result = await node.evalsha(script, keys, args)
                     break
                 except RedisReplyError as exc:
+                    if str(exc).startswith(REFUSED):
+                        raise ScriptRefused(str(exc)[len(REFUSED) :]) from None
                     if self._is_demoted(exc) and attempt == 1:
                         self._topology.failed(node)  # Sentinel: the master became a replica; it refused the write
                         continue

@@ -31,7 +31,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from service.domain.errors import BadRequest, InvalidParameter
-from service.redis_store import RedisError, RedisStore, Script
+from service.redis_store import RedisError, RedisStore, Script, ScriptRefused
 from service.unavailable import BackendUnavailable
 
 # KubernetesAgentCounter::KNOWN_EVENTS over the eras (15.4+ adds the flux and *_via_* counters).
@@ -186,7 +186,7 @@ local totals = tonumber(ARGV[1])
 for i = 1, totals do
   local current = tonumber(redis.call('GET', KEYS[i]) or '0')
   if current == nil or current + tonumber(ARGV[1 + i]) >= 9.2e18 then
-    return redis.error_reply('ERR usage counter ' .. KEYS[i] .. ' would overflow; nothing was written')
+    return redis.error_reply('REFUSED ' .. (i - 1))
   end
 end
 for i = 1, totals do redis.call('INCRBY', KEYS[i], ARGV[1 + i]) end
@@ -237,6 +237,11 @@ async def record_usage(redis: RedisStore, update: UsageUpdate, today: date) -> N
     undo = (_UNDO_USAGE, args) if update.counters else None
     try:
         await redis.run_script(_RECORD_USAGE, keys, args, durable=True, undo=undo)
+    except ScriptRefused as refused:
+        # a total that would pass Redis's integer range: the request's input (a 400, which kas does
+        # not retry), not an outage (a 503, retried for ever, and logged as Redis failing)
+        event = update.counters[int(str(refused))][0]
+        raise BadRequest(f"counters[{event}] would take its total past 9.2e18; nothing was written") from None
     except RedisError as exc:
         raise BackendUnavailable("redis", str(exc)) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -277,11 +278,19 @@ async def test_one_request_is_one_script_call(backends, redis):
     assert await redis.pfcount(hll("agent_users_using_ci_tunnel")) == 2
 
 
-async def test_an_overflowing_total_writes_nothing(client, redis):
-    """One total that would overflow: 503 and none of the request's other increments are applied."""
+async def test_an_overflowing_total_is_400_writes_nothing_and_is_no_outage(client, redis, caplog):
+    """One total that would pass Redis's integer range: the request's input, so a 400 (not a 503,
+    which kas would retry for ever, logged as Redis failing), and none of its increments applied."""
+    caplog.set_level(logging.INFO)
     await redis.set("{hll_counters}_USAGE_KUBERNETES_AGENT_GITOPS_SYNC", 2**63 - 10)
     body = {"counters": {"k8s_api_proxy_request": 5, "gitops_sync": 100}, "unique_counters": {"agent_users_using_ci_tunnel": [1]}}
     resp = await post(client, body)
-    assert resp.status == 503
+    assert (resp.status, await resp.json()) == (
+        400,
+        {"message": "400 Bad request - counters[gitops_sync] would take its total past 9.2e18; nothing was written"},
+    )
     assert await redis.get("{hll_counters}_USAGE_KUBERNETES_AGENT_K8S_API_PROXY_REQUEST") is None
     assert await redis.exists(hll("agent_users_using_ci_tunnel")) == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    resp = await post(client, {"counters": {"k8s_api_proxy_request": 5}})
+    assert resp.status == 204
