@@ -21,6 +21,7 @@ from tests.admin_helpers import make_admin
 from tests.billing_helpers import make_subscription, namespace_with_id, subscription_row
 from tests.factories import make_group, make_key, make_project, make_user
 from tests.helpers import kas_jwt, shell_headers, shell_jwt
+from tests.test_serve import _wait_ready, serve  # noqa: F401  (serve is a fixture)
 
 BAD_REQUEST_PREFIX = "400 Bad request"
 
@@ -397,37 +398,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_an_over_long_request_line_does_not_log_its_token(backends, secret_files, tmp_path):
+async def test_an_over_long_request_line_does_not_log_its_token(serve, tmp_path):  # noqa: F811
     """aiohttp logs a request line over 8,190 bytes with its start; the service's log filter
     removes the token from it (and from a too-long Authorization header's quoted value)."""
-    import os
-    import subprocess
-    import sys
-
-    from service.config import ROOT
-    from tests.test_serve import _wait_ready
-
-    port = _free_port()
     log_file = tmp_path / "service.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": backends.database_url,
-        "REDIS_URL": backends.redis_url,
-        "GITLAB_SHELL_SECRET_FILE": str(secret_files["shell"]),
-        "GITLAB_KAS_SECRET_FILE": str(secret_files["kas"]),
-        "GITLAB_DB_KEY_BASE_FILE": str(secret_files["db_key_base"]),
-        "LOG_LEVEL": "INFO",
-    }
     secret = "glpat-" + "S3cr3tT0k3n" * 2
     jwt_like = shell_jwt()
     with open(log_file, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-migrate"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        served = serve(stdout=out, LOG_LEVEL="INFO")
+    port = served.port
     try:
         await _wait_ready(f"http://127.0.0.1:{port}/-/readiness")
         heads = [
@@ -444,50 +423,23 @@ async def test_an_over_long_request_line_does_not_log_its_token(backends, secret
             assert asyncio.get_running_loop().time() < deadline, log_file.read_text()[-2000:]
             await asyncio.sleep(0.1)
     finally:
-        process.terminate()
-        await asyncio.to_thread(process.wait, 30)
+        await served.stop()
     logged = log_file.read_text()
     assert "private_token=[FILTERED]" in logged  # the line is there, without its value
     for fragment in (secret, "S3cr3tT0k3n", jwt_like.split(".")[1]):
         assert fragment not in logged
 
 
-async def test_tokens_a_client_puts_in_its_headers_path_or_push_options_are_not_logged(
-    backends, secret_files, tmp_path
-):
+async def test_tokens_a_client_puts_in_its_headers_path_or_push_options_are_not_logged(serve, tmp_path):  # noqa: F811
     """The access log's request fields, the echoed correlation id and procrastinate's job lines
     (which carry a push's arguments, CI variables given with `git push -o` among them)."""
-    import os
-    import subprocess
-    import sys
-
-    import aiohttp
-
-    from service.config import ROOT
-    from tests.test_serve import _wait_ready
-
-    port = _free_port()
     log_file = tmp_path / "service.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": backends.database_url,
-        "REDIS_URL": backends.redis_url,
-        "GITLAB_SHELL_SECRET_FILE": str(secret_files["shell"]),
-        "GITLAB_KAS_SECRET_FILE": str(secret_files["kas"]),
-        "GITLAB_DB_KEY_BASE_FILE": str(secret_files["db_key_base"]),
-        "LOG_LEVEL": "INFO",
-    }
     token = "glpat-" + "L34kedT0ken" * 2
     jwt_like = shell_jwt()
     ci_secret = "hunter2-" + "Pa55" * 4
     with open(log_file, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-migrate"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        served = serve(stdout=out, LOG_LEVEL="INFO")
+    port = served.port
     try:
         await _wait_ready(f"http://127.0.0.1:{port}/-/readiness")
         base = f"http://127.0.0.1:{port}/api/v4/internal"
@@ -509,8 +461,7 @@ async def test_tokens_a_client_puts_in_its_headers_path_or_push_options_are_not_
             assert asyncio.get_running_loop().time() < deadline, log_file.read_text()[-3000:]
             await asyncio.sleep(0.1)
     finally:
-        process.terminate()
-        await asyncio.to_thread(process.wait, 30)
+        await served.stop()
     logged = log_file.read_text()
     assert "Starting job post_receive[" in logged and "/api/v4/internal/[FILTERED]" in logged
     for fragment in (token, "L34kedT0ken", jwt_like.split(".")[1], ci_secret, "Pa55Pa55"):
