@@ -123,7 +123,9 @@ async def _read(request: web.Request, limit: int) -> bytes:
         # marked read, or aiohttp would read on once this is answered, fail again and log that with
         # a traceback, and the connection is closed after the answer (Connection: close).
         request.content.feed_eof()
-        raise ApiError(400, {"message": "400 Bad request - the body could not be decoded"}, close_connection=True) from None
+        refused = bad_request("the body could not be decoded")
+        refused.close_connection = True
+        raise refused from None
 
 
 def _decode_json(body: bytes, content_type: str) -> dict[str, Any]:

@@ -216,6 +216,22 @@ class _Sentinel:
             await sentinel.aclose()
 
 
+# A script's own refusal: an error reply it gives with this prefix, having written nothing.
+REFUSED = "REFUSED "
+
+
+class ScriptRefused(Exception):
+    """A script refused its arguments (an error reply starting REFUSED): the request's input, not a
+    failure of Redis, so neither logged as an outage nor retried. Not a RedisError."""
+
+
+def reply_error(message: str) -> RedisReplyError | ScriptRefused:
+    """An error reply as raised: a script's own refusal apart from Redis's errors."""
+    if message.startswith(REFUSED):
+        return ScriptRefused(message[len(REFUSED) :])
+    return RedisReplyError(message)
+
+
 class _Cluster:
     """Slot map, redirections and failover by redis-py's RedisCluster; one pipelined connection per primary."""
 
@@ -288,7 +304,7 @@ class _Cluster:
         try:
             return await self.cluster.execute_command(*command)
         except redis_exceptions.ResponseError as error:
-            raise RedisReplyError(str(error)) from None
+            raise reply_error(str(error)) from None  # a script's refusal after a redirection too
         except redis_exceptions.RedisError as error:
             raise RedisUnavailable(f"Cluster: {error!r}") from None
 
@@ -303,15 +319,6 @@ _Topology = _Standalone | _Sentinel | _Cluster
 
 
 # --- the store -----------------------------------------------------------------------------------
-
-
-# A script's own refusal: an error reply it gives with this prefix, having written nothing.
-REFUSED = "REFUSED "
-
-
-class ScriptRefused(Exception):
-    """A script refused its arguments (an error reply starting REFUSED): the request's input, not a
-    failure of Redis, so neither logged as an outage nor retried. Not a RedisError."""
 
 
 class RedisStore:
@@ -403,7 +410,7 @@ class RedisStore:
                     break
                 except RedisReplyError as exc:
                     if str(exc).startswith(REFUSED):
-                        raise ScriptRefused(str(exc)[len(REFUSED) :]) from None
+                        raise reply_error(str(exc)) from None
                     if self._is_demoted(exc) and attempt == 1:
                         self._topology.failed(node)  # Sentinel: the master became a replica; it refused the write
                         continue
