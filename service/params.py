@@ -11,6 +11,7 @@ GitLab's 400 `{"message": "400 Bad request - ..."}`, never a 500.
 from __future__ import annotations
 
 import contextvars
+import re
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -63,20 +64,81 @@ def body_limit(request: web.Request) -> int:
     return consumer.max_body if consumer is not None else DEFAULT_BODY_LIMIT
 
 
-def _add_form_value(target: dict[str, Any], key: str, value: str) -> None:
-    # Rack's nested keys, one level deep: scopes[]=a, push_options[]=x, alert[fingerprint]=y
-    if key.endswith("[]"):
-        target.setdefault(key[:-2], [])
-        if isinstance(target[key[:-2]], list):
-            target[key[:-2]].append(value)
-        return
-    if "[" in key and key.endswith("]"):
-        outer, inner = key[:-1].split("[", 1)
-        nested = target.setdefault(outer, {})
-        if isinstance(nested, dict):
-            nested[inner] = value
-        return
-    target[key] = value
+# Rack's limit on how deeply form and query parameters nest (Rack 3's param_depth_limit).
+PARAM_DEPTH_LIMIT = 32
+
+
+def _nested_key(name: str, depth: int) -> tuple[str, str]:
+    """The key a form name starts with and the rest of it (Rack 3's QueryParser#_normalize_params)."""
+    if depth == 0:
+        start = name.find("[", 1)  # a leading bracket is part of a plain name
+        return (name, "") if start < 0 else (name[:start], name[start:])
+    if name.startswith("[]"):
+        return "[]", name[2:]
+    if name.startswith("["):
+        end = name.find("]", 1)
+        if end > 0:
+            return name[1:end], name[end + 1 :]
+    return name, ""  # nested but not bracketed: the whole name, as Rack does
+
+
+def _has_nested_key(target: dict[str, Any], key: str) -> bool:
+    if "[]" in key:
+        return False
+    node: Any = target
+    for part in re.split(r"[\[\]]+", key):
+        if not part:
+            continue
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+_RUBY_CLASS_NAMES: dict[type, str] = {dict: "Hash", list: "Array", str: "String"}
+
+
+def _type_error(expected: str, found: Any, key: str) -> ApiError:
+    got = _RUBY_CLASS_NAMES.get(type(found), type(found).__name__)
+    return bad_request(f"expected {expected} (got {got}) for param `{key}'")
+
+
+def _add_form_value(target: dict[str, Any], name: str, value: str, depth: int = 0) -> Any:
+    """Rack's nested parameters: scopes[]=a, alert[fingerprint]=y, a[b][]=x, a[][b]=x, to any depth
+    up to Rack's limit. A name that makes a list of what is an object (or the reverse) is Rack's 400."""
+    if depth >= PARAM_DEPTH_LIMIT:
+        raise bad_request("parameters nested too deeply")
+    key, after = _nested_key(name, depth)
+    if not key:
+        return None
+    if not after:
+        if key == "[]" and depth:
+            return [value]
+        target[key] = value
+    elif after == "[":
+        target[name] = value
+    elif after == "[]":
+        values = target.setdefault(key, [])
+        if not isinstance(values, list):
+            raise _type_error("Array", values, key)
+        values.append(value)
+    elif after.startswith("[]"):
+        # a[][b]=x: objects in a list; a new one when the last already has b
+        inner = after[3:-1] if after[2:3] == "[" and after.endswith("]") else ""
+        child = inner if inner and "[" not in inner and "]" not in inner else after[2:]
+        values = target.setdefault(key, [])
+        if not isinstance(values, list):
+            raise _type_error("Array", values, key)
+        if values and isinstance(values[-1], dict) and not _has_nested_key(values[-1], child):
+            _add_form_value(values[-1], child, value, depth + 1)
+        else:
+            values.append(_add_form_value({}, child, value, depth + 1))
+    else:
+        nested = target.setdefault(key, {})
+        if not isinstance(nested, dict):
+            raise _type_error("Hash", nested, key)
+        _add_form_value(nested, after, value, depth + 1)
+    return target
 
 
 def release_large_body(request: web.Request) -> None:
@@ -201,14 +263,19 @@ async def params(request: web.Request) -> dict[str, Any]:
         for key, value in request.query.items():
             _add_form_value(merged, key, value)
     if request.body_exists:
+        # Rack's params: the query's merged with the body's, key by key (not deeply)
         content_type = request.content_type
         limit = body_limit(request)
         if content_type == MULTIPART:
-            await _decode_multipart(request, limit, merged)
+            form: dict[str, Any] = {}
+            await _decode_multipart(request, limit, form)
+            merged.update(form)
         else:
             body = await _read(request, limit)
             if content_type == FORM:
-                _decode_form(body, merged)
+                form = {}
+                _decode_form(body, form)
+                merged.update(form)
             elif content_type in JSON_TYPES and body.strip():
                 merged.update(_decode_json(body, content_type))
             # any other type (XML...) carries no parameters Grape would read
@@ -217,13 +284,19 @@ async def params(request: web.Request) -> dict[str, Any]:
     return merged
 
 
+def query_value(request: web.Request, name: str) -> str | None:
+    """A plain query parameter as Rack reads it: the last of its values when it is given twice."""
+    values = request.query.getall(name, None)
+    return values[-1] if values else None
+
+
 async def query_or_body_param(request: web.Request, name: str) -> Any:
     """A credential parameter: from the query string, and from the body only when the query has none.
 
     The body is then read within the route's limit, before anyone is authenticated; every other
     credential comes from a header, checked before the body is touched.
     """
-    value = request.query.get(name)
+    value = query_value(request, name)
     if value is not None or not request.body_exists:
         return value
     length = request.content_length

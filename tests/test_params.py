@@ -147,3 +147,44 @@ def test_nested_keys_as_rack_reads_them(echo_port):
     )
     assert status == 200
     assert answer == {"scopes": ["api", "read_user"], "alert": {"fingerprint": "f"}, "x": "1"}
+
+
+def test_nested_keys_at_any_depth_as_rack_reads_them(echo_port):
+    body = b"a[b][]=x&a[b][]=y&a[c][d]=1&l[][k]=1&l[][v]=2&l[][k]=3&m[][]=z"
+    status, answer = _post(echo_port, body, "application/x-www-form-urlencoded")
+    assert status == 200
+    assert answer == {
+        "a": {"b": ["x", "y"], "c": {"d": "1"}},
+        "l": [{"k": "1", "v": "2"}, {"k": "3"}],  # a new object when the last already has the key
+        "m": [["z"]],
+    }
+    # the same in the query string and in a multipart body
+    assert _post(echo_port, b"", "application/json", "?" + body.decode()) == (200, answer)
+    multipart = b"".join(
+        b'--b\r\nContent-Disposition: form-data; name="' + name + b'"\r\n\r\n' + value + b"\r\n"
+        for name, value in (pair.split(b"=") for pair in body.split(b"&"))
+    ) + b"--b--\r\n"
+    assert _post(echo_port, multipart, "multipart/form-data; boundary=b") == (200, answer)
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"a[]=1&a[b]=2", "expected Hash (got Array) for param `a'"),
+        (b"a[b]=1&a[]=2", "expected Array (got Hash) for param `a'"),
+        (b"a=1&a[][b]=2", "expected Array (got String) for param `a'"),
+        (b"a" + b"[b]" * 40 + b"=1", "parameters nested too deeply"),
+    ],
+)
+def test_conflicting_or_too_deep_nesting_is_racks_400(echo_port, body, message):
+    assert _post(echo_port, body, "application/x-www-form-urlencoded") == (
+        400, {"message": f"400 Bad request - {message}"}
+    )
+
+
+def test_a_repeated_query_parameter_takes_its_last_value_and_the_body_replaces_whole_keys(echo_port):
+    assert _post(echo_port, b"", "application/json", "?x=1&x=2") == (200, {"x": "2"})
+    # Rack merges the query's parameters with the body's key by key, not deeply
+    assert _post(echo_port, b"a[c]=2", "application/x-www-form-urlencoded", "?a[b]=1&q=1") == (
+        200, {"a": {"c": "2"}, "q": "1"}
+    )

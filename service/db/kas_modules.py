@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,30 @@ _POLICIES = many("scan_execution_policies_for_project")
 
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+class ExactNumber(str):
+    """A number of a stored policy document that orjson cannot carry (an integer beyond 64 bits, a
+    float beyond a double's range), kept as the digits PostgreSQL stored: written into the policy's
+    YAML as it is, and as a string in JSON (GitLab's own JSON encoder fails on these: a 500)."""
+
+
+def _integer(digits: str) -> int | ExactNumber:
+    # the length check first: int() refuses more than 4,300 digits
+    if len(digits) <= 20 and -(2**63) <= (number := int(digits)) < 2**64:
+        return number
+    return ExactNumber(digits)
+
+
+def _float(text: str) -> float | ExactNumber:
+    number = float(text)
+    return number if math.isfinite(number) else ExactNumber(text)
+
+
+def policy_document(text: str) -> Any:
+    """A jsonb policy column: jsonb keeps any number exactly, which orjson would read as a rounded
+    float (a long integer) or refuse (1e400)."""
+    return json.loads(text, parse_int=_integer, parse_float=_float)
 
 
 @dataclass(frozen=True)
@@ -117,8 +143,8 @@ async def scan_execution_policies(conn: Conn, project_id: int) -> list[PolicyRow
             name=r["name"],
             description=r["description"],
             enabled=r["enabled"],
-            actions=orjson.loads(r["actions"]),
-            rules=orjson.loads(r["rules"]),
+            actions=policy_document(r["actions"]),
+            rules=policy_document(r["rules"]),
             updated_at=r["updated_at"],
         )
         for r in records

@@ -23,16 +23,19 @@ from service.db.rows import Pool
 from service.config import Settings
 from service.db import access as access_db
 from service.db import projects as projects_db
+from service.db import users as users_db
 from service.db.access import AccessContextRow, ContextLookup
 from service.db.batch import BatchLoader
 from service.domain import checks
 from service.domain.actors import ActorRef, RepositoryRef
 from service.domain.app_settings import AppSettings
+from service.domain.ids import as_id
 from service.domain.errors import (
     ERROR_MESSAGES,
     TIMEOUT_HEADER,
     AccessDenied,
     AccessTimeout,
+    Missing,
     NotFound,
     ProjectCreationError,
     RateLimited,
@@ -95,6 +98,8 @@ class AllowedRequest:
     repository: RepositoryRef
     raw_project: str  # the `project` parameter as sent: GitLab's rate-limit scope uses it
     hook_env: Mapping[str, Any] = field(default_factory=dict)
+    # gitaly_client_context_bin's `scoped-user-id`: the user a composite identity acts for
+    scoped_user_id: Any = None
 
 
 @dataclass(frozen=True)
@@ -404,6 +409,8 @@ async def allowed_answer(deps: AccessDeps, req: AllowedRequest, app: AppSettings
     very context row and the settings are the same object, until the first moment at which the
     checks could decide otherwise (a key or password expiry, the next day's activity stamp).
     """
+    if req.scoped_user_id is not None:
+        await _require_scoped_user(deps.pool, req.scoped_user_id)
     lookup = context_lookup(req)
     ctx = await _context_within_limit(deps, req, app, lookup)
     now = datetime.now(timezone.utc)
@@ -416,6 +423,17 @@ async def allowed_answer(deps: AccessDeps, req: AllowedRequest, app: AppSettings
     if granted.same_until is not None:
         deps.answers.keep(answer_key, (ctx, app), body, until=granted.same_until)
     return body
+
+
+async def _require_scoped_user(pool: Pool, scoped_user_id: Any) -> None:
+    """The user Gitaly's client context names must exist: GitLab links the composite identity to
+    it, and answers 404 when there is none (an id that is no number names no user either)."""
+    user_id = as_id(scoped_user_id, lenient=True)
+    if user_id is not None:
+        async with pool.acquire() as conn:
+            if await users_db.find_user_by_id(conn, user_id) is not None:
+                return
+    raise Missing(f"User ID {str(scoped_user_id)[:64]} not found")
 
 
 async def _grant(

@@ -19,7 +19,7 @@ import orjson
 
 from service.db import kas_modules as modules_db
 from service.db.agents import AgentContextRow
-from service.db.kas_modules import PolicyRow
+from service.db.kas_modules import ExactNumber, PolicyRow
 from service.db.rows import Conn
 from service.domain.agents import can_admin_vulnerability
 from service.domain.errors import Denied
@@ -227,6 +227,8 @@ def _scalar(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, ExactNumber):
+        return str(value)
     if isinstance(value, (int, float)):
         return orjson.dumps(value).decode()
     text = str(value)

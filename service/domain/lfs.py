@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import jwt
 
 from service.db import ssh_keys as ssh_keys_db
 from service.db import projects as projects_db
 from service.db.rows import Conn
-from service.domain.actors import ActorRef, find_user, normalise_repository_path
+from service.domain.actors import ActorRef, RepositoryRef, find_user
 from service.domain.errors import Missing, NoRoute
 
 DEFAULT_EXPIRE_TIME = 7200  # seconds; 1800 before GitLab 17
@@ -48,14 +47,18 @@ def deploy_key_actor_name(key_id: int) -> str:
 class LfsGrant:
     username: str
     token: str
-    project_full_path: str
+    repository_path: str  # the project's full path, with ".wiki" for its wiki
 
 
-async def authenticate(conn: Conn, actor: ActorRef, project: Any, db_key_base: bytes) -> LfsGrant:
-    """POST /internal/lfs_authenticate: an LFS token for the SSH user or deploy key (internal/base.rb)."""
+async def authenticate(conn: Conn, actor: ActorRef, repository: RepositoryRef, db_key_base: bytes) -> LfsGrant:
+    """POST /internal/lfs_authenticate: an LFS token for the SSH user or deploy key (internal/base.rb).
+
+    The repository is a project's or its wiki's (a ProjectWiki takes lfs_enabled? from its project);
+    a snippet has no LFS, and designs are not in the data model.
+    """
     found = (
-        await projects_db.find_project_by_full_path(conn, normalise_repository_path(project))
-        if isinstance(project, str) and project
+        await projects_db.find_project_by_full_path(conn, repository.path)
+        if repository.repo_type in ("project", "wiki") and repository.path
         else None
     )
     if found is None or not found.lfs_enabled:
@@ -79,4 +82,5 @@ async def authenticate(conn: Conn, actor: ActorRef, project: Any, db_key_base: b
             raise Missing()
         name = user.username
         secret = user_secret(user.id, user.encrypted_password, db_key_base)
-    return LfsGrant(name, lfs_token(name, secret, found.id), found.full_path)
+    suffix = ".wiki" if repository.repo_type == "wiki" else ""
+    return LfsGrant(name, lfs_token(name, secret, found.id), found.full_path + suffix)

@@ -27,7 +27,7 @@ from service.domain.ssh_keys import InvalidKey, fingerprint_sha256, lenient_b64d
 from service.domain.tokens import issue_personal_access_token
 from service.errors import bad_request, grape_error, json_bytes_response, json_response, not_found
 from service.app_keys import ACCESS_DEPS, AUTHORIZED_KEY_BODIES, AUTHORIZED_KEYS, PUSH_CONTEXTS, REFERENCE_COUNTER, URLS
-from service.params import params
+from service.params import params, query_value
 
 routes = web.RouteTableDef()
 # Its own credentials (the error-tracking token), see service/auth.py
@@ -43,7 +43,7 @@ async def allowed(request: web.Request) -> web.Response:
     """
     raw = await params(request)
     repository = repository_from_params(raw)
-    check_client_context(raw.get("gitaly_client_context_bin"))
+    context = client_context(raw.get("gitaly_client_context_bin"))
     env = raw.get("env")
     hook_env: dict[str, Any] = {}
     if isinstance(env, str) and env:
@@ -68,28 +68,30 @@ async def allowed(request: web.Request) -> web.Response:
         repository=repository,
         raw_project=str(raw.get("project") or raw.get("gl_repository") or ""),
         hook_env=hook_env,
+        scoped_user_id=context.get("scoped-user-id"),
     )
     deps: AccessDeps = request.app[ACCESS_DEPS]
     app_settings = await current_settings(request.app)
     return json_bytes_response(await allowed_answer(deps, req, app_settings))
 
 
-def check_client_context(value: Any) -> None:
+def client_context(value: Any) -> dict[str, Any]:
     """Newer Gitaly sends base64 JSON metadata; GitLab refuses a value that is not a JSON object."""
     if value in (None, ""):
-        return
+        return {}
     try:
         decoded = orjson.loads(base64.b64decode(str(value), validate=True))
     except (ValueError, orjson.JSONDecodeError):
         raise bad_request("malformed gitaly_client_context_bin") from None
     if not isinstance(decoded, dict):
         raise bad_request("Decoded gitaly_client_context_bin is not a valid JSON object")
+    return decoded
 
 
 @routes.get("/api/v4/internal/authorized_keys")
 async def authorized_keys(request: web.Request) -> web.Response:
     """GET /internal/authorized_keys?key=<base64 blob>: OpenSSH's AuthorizedKeysCommand lookup."""
-    blob_text = request.query.get("key")
+    blob_text = query_value(request, "key")
     if not blob_text:
         raise grape_error("key is missing")
     try:
@@ -154,13 +156,16 @@ async def lfs_authenticate(request: web.Request) -> web.Response:
     raw = await params(request)
     async with request.app[app_keys.DB_POOL].acquire() as conn:
         grant = await lfs.authenticate(
-            conn, actor_from_params(raw), raw.get("project"), request.app[app_keys.SECRETS].db_key_base
+            conn,
+            actor_from_params(raw),
+            repository_from_params({"project": raw.get("project")}),
+            request.app[app_keys.SECRETS].db_key_base,
         )
     return json_response(
         {
             "username": grant.username,
             "lfs_token": grant.token,
-            "repository_http_path": request.app[URLS].http_url_to_repo(grant.project_full_path),
+            "repository_http_path": request.app[URLS].http_url_to_repo(grant.repository_path),
             "expires_in": lfs.DEFAULT_EXPIRE_TIME,
         }
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+import orjson
 import pytest
 
 from service.domain.repository import hashed_disk_path
@@ -426,8 +427,10 @@ async def test_gitaly_client_context_bin(client, db):
 
     user = await make_user(db)
     project = await make_project(db, owner=user)
-    good = base64.b64encode(b'{"scoped-user-id": "1"}').decode()
+    good = base64.b64encode(b'{"scoped-user-id": "%d"}' % user["id"]).decode()
     assert (await allowed(client, project=project["full_path"], user_id=user["id"], gitaly_client_context_bin=good))[0] == 200
+    no_scope = base64.b64encode(b'{"gitaly-session-id": "abc"}').decode()
+    assert (await allowed(client, project=project["full_path"], user_id=user["id"], gitaly_client_context_bin=no_scope))[0] == 200
     assert (await allowed(client, project=project["full_path"], user_id=user["id"], gitaly_client_context_bin=None))[0] == 200
     cases = [
         ("%%%", "400 Bad request - malformed gitaly_client_context_bin"),
@@ -436,6 +439,19 @@ async def test_gitaly_client_context_bin(client, db):
     for value, message in cases:
         assert await allowed(client, project=project["full_path"], user_id=user["id"], gitaly_client_context_bin=value) == (
             400, {"message": message},
+        )
+
+
+async def test_a_client_context_naming_no_user_is_404(client, db):
+    import base64
+
+    user = await make_user(db)
+    project = await make_project(db, owner=user)
+    missing = user["id"] + 1000
+    for scoped, shown in [(str(missing), str(missing)), (missing, str(missing)), ("abc", "abc"), ("99999999999999999999", "99999999999999999999")]:
+        value = base64.b64encode(orjson.dumps({"scoped-user-id": scoped})).decode()
+        assert await allowed(client, project=project["full_path"], user_id=user["id"], gitaly_client_context_bin=value) == (
+            404, {"message": f"404 User ID {shown} not found Not Found"},
         )
 
 

@@ -480,3 +480,29 @@ async def test_no_policies(client, db, agent_and_token):
     assert await resp.json() == {"policies": []}
     resp = await client.get(f"{STARBOARD}/policies_configuration", headers=agent_headers(token))
     assert await resp.json() == {"configurations": []}
+
+
+async def test_policies_holding_numbers_beyond_64_bits_are_answered(client, db, agent_and_token):
+    agent, token = agent_and_token
+    huge = "123456789012345678901234567890"
+    rules = (
+        '[{"type": "agent", "cadence": "30 2 * * *", "limit": 1e400,'
+        ' "agents": {"prod-cluster": {"namespaces": ["default", ' + huge + "]}}}]"
+    )
+    await db.execute(
+        "INSERT INTO security_scan_execution_policies (project_id, name, description, enabled, actions, rules,"
+        " updated_at) VALUES ($1, 'Big', 'd', true, $2, $3, now())",
+        agent["project_id"],
+        '[{"scan": "container_scanning", "max": 18446744073709551616, "ratio": 0.5}]',
+        rules,
+    )
+    resp = await client.get(f"{STARBOARD}/scan_execution_policies", headers=agent_headers(token))
+    assert resp.status == 200
+    yaml = (await resp.json())["policies"][0]["yaml"]
+    # every number as PostgreSQL stored it, none rounded (jsonb writes 1e400 out in full)
+    assert f"      - {huge}\n" in yaml
+    assert " max: 18446744073709551616\n" in yaml and " ratio: 0.5\n" in yaml  # (jsonb orders the keys)
+    assert " limit: 1" + "0" * 400 + "\n" in yaml
+    resp = await client.get(f"{STARBOARD}/policies_configuration", headers=agent_headers(token))
+    assert resp.status == 200
+    assert (await resp.json())["configurations"][0]["namespaces"] == ["default", huge]

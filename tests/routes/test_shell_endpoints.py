@@ -39,6 +39,16 @@ async def test_authorized_keys_padded_and_unpadded(client, db):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["created_at"])
 
 
+async def test_authorized_keys_takes_the_last_of_a_repeated_key_as_rack_does(client, db):
+    user = await make_user(db)
+    key, parsed = await make_key(db, user)
+    blob = base64.b64encode(parsed.blob).decode()
+    resp = await client.get(f"{INTERNAL}/authorized_keys", params=[("key", "bm90IGEga2V5"), ("key", blob)], headers=shell_headers())
+    assert (resp.status, (await resp.json())["id"]) == (200, key["id"])
+    resp = await client.get(f"{INTERNAL}/authorized_keys", params=[("key", blob), ("key", "bm90IGEga2V5")], headers=shell_headers())
+    assert (resp.status, await resp.json()) == (404, {"message": "404 Key Not Found"})
+
+
 async def test_authorized_keys_misses(client, db):
     user = await make_user(db)
     _, signing = await make_key(db, user, usage_type="signing")
@@ -95,6 +105,26 @@ async def test_lfs_authenticate_for_users_and_deploy_keys(client, db):
     # user_id arrives as a string from gitlab-shell
     resp = await client.post(f"{INTERNAL}/lfs_authenticate", json={"user_id": str(user["id"]), "project": project["full_path"]}, headers=shell_headers())
     assert resp.status == 200
+
+
+async def test_lfs_authenticate_for_a_wiki_takes_its_projects_lfs(client, db):
+    user = await make_user(db, username="wikiuser")
+    project = await make_project(db, owner=user)
+    for given in (f"{project['full_path']}.wiki.git", f"/{project['full_path']}.wiki"):
+        resp = await client.post(
+            f"{INTERNAL}/lfs_authenticate", json={"user_id": str(user["id"]), "project": given}, headers=shell_headers()
+        )
+        body = await resp.json()
+        assert resp.status == 200, body
+        assert body["repository_http_path"] == f"http://gitlab.test/{project['full_path']}.wiki.git"
+        assert body["username"] == "wikiuser"
+    without_lfs = await make_project(db, owner=user, lfs_enabled=False)
+    resp = await client.post(
+        f"{INTERNAL}/lfs_authenticate",
+        json={"user_id": str(user["id"]), "project": f"{without_lfs['full_path']}.wiki.git"},
+        headers=shell_headers(),
+    )
+    assert (resp.status, await resp.json()) == (404, {"message": "404 Not Found"})
 
 
 async def test_lfs_authenticate_errors(client, db):
