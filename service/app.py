@@ -6,7 +6,7 @@ import orjson
 from aiohttp import web
 
 from service import app_keys
-from service.auth import MAX_BODY, KAS_JWT_ISSUER, SHELL_JWT_ISSUER, SHELL_JWT_LEEWAY, VerifiedTokens
+from service.auth import MAX_BODY, KAS_JWT_AUDIENCE, KAS_JWT_ISSUER, SHELL_JWT_ISSUER, SHELL_JWT_LEEWAY, VerifiedTokens
 from service.config import Settings
 from service.db import access as access_db
 from service.db import agents as agents_db
@@ -95,7 +95,9 @@ def create_app(settings: Settings, secrets: Secrets | None = None) -> web.Applic
     app[app_keys.TOKEN_BOX] = TokenBox(secrets.db_key_base)
     app[app_keys.SHELL_TOKENS] = VerifiedTokens(secrets.shell, SHELL_JWT_ISSUER, SHELL_JWT_LEEWAY)
     # kas always sends aud (and exp); Gitlab::Kas checks exp without leeway
-    app[app_keys.KAS_TOKENS] = VerifiedTokens(secrets.kas, KAS_JWT_ISSUER, 0, required=("iss", "exp", "aud"))
+    app[app_keys.KAS_TOKENS] = VerifiedTokens(
+        secrets.kas, KAS_JWT_ISSUER, 0, required=("iss", "exp", "aud"), audience=KAS_JWT_AUDIENCE
+    )
     app[app_keys.APP_SETTINGS] = SettingsCache(settings.settings_cache_seconds)
     app[app_keys.REPOSITORIES] = RepositoryInspector(settings.storages)
     app[app_keys.METRICS_ACCESS] = MetricsAccess.from_settings(

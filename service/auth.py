@@ -94,8 +94,12 @@ class Consumer:
 # --- GitLab Shell and Gitaly -------------------------------------------------------------------
 
 
-def _verify_hs256(token: str, key: bytes, issuer: str, leeway: int, required: list[str]) -> dict[str, Any]:
-    """Signature, issuer, `exp`/`nbf` within the leeway, and the claims in `required` present.
+def _verify_hs256(
+    token: str, key: bytes, issuer: str, leeway: int, required: list[str], audience: str | None
+) -> dict[str, Any]:
+    """Signature, issuer, `exp`/`nbf` within the leeway, the audience (when one is given: PyJWT takes
+    `aud` as a string or a list of strings holding it, and refuses any other shape), and the claims
+    in `required` present.
 
     Stricter than Rails (JSONWebToken::HMACToken requires nothing): a token without `exp` would
     never expire, and one issued in the future was made to outlive its `exp` check. gitlab-shell,
@@ -110,8 +114,10 @@ def _verify_hs256(token: str, key: bytes, issuer: str, leeway: int, required: li
         key,
         algorithms=ALGORITHMS,
         issuer=issuer,
+        audience=audience,
         leeway=leeway,
-        options={"verify_aud": False, "verify_iat": False, "require": required},
+        # iat is checked below with its own leeway (PyJWT would use the exp/nbf leeway, 0 for kas)
+        options={"verify_aud": audience is not None, "verify_iat": False, "require": required},
     )
     issued_at = claims.get("iat")
     if issued_at is not None:
@@ -134,8 +140,15 @@ class VerifiedTokens:
 
     MAX_ENTRIES = 4096
 
-    def __init__(self, key: bytes, issuer: str, leeway: int, required: tuple[str, ...] = ("iss", "exp")) -> None:
-        self.key, self.issuer, self.leeway = key, issuer, leeway
+    def __init__(
+        self,
+        key: bytes,
+        issuer: str,
+        leeway: int,
+        required: tuple[str, ...] = ("iss", "exp"),
+        audience: str | None = None,
+    ) -> None:
+        self.key, self.issuer, self.leeway, self.audience = key, issuer, leeway, audience
         self.required = list(required)
         self._valid: dict[str, tuple[float, float, dict[str, Any]]] = {}
 
@@ -147,7 +160,7 @@ class VerifiedTokens:
             if not_before <= now < expires:
                 return claims
             del self._valid[token]
-        claims = _verify_hs256(token, self.key, self.issuer, self.leeway, self.required)
+        claims = _verify_hs256(token, self.key, self.issuer, self.leeway, self.required, self.audience)
         if "exp" in claims:  # a token without exp is checked every time rather than kept forever
             if len(self._valid) >= self.MAX_ENTRIES:
                 self._valid.clear()
@@ -221,20 +234,10 @@ def kas_jwt(request: web.Request) -> Identity:
     if token is None:
         raise _kas_unauthorized()
     try:
-        claims = request.app[app_keys.KAS_TOKENS].verify(token)
+        request.app[app_keys.KAS_TOKENS].verify(token)  # with its audience (service/app.py)
     except jwt.PyJWTError as exc:
         log.info("kas JWT rejected: %s", type(exc).__name__)
         raise _kas_unauthorized() from None
-    audience = claims["aud"]  # required by KAS_TOKENS (service/app.py)
-    # RFC 7519: a string or an array of strings; anything else (an object...) is refused.
-    if isinstance(audience, str):
-        audiences = [audience]
-    elif isinstance(audience, list) and all(isinstance(item, str) for item in audience):
-        audiences = audience
-    else:
-        raise _kas_unauthorized()
-    if KAS_JWT_AUDIENCE not in audiences:
-        raise _kas_unauthorized()
     return KAS_IDENTITY
 
 

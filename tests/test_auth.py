@@ -14,6 +14,7 @@ from tests.conftest import KAS_SECRET, SHELL_SECRET
 from tests.helpers import kas_headers, legacy_shell_headers, shell_headers, shell_jwt
 
 UNAUTHORIZED = {"message": "401 Unauthorized"}
+KAS_INVALID = {"message": "KAS JWT authentication invalid"}
 
 
 def _concrete_path(path: str) -> str:
@@ -40,9 +41,8 @@ async def test_no_route_answers_without_credentials(client, app):
         info = route.resource.get_info()
         path = _concrete_path(info.get("path") or info.get("formatter"))
         resp = await client.request(route.method, path, json={})
-        assert resp.status in (401, 403), (route.method, path, resp.status, await resp.text())
-        if consumer is auth.SHELL:
-            assert await resp.json() == UNAUTHORIZED
+        expected = KAS_INVALID if consumer in (auth.KAS, auth.KAS_AGENT) else UNAUTHORIZED
+        assert (resp.status, await resp.json()) == (401, expected), (route.method, path)
         checked += 1
     assert checked >= 12
 
@@ -63,6 +63,12 @@ async def test_valid_shell_jwt(client):
     assert resp.status == 200
 
 
+def _valid_shell_claims() -> dict[str, object]:
+    """What shell_jwt() signs: each case below differs from a valid token in one thing only."""
+    now = int(time.time())
+    return {"iss": "gitlab-shell", "iat": now, "exp": now + 60}
+
+
 @pytest.mark.parametrize(
     "token",
     [
@@ -70,19 +76,9 @@ async def test_valid_shell_jwt(client):
         pytest.param(lambda: shell_jwt(iss=None), id="no-issuer"),
         pytest.param(lambda: shell_jwt(exp=int(time.time()) - 61), id="expired-past-leeway"),
         pytest.param(lambda: shell_jwt(nbf=int(time.time()) + 120), id="not-yet-valid"),
-        pytest.param(
-            lambda: jwt.encode({"iss": "gitlab-shell", "exp": int(time.time()) + 60}, b"other-secret-xxxxxxxxxxxxxxxxxxxx",
-                               algorithm="HS256"),
-            id="wrong-secret",
-        ),
-        pytest.param(
-            lambda: jwt.encode({"iss": "gitlab-shell", "exp": int(time.time()) + 60}, SHELL_SECRET * 2, algorithm="HS512"),
-            id="hs512",
-        ),
-        pytest.param(
-            lambda: jwt.encode({"iss": "gitlab-shell"}, None, algorithm="none"),
-            id="alg-none",
-        ),
+        pytest.param(lambda: jwt.encode(_valid_shell_claims(), b"other-secret-xxxxxxxxxxxxxxxxxxxx", algorithm="HS256"), id="wrong-secret"),
+        pytest.param(lambda: jwt.encode(_valid_shell_claims(), SHELL_SECRET * 2, algorithm="HS512"), id="hs512"),
+        pytest.param(lambda: jwt.encode(_valid_shell_claims(), None, algorithm="none"), id="alg-none"),
         pytest.param(lambda: "not-a-jwt", id="garbage"),
         pytest.param(lambda: kas_headers()["Gitlab-Kas-Api-Request"], id="kas-token"),
         # stricter than Rails: a token without exp never expires; gitlab-shell and Gitaly always send one

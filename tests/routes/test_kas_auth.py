@@ -23,11 +23,16 @@ USAGE = "/api/v4/internal/kubernetes/usage_metrics"
 AGENT_INFO = "/api/v4/internal/kubernetes/agent_info"
 
 
+def _valid_claims() -> dict[str, object]:
+    now = int(time.time())
+    return {"iss": "gitlab-kas", "aud": ["gitlab"], "iat": now, "nbf": now - 5, "exp": now + 30}
+
+
 def _other_algorithm(algorithm: str) -> str:
-    """A kas-shaped token with the right key but another algorithm (PyJWT warns about the key length)."""
+    """A valid kas token but for its algorithm (PyJWT warns about the key length)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return jwt.encode({"iss": "gitlab-kas", "aud": ["gitlab"]}, KAS_SECRET, algorithm=algorithm)
+        return jwt.encode(_valid_claims(), KAS_SECRET, algorithm=algorithm)
 
 
 def _headers(token: str) -> dict[str, str]:
@@ -39,34 +44,35 @@ async def test_a_valid_kas_jwt_is_accepted(client):
     assert resp.status == 204
 
 
+# Each case is made when it runs, from a token valid but for one defect: made at collection, every
+# token would be past its 30 s `exp` in a long run and refused for that alone, whatever it tests.
 @pytest.mark.parametrize(
-    "token",
+    "make_token",
     [
-        pytest.param(None, id="missing"),
-        pytest.param(kas_jwt(iss="gitlab-shell"), id="wrong issuer"),
-        pytest.param(kas_jwt(iss=None), id="no issuer"),
-        pytest.param(kas_jwt(aud=["gitlab-workhorse"]), id="wrong audience"),
-        pytest.param(kas_jwt(aud="kas"), id="wrong audience string"),
-        pytest.param(kas_jwt(exp=int(time.time()) - 2), id="expired, no leeway"),
-        pytest.param(kas_jwt(nbf=int(time.time()) + 30), id="not yet valid"),
-        pytest.param(kas_jwt(key=base64.b64encode(KAS_SECRET)), id="signed with the undecoded secret"),
-        pytest.param(kas_jwt(key=base64.b64encode(KAS_SECRET) + b"\n"), id="undecoded secret with newline"),
-        pytest.param(kas_jwt(key=SHELL_SECRET), id="signed with the shell secret"),
-        pytest.param(_other_algorithm("HS512"), id="HS512"),
-        pytest.param(
-            jwt.encode({"iss": "gitlab-kas", "aud": ["gitlab"]}, None, algorithm="none"), id="alg none"
-        ),
-        pytest.param("not.a.jwt", id="garbage"),
+        pytest.param(lambda: None, id="missing"),
+        pytest.param(lambda: kas_jwt(iss="gitlab-shell"), id="wrong issuer"),
+        pytest.param(lambda: kas_jwt(iss=None), id="no issuer"),
+        pytest.param(lambda: kas_jwt(aud=["gitlab-workhorse"]), id="wrong audience"),
+        pytest.param(lambda: kas_jwt(aud="kas"), id="wrong audience string"),
+        pytest.param(lambda: kas_jwt(exp=int(time.time()) - 2), id="expired, no leeway"),
+        pytest.param(lambda: kas_jwt(nbf=int(time.time()) + 30), id="not yet valid"),
+        pytest.param(lambda: kas_jwt(key=base64.b64encode(KAS_SECRET)), id="signed with the undecoded secret"),
+        pytest.param(lambda: kas_jwt(key=base64.b64encode(KAS_SECRET) + b"\n"), id="undecoded secret with newline"),
+        pytest.param(lambda: kas_jwt(key=SHELL_SECRET), id="signed with the shell secret"),
+        pytest.param(lambda: _other_algorithm("HS512"), id="HS512"),
+        pytest.param(lambda: jwt.encode(_valid_claims(), None, algorithm="none"), id="alg none"),
+        pytest.param(lambda: "not.a.jwt", id="garbage"),
         # stricter than Rails: kas always sends aud, exp and a current iat
-        pytest.param(kas_jwt(aud=None), id="no audience"),
-        pytest.param(kas_jwt(aud={"gitlab": True}), id="audience object"),
-        pytest.param(kas_jwt(exp=None), id="no exp"),
-        pytest.param(kas_jwt(iat=int(time.time()) + 1_000_000), id="iat far in the future"),
-        pytest.param(kas_jwt(iat=int(time.time()) + 120), id="iat past the 60 s leeway"),
-        pytest.param(kas_jwt(iat="yesterday"), id="iat not a number"),
+        pytest.param(lambda: kas_jwt(aud=None), id="no audience"),
+        pytest.param(lambda: kas_jwt(aud={"gitlab": True}), id="audience object"),
+        pytest.param(lambda: kas_jwt(exp=None), id="no exp"),
+        pytest.param(lambda: kas_jwt(iat=int(time.time()) + 1_000_000), id="iat far in the future"),
+        pytest.param(lambda: kas_jwt(iat=int(time.time()) + 120), id="iat past the 60 s leeway"),
+        pytest.param(lambda: kas_jwt(iat="yesterday"), id="iat not a number"),
     ],
 )
-async def test_bad_kas_jwts_are_refused(client, token):
+async def test_bad_kas_jwts_are_refused(client, make_token):
+    token = make_token()
     headers = {"Content-Type": "application/json"} if token is None else _headers(token)
     resp = await client.post(USAGE, json={"counters": {"gitops_sync": 1}}, headers=headers)
     assert resp.status == 401
