@@ -7,18 +7,21 @@ through `RepositoryQuestions`; an answer of None means "unknown here" and the ch
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from service.db.access import ProtectedRefRule
 from service.domain.errors import ERROR_MESSAGES, AccessDenied
+from service.domain.ref_matcher import wildcard_matches
 from service.domain.permissions import ADMIN, DEVELOPER, MAINTAINER, NO_ACCESS, Viewer, can_push_code
 
 BLANK_SHAS = ("0" * 40, "0" * 64)
+# How many changes are checked between two turns of the event loop
+CHANGES_PER_TURN = 256
 _HEX_BRANCH = re.compile(r"\A[0-9a-fA-F]{40}(-/|/|\Z)")
 _SHA_TAG = re.compile(r"\A(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})\Z")
 
@@ -112,13 +115,8 @@ class ProtectedRefs:
         return cls(list(branches.values()), list(tags.values()))
 
 
-@lru_cache(maxsize=1024)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile(r"\A" + ".*?".join(re.escape(part) for part in pattern.split("*")) + r"\Z")
-
-
 def matching(rules: list[ProtectedRule], name: str) -> list[ProtectedRule]:
-    return [rule for rule in rules if rule.name == name or ("*" in rule.name and _wildcard(rule.name).match(name))]
+    return [rule for rule in rules if wildcard_matches(rule.name, name)]
 
 
 def entry_allows(entry: AccessEntry, viewer: Viewer) -> bool:
@@ -299,7 +297,11 @@ def _valid_ref_name(name: str) -> bool:
 
 async def check_changes(changes: list[Change], ctx: ChangeContext, logger: TimedLogger) -> None:
     """Gitlab::Checks::ChangesAccess: every change, in order; the first failure wins."""
-    for change in changes:
+    for number, change in enumerate(changes, 1):
+        if number % CHANGES_PER_TURN == 0:
+            # a long list (one push may carry 100,000 refs) must not hold the worker's loop: the
+            # push's deadline and the other requests get a turn between these
+            await asyncio.sleep(0)
         logger.note(f"Running checks for ref: {change.short_ref}")
         with logger.timed("Checking if you are allowed to push..."):
             push_check(change, ctx)

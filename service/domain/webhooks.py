@@ -26,6 +26,7 @@ from service.db import webhooks as hooks_db
 from service.db.push_jobs import PushHook
 from service.db.webhooks import Attempt, DeliveryRow
 from service.domain.errors import Invalid
+from service.domain.ref_matcher import wildcard_matches
 from service.domain.token_box import TokenBox
 
 log = logging.getLogger("gitlab_internal_api.webhooks")
@@ -47,14 +48,6 @@ RESPONSE_BODY_SIZE_LIMIT = 8 * 1024  # WebHookService::RESPONSE_BODY_SIZE_LIMIT
 # --- which hooks a change fires ------------------------------------------------------------------
 
 
-def _wildcard_matches(pattern: str, name: str) -> bool:
-    """RefMatcher: `*` matches any run of characters; without one, the name must be equal."""
-    if "*" not in pattern:
-        return pattern == name
-    regex = ".*?".join(re.escape(part) for part in pattern.split("*"))
-    return re.fullmatch(regex, name, re.DOTALL) is not None
-
-
 def branch_filter_matches(strategy: str, branch_filter: str | None, branch: str) -> bool:
     """ActiveHookFilter#matches? for push events (tag pushes are never filtered)."""
     if strategy == "all_branches" or not branch_filter:
@@ -65,7 +58,7 @@ def branch_filter_matches(strategy: str, branch_filter: str | None, branch: str)
             return re.search(branch_filter, branch) is not None
         except re.error:
             return False
-    return _wildcard_matches(branch_filter, branch)
+    return wildcard_matches(branch_filter, branch)
 
 
 def hook_fires(hook: PushHook, ref_type: str, branch: str) -> bool:

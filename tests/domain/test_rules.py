@@ -176,3 +176,43 @@ async def test_a_tag_named_like_the_default_branch_is_refused() -> None:
     with pytest.raises(AccessDenied) as denied:
         await checks.tag_check(Change(BLANK, NEW, "refs/tags/main"), _context(DEVELOPER_MEMBER), TimedLogger())
     assert denied.value.message == ERROR_MESSAGES["default_branch_collision"]
+
+
+# --- RefMatcher's wildcard ------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from service.domain.ref_matcher import wildcard_matches  # noqa: E402
+
+
+def _as_gitlab_matches(pattern: str, name: str) -> bool:
+    """GitLab's RefMatcher#wildcard_regex: the pattern quoted, each star `.*?`, the whole name."""
+    import re
+
+    return re.fullmatch(".*?".join(re.escape(part) for part in pattern.split("*")), name) is not None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="ab/-*", max_size=8), st.text(alphabet="ab/-", max_size=10))
+def test_wildcards_match_what_gitlabs_regular_expression_matches(pattern, name):
+    assert wildcard_matches(pattern, name) == _as_gitlab_matches(pattern, name)
+
+
+@pytest.mark.parametrize(
+    "pattern, name, expected",
+    [
+        ("release/*", "release/1.0", True),
+        ("release/*", "release/", True),
+        ("release/*", "releases/1", False),
+        ("*-stable", "12-stable", True),
+        ("*/*/*/*-rc", "a/b/c/d-rc", True),
+        ("*/*/*/*-rc", "a/" * 500 + "x", False),  # n⁴ backtracking for a regular expression
+        ("*a*a*a*a*a*a*b", "a" * 5000, False),
+        ("main", "main", True),
+        ("main", "main2", False),
+        ("a*a", "a", False),  # the two ends may not share a character
+    ],
+)
+def test_wildcard_cases(pattern, name, expected):
+    assert wildcard_matches(pattern, name) is expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import subprocess
 from pathlib import Path
@@ -34,7 +35,8 @@ async def push(client, project, changes, *, protocol="ssh", env=None, **actor):
     }
     if env is not None:
         body["env"] = orjson.dumps(env).decode()
-    resp = await client.post(ALLOWED, json=body, headers=shell_headers())
+    # a stream: aiohttp's client warns about bytes bodies over 1 MB (a long change list)
+    resp = await client.post(ALLOWED, data=io.BytesIO(orjson.dumps(body)), headers=shell_headers())
     return resp.status, await resp.json()
 
 
@@ -69,6 +71,19 @@ async def test_protected_branch_push_levels(client, db, team):
     # the first failing line decides, whatever comes before it
     two = f"{A} {B} refs/heads/feature\n{update_main}\n"
     assert (await push(client, team["project"], two, user_id=team["developer"]["id"]))[0] == 401
+
+
+async def test_wildcard_rules_against_long_branch_names_answer_at_once(client, db, team):
+    """A regular expression for `*/*/*/*-rc` took seconds per 1,000-character name (backtracking),
+    holding the worker's loop until gunicorn killed it; the push never got its answer."""
+    await protect_branch(db, team["project"], "*/*/*/*-rc", push=[40], merge=[40])
+    long_names = "\n".join(f"{BLANK} {B} refs/heads/{'a/' * 500}x{i}" for i in range(3))
+    status, body = await asyncio.wait_for(push(client, team["project"], long_names, user_id=team["developer"]["id"]), 10)
+    assert (status, body["status"]) == (200, True)
+    protected = f"{BLANK} {B} refs/heads/{'a/' * 500}x-rc"
+    assert await asyncio.wait_for(push(client, team["project"], protected, user_id=team["developer"]["id"]), 10) == (
+        401, {"status": False, "message": "You are not allowed to create protected branches on this project."}
+    )
 
 
 async def test_no_one_may_push_and_specific_users(client, db, team):
@@ -238,6 +253,21 @@ async def test_deadline_answers_503_with_timing_and_cancels_the_statement(aiohtt
     # the worker and its connections are free again
     status, _ = await push(client, team["project"], f"{A} {B} refs/heads/feature", user_id=team["developer"]["id"])
     assert status == 200
+
+
+async def test_the_deadline_also_ends_a_long_change_list(aiohttp_client, settings, secrets, db, redis, team):
+    """Checking 100,000 changes is CPU, not I/O: the checks give the loop a turn every few hundred
+    changes, so the deadline can end them (and the worker's other requests are answered meanwhile)."""
+    client = await aiohttp_client(create_app(settings.with_overrides(allowed_timeout=0.05), secrets))
+    await protect_branch(db, team["project"], "release-*", push=[40], merge=[40])
+    changes = "\n".join(f"{BLANK} {B} refs/heads/feature-{i}" for i in range(100_000))
+    status, body = await push(client, team["project"], changes, user_id=team["developer"]["id"])
+    assert status == 503
+    lines = body["message"].split("\n")
+    assert lines[:3] == ["Push operation timed out", "", "Timing information for debugging purposes:"]
+    checked = [line for line in lines if line.startswith("Running checks for ref: ")]
+    assert checked[0] == "Running checks for ref: feature-0"
+    assert len(checked) < 100_000  # stopped within the list
 
 
 async def test_any_changes_are_not_subject_to_the_deadline(aiohttp_client, settings, secrets, db, redis, team, backends):
