@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import asyncpg
@@ -155,9 +156,17 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
     except domain.DomainError as exc:
         api = from_domain(exc)
         return json_response(api.body, api.status, api.headers)
-    except asyncpg.UniqueViolationError:
-        # Two requests raced for the same name or path; the checks before the INSERT saw neither.
-        return json_response({"message": "409 Conflict"}, 409)
+    except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
+        # A race past the checks: two requests took the same name or path (the checks before the
+        # INSERT saw neither), or a row was deleted between its lookup and a write that refers to
+        # it. Answered as the check would have answered had it run after the other request.
+        api = _lost_race(exc)
+        log.info("%s %s lost a race: %s", request.method, request.path, type(exc).__name__)
+        return json_response(api.body, api.status)
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        # Concurrent writes PostgreSQL could not order; the transaction was rolled back whole.
+        log.warning("%s %s rolled back by PostgreSQL: %s", request.method, request.path, type(exc).__name__)
+        return _retry_later()
     except web.HTTPException as exc:
         if exc.status == 404:
             # GitLab's catch-all route answers unknown paths this way.
@@ -189,6 +198,29 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
             return _retry_later()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response({"message": "500 Internal Server Error"}, 500)
+
+
+# The unique indexes the admin API's checks stand in front of, and the check's own answer.
+_TAKEN_BY_INDEX: dict[str, ApiError] = {
+    "index_users_on_lower_username": conflict("Username has already been taken"),
+    "index_users_on_lower_email": conflict("Email has already been taken"),
+    "index_routes_on_lower_path": validation_error({"path": ["has already been taken"]}),
+    "index_projects_on_namespace_and_lower_path": validation_error({"path": ["has already been taken"]}),
+    "index_keys_on_fingerprint_sha256": validation_error({"fingerprint_sha256": ["has already been taken"]}),
+}
+# A write naming a row another request deleted meanwhile: the lookup's 404, had it come second.
+_GONE_BY_TABLE = {"users": "User", "namespaces": "Namespace", "projects": "Project", "keys": "Key"}
+_NOT_PRESENT = re.compile(r'is not present in table "(\w+)"')
+
+
+def _lost_race(exc: asyncpg.UniqueViolationError | asyncpg.ForeignKeyViolationError) -> ApiError:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return _TAKEN_BY_INDEX.get(exc.constraint_name or "", conflict())
+    gone = _NOT_PRESENT.search(exc.detail or "")
+    if gone is not None:
+        resource = _GONE_BY_TABLE.get(gone.group(1))
+        return not_found(resource) if resource else record_not_found()
+    return conflict()  # a row still referenced: the state changed under the request
 
 
 def _retry_later() -> web.Response:

@@ -16,6 +16,8 @@ _LIST_SUBGROUPS = many("list_subgroups")
 _UPDATE = statement("update_namespace")
 _SUBTREE = one("namespace_subtree")
 _DELETE = statement("delete_namespace")
+_LOCK = statement("lock_namespace")
+_LOCK_PATH = statement("lock_namespace_path")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,14 @@ async def insert_namespace(
         _INSERT, name, path, kind, owner_id, parent_id, visibility_level, description
     )
     return namespace_id
+
+
+async def lock_namespace(conn: Conn, namespace_id: int) -> None:
+    await conn.execute(_LOCK, namespace_id)
+
+
+async def lock_namespace_path(conn: Conn, namespace_id: int) -> None:
+    await conn.execute(_LOCK_PATH, namespace_id)
 
 
 async def find_namespace(conn: Conn, namespace_id: int) -> NamespaceRow | None:

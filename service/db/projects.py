@@ -23,6 +23,7 @@ _LIST = many("list_projects")
 _TAKEN = one("project_name_or_path_taken")
 _UPDATE = statement("update_project")
 _DELETE = statement("delete_project")
+_LOCK = value("lock_project")
 _LIST_CLIENT_KEYS = many("list_client_keys")
 _INSERT_CLIENT_KEY = returning("insert_client_key")
 _DELETE_CLIENT_KEY = returning("delete_client_key")
@@ -129,6 +130,11 @@ async def insert_project(
 
 async def find_error_tracking_key(conn: Conn, project_id: int, public_key: str) -> ErrorTrackingKeyCheck | None:
     return row(ErrorTrackingKeyCheck, await conn.fetchrow(_ERROR_TRACKING_KEY, project_id, public_key))
+
+
+async def lock_project(conn: Conn, project_id: int) -> int | None:
+    namespace_id: int | None = await conn.fetchval(_LOCK, project_id)
+    return namespace_id
 
 
 async def find_project(conn: Conn, project_id: int) -> AdminProject | None:

@@ -23,6 +23,7 @@ _INSERT = returning("insert_user")
 _UPDATE = statement("update_user")
 _SET_STATE = statement("set_user_state")
 _DELETE = statement("delete_user")
+_LOCK = statement("lock_user")
 _FIND_TOKEN = one("find_personal_access_token")
 _LIST_TOKENS = many("list_personal_access_tokens")
 _REVOKE_TOKEN = statement("revoke_personal_access_token")
@@ -202,6 +203,10 @@ async def update_user(
 
 async def set_user_state(conn: Conn, user_id: int, state: str) -> None:
     await conn.execute(_SET_STATE, user_id, state)
+
+
+async def lock_user(conn: Conn, user_id: int) -> None:
+    await conn.execute(_LOCK, user_id)
 
 
 async def delete_user(conn: Conn, user_id: int) -> None:

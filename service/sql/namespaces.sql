@@ -63,6 +63,22 @@ SELECT total.total, page.*
 FROM (SELECT count(*) AS total FROM matched) total
 LEFT JOIN LATERAL (SELECT * FROM matched ORDER BY name, id LIMIT $2 OFFSET $3) page ON true;
 
+-- name: lock_namespace!
+-- The first step of a rename, transfer or deletion of a namespace: its row, for the transaction.
+-- Creations under it (lock_namespace_path) wait for the change, or it for them.
+-- $1 namespace id
+SELECT 1 FROM namespaces WHERE id = $1 FOR UPDATE;
+
+-- name: lock_namespace_path!
+-- Before a project or subgroup is created under a namespace: the namespace and its ancestors, so
+-- that a rename or a transfer of any of them (an UPDATE of its row, then its routes moved) waits for
+-- this creation and then moves the new route too, or this creation waits for it and then reads the
+-- new full path. Creations under one namespace do not wait for each other.
+-- $1 namespace id
+SELECT 1 FROM namespaces
+WHERE id = ANY ((SELECT traversal_ids FROM namespaces WHERE id = $1)::bigint[])
+FOR SHARE;
+
 -- name: update_namespace!
 -- Changes a namespace's name, path, visibility or description; NULL keeps the current value.
 -- $1 id, $2 name, $3 path, $4 visibility level, $5 description

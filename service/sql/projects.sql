@@ -96,6 +96,12 @@ SELECT EXISTS (SELECT 1 FROM projects WHERE namespace_id = $1 AND lower(name) = 
        EXISTS (SELECT 1 FROM projects WHERE namespace_id = $1 AND lower(path) = lower($3::text)
                                        AND id IS DISTINCT FROM $4::bigint) AS path_taken;
 
+-- name: lock_project$
+-- The first step of a rename or transfer of a project: its row for the transaction; its namespace
+-- id (NULL: the project is gone), whose path the caller holds next (lock_namespace_path).
+-- $1 project id
+SELECT namespace_id FROM projects WHERE id = $1 FOR UPDATE;
+
 -- name: update_project!
 -- Changes the given attributes of a project; NULL keeps the current value.
 -- $1 id, $2 name, $3 path, $4 visibility, $5 default branch, $6 lfs_enabled, $7 description,

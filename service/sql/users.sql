@@ -117,6 +117,13 @@ WHERE id = $1;
 -- $1 id, $2 new state
 UPDATE users SET state = $2, updated_at = now() WHERE id = $1;
 
+-- name: lock_user!
+-- The first step of a transaction that changes or deletes a user: the row is locked before anything
+-- else, so that concurrent changes and a deletion of one user take their locks in the same order
+-- (no deadlock), and a change that comes second sees the user gone.
+-- $1 user id
+SELECT 1 FROM users WHERE id = $1 FOR UPDATE;
+
 -- name: delete_user!
 -- A user; keys, tokens, memberships and the personal namespace with its projects go with it. Call
 -- after the personal namespace's routes and memberships are gone and keep_deploy_keys_of_user.

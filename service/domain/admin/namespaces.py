@@ -63,6 +63,8 @@ async def create_group(
     validation.check_group_name(name)
     validation.check_namespace_path(path)
     async with conn.transaction():
+        if parent_id is not None:
+            await namespaces_db.lock_namespace_path(conn, parent_id)
         parent = await find_group(conn, parent_id) if parent_id is not None else None
         # ApplicationSetting default_group_visibility is private; a subgroup inherits at most its parent's.
         level = validation.VISIBILITY_LEVELS[visibility] if visibility else 0
@@ -111,6 +113,12 @@ async def update_group(
     if path is not None:
         validation.check_namespace_path(path)
     async with conn.transaction():
+        # the group's row, then its parent's path: a concurrent rename above it or of it comes
+        # wholly before or after, and the paths below are read as they are now
+        await namespaces_db.lock_namespace(conn, group.id)
+        group = await find_group(conn, group.id)
+        if group.parent_id is not None:
+            await namespaces_db.lock_namespace_path(conn, group.parent_id)
         level = validation.VISIBILITY_LEVELS[visibility] if visibility else None
         parent = await namespaces_db.find_namespace(conn, group.parent_id) if group.parent_id else None
         if level is not None and parent is not None:
@@ -132,6 +140,8 @@ async def update_group(
 
 async def delete_group(conn: Conn, group: NamespaceRow) -> None:
     async with conn.transaction():
+        # creations under it in flight finish first, and later ones find no group
+        await namespaces_db.lock_namespace(conn, group.id)
         await forget_paths_under(conn, group.id)
         await namespaces_db.delete_namespace(conn, group.id)
 

@@ -109,6 +109,8 @@ async def create_project(conn: Conn, new: NewProject, *, creator_id: int, person
     validation.check_project_path(path)
     async with conn.transaction():
         namespace_id = new.namespace_id if new.namespace_id is not None else personal_namespace_id
+        if namespace_id is not None:
+            await namespaces_db.lock_namespace_path(conn, namespace_id)
         namespace = await namespaces_db.find_namespace(conn, namespace_id) if namespace_id is not None else None
         if namespace is None:
             raise Missing("Namespace")
@@ -130,6 +132,18 @@ async def create_project(conn: Conn, new: NewProject, *, creator_id: int, person
     return project_id
 
 
+async def _hold(conn: Conn, project_id: int) -> AdminProject:
+    """The project as it is now, its row and its namespace's path locked for the transaction: a
+    concurrent rename of the project or of a namespace above it comes wholly before or after."""
+    namespace_id = await projects_db.lock_project(conn, project_id)
+    if namespace_id is not None:
+        await namespaces_db.lock_namespace_path(conn, namespace_id)
+    current = await projects_db.find_project(conn, project_id)
+    if current is None:
+        raise Missing("Project")
+    return current
+
+
 async def update_project(conn: Conn, project: AdminProject, changes: dict[str, object]) -> None:
     """PUT /projects/:id. A new path moves the route and leaves a redirect from the old full path,
     so clones of the old URL keep working and /internal/allowed reports the move."""
@@ -142,8 +156,9 @@ async def update_project(conn: Conn, project: AdminProject, changes: dict[str, o
     if path is not None:
         validation.check_project_path(path)
     async with conn.transaction():
+        project = await _hold(conn, project.id)
         namespace = await namespaces_db.find_namespace(conn, project.namespace_id)
-        assert namespace is not None
+        assert namespace is not None  # its path is locked (_hold)
         visibility = changes.get("visibility")
         level = validation.VISIBILITY_LEVELS[str(visibility)] if visibility else None
         if level is not None:
@@ -178,7 +193,11 @@ def _ruby_errors(attribute: str, message: str) -> str:
 async def transfer_project(conn: Conn, project: AdminProject, namespace_ref: str) -> None:
     """PUT /projects/:id/transfer: a new namespace, a new route, a redirect from the old path."""
     async with conn.transaction():
+        project = await _hold(conn, project.id)
         target = await find_namespace(conn, namespace_ref)
+        if target is not None:
+            await namespaces_db.lock_namespace_path(conn, target.id)
+            target = await namespaces_db.find_namespace(conn, target.id)  # its path as it is now
         if target is None:
             raise Missing("Namespace")
 

@@ -97,6 +97,7 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
     """PUT /users/:id. A new username moves the personal namespace and every project route under it,
     leaving redirects for the old paths (Namespace#update + Route#rename_descendants)."""
     async with conn.transaction():
+        await users_db.lock_user(conn, user_id)
         current = await find_user(conn, user_id)
         username = changes.get("username")
         if username is not None and username == current.username:
@@ -125,6 +126,7 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
             projects_limit=changes.get("projects_limit"),
         )
         if current.namespace_id is not None and (username is not None or changes.get("name") is not None):
+            await namespaces_db.lock_namespace(conn, current.namespace_id)  # creations in it finish first
             namespace = await namespaces_db.find_namespace(conn, current.namespace_id)
             assert namespace is not None
             name = changes.get("name") or current.name
@@ -136,6 +138,7 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
 
 async def delete_user(conn: Conn, user_id: int) -> None:
     async with conn.transaction():
+        await users_db.lock_user(conn, user_id)
         user = await find_user(conn, user_id)
         # The owner checks of those groups wait for this deletion (and it for them): otherwise
         # deleting one owner while another is demoted could leave a group with none.
@@ -145,6 +148,7 @@ async def delete_user(conn: Conn, user_id: int) -> None:
             # users.rb: a group must not be left without an owner
             raise Conflict("User cannot be removed while is the sole-owner of a group")
         if user.namespace_id is not None:
+            await namespaces_db.lock_namespace(conn, user.namespace_id)  # creations in it finish first
             await forget_paths_under(conn, user.namespace_id)
         # User has_many :deploy_keys, dependent: :nullify: the foreign key alone would delete them
         await ssh_keys_db.keep_deploy_keys_of_user(conn, user_id)

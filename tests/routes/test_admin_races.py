@@ -1,0 +1,97 @@
+"""Admin writes that race each other: a rename against creations under the renamed namespace, and
+writes that name a user against that user's deletion. Real concurrent transactions on PostgreSQL:
+each request holds its own connection, and the requests of one round are in flight together."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.admin_helpers import make_admin
+from tests.factories import ed25519_public_key, make_project, make_user
+
+# Every route must be its parent's route and its own path: a project's under its namespace's, a
+# subgroup's under its parent group's. A creation that read the old path of a namespace renamed
+# meanwhile would leave a route here.
+MISPLACED_ROUTES = """
+SELECT r.path FROM projects p
+JOIN routes r ON r.source_type = 'Project' AND r.source_id = p.id
+JOIN routes nr ON nr.source_type = 'Namespace' AND nr.source_id = p.namespace_id
+WHERE r.path <> nr.path || '/' || p.path
+UNION ALL
+SELECT r.path FROM namespaces n
+JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
+JOIN routes pr ON pr.source_type = 'Namespace' AND pr.source_id = n.parent_id
+WHERE r.path <> pr.path || '/' || n.path
+"""
+
+
+async def test_renames_racing_creations_leave_every_route_under_its_namespace(client, db):
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    group = await (await client.post("/api/v4/groups", json={"name": "g0", "path": "g0"}, headers=headers)).json()
+    sub = await (
+        await client.post("/api/v4/groups", json={"name": "sub", "path": "sub", "parent_id": group["id"]}, headers=headers)
+    ).json()
+    user = await (
+        await client.post(
+            "/api/v4/users",
+            json={"username": "u0", "email": "u0@example.com", "name": "U", "password": "correct-horse-1"},
+            headers=headers,
+        )
+    ).json()
+    personal = await db.fetchval("SELECT id FROM namespaces WHERE owner_id = $1 AND type = 'User'", user["id"])
+    for n in range(1, 7):
+        requests = [
+            client.put(f"/api/v4/groups/{group['id']}", json={"path": f"g{n}"}, headers=headers),
+            client.put(f"/api/v4/users/{user['id']}", json={"username": f"u{n}"}, headers=headers),
+            *(
+                client.post("/api/v4/projects", json={"name": f"p{n}x{i}", "namespace_id": namespace}, headers=headers)
+                for i in range(3)
+                for namespace in (sub["id"], personal)
+            ),
+            *(
+                client.post("/api/v4/groups", json={"name": f"s{n}x{i}", "path": f"s{n}x{i}", "parent_id": sub["id"]}, headers=headers)
+                for i in range(2)
+            ),
+        ]
+        answers = await asyncio.gather(*requests)
+        assert [a.status for a in answers] == [200, 200] + [201] * 8, [await a.text() for a in answers]
+    assert await db.fetch(MISPLACED_ROUTES) == []
+    assert await db.fetchval("SELECT count(*) FROM projects") == 36
+    # and the paths resolve: the last project made under the subgroup is where its route says
+    resp = await client.get("/api/v4/projects/g6%2Fsub%2Fp6x2", headers=headers)
+    assert (resp.status, (await resp.json())["path_with_namespace"]) == (200, "g6/sub/p6x2")
+
+
+async def test_writes_racing_a_users_deletion_answer_404_never_500(client, db):
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    owner = await make_user(db)
+    project = await make_project(db, owner=owner)
+    statuses: dict[str, set[int]] = {}
+    for n in range(12):
+        user = await make_user(db)
+        requests = {
+            "delete": client.delete(f"/api/v4/users/{user['id']}", headers=headers),
+            "update": client.put(f"/api/v4/users/{user['id']}", json={"name": f"N{n}", "username": f"renamed{n}"}, headers=headers),
+            "member": client.post(
+                f"/api/v4/projects/{project['id']}/members", json={"user_id": user["id"], "access_level": 30}, headers=headers
+            ),
+            "key": client.post(f"/api/v4/users/{user['id']}/keys", json={"title": "k", "key": ed25519_public_key()}, headers=headers),
+            "token": client.post(
+                f"/api/v4/users/{user['id']}/personal_access_tokens", json={"name": "t", "scopes": ["api"]}, headers=headers
+            ),
+            "block": client.post(f"/api/v4/users/{user['id']}/block", headers=headers),
+        }
+        answers = dict(zip(requests, await asyncio.gather(*requests.values())))
+        for name, answer in answers.items():
+            statuses.setdefault(name, set()).add(answer.status)
+            if answer.status == 404:
+                assert await answer.json() == {"message": "404 User Not Found"}, name
+        assert answers["delete"].status == 204
+        # nothing of the user outlived it
+        for table in ("members", "keys", "personal_access_tokens"):
+            assert await db.fetchval(f"SELECT count(*) FROM {table} WHERE user_id = $1", user["id"]) == 0, table
+    assert statuses["delete"] == {204}
+    for name in ("update", "member", "key", "token", "block"):
+        assert statuses[name] <= {200, 201, 404}, (name, statuses[name])
