@@ -29,10 +29,11 @@ from service.metrics import (
     metrics_publisher_ctx,
 )
 from service.domain.token_box import TokenBox
+from service.domain.webhooks import DeliveryConfig
 from service.jobs import jobs_ctx
 from service.middleware import request_middleware
 from service.rendered import RenderedBodies
-from service.resources import pg_pool_ctx, redis_ctx
+from service.resources import pg_pool_ctx, redis_ctx, webhook_client_ctx
 from service.routes import setup_routes
 from service.secrets import Secrets, load_secrets
 from service.unavailable import OutageLog
@@ -93,6 +94,7 @@ def create_app(settings: Settings, secrets: Secrets | None = None) -> web.Applic
     )
     secrets = app[app_keys.SECRETS]
     app[app_keys.TOKEN_BOX] = TokenBox(secrets.db_key_base)
+    app[app_keys.DELIVERY_CONFIG] = DeliveryConfig.from_settings(settings, app[app_keys.TOKEN_BOX])
     app[app_keys.SHELL_TOKENS] = VerifiedTokens(secrets.shell, SHELL_JWT_ISSUER, SHELL_JWT_LEEWAY)
     # kas always sends aud (and exp); Gitlab::Kas checks exp without leeway
     app[app_keys.KAS_TOKENS] = VerifiedTokens(
@@ -106,6 +108,7 @@ def create_app(settings: Settings, secrets: Secrets | None = None) -> web.Applic
     app[app_keys.URLS] = InstanceUrls(settings.gitlab_url, settings.ssh_user, settings.ssh_host, settings.ssh_port)
     app.cleanup_ctx.append(pg_pool_ctx)
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(webhook_client_ctx)
     app.cleanup_ctx.append(metrics_publisher_ctx)
     app.cleanup_ctx.append(jobs_ctx)  # after the pool: the in-process job worker uses it
     app.on_startup.append(wire_services)

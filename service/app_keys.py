@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from service.domain.repository import RepositoryInspector
     from service.metrics import MetricsAccess
     from service.domain.token_box import TokenBox
+    from service.domain.webhooks import DeliveryConfig
+    from service.webhook_client import WebhookClient
     from service.rendered import RenderedBodies
     from service.secrets import Secrets
 
@@ -32,6 +34,9 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
 # seals and opens the webhook tokens stored in the database (a key derived from db_key_base)
 TOKEN_BOX: web.AppKey[TokenBox] = web.AppKey("token_box")
+# how webhook deliveries are sent, and the HTTP client of the admin API's test deliveries
+DELIVERY_CONFIG: web.AppKey[DeliveryConfig] = web.AppKey("delivery_config")
+WEBHOOK_CLIENT: web.AppKey[WebhookClient] = web.AppKey("webhook_client")
 SHELL_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("shell_tokens")
 KAS_TOKENS: web.AppKey[VerifiedTokens] = web.AppKey("kas_tokens")
 DB_POOL: web.AppKey[Pool] = web.AppKey("db_pool")

@@ -361,9 +361,7 @@ async def _run_once(
         runtime = Runtime(
             push=PushDeps(pool=pool, repositories=repositories, urls=urls),
             http=http,
-            delivery=webhooks.DeliveryConfig(
-                settings.gitlab_version, settings.gitlab_url, settings.webhook_timeout, token_box
-            ),
+            delivery=webhooks.DeliveryConfig.from_settings(settings, token_box),
             webhook_max_attempts=settings.webhook_max_attempts,
         )
         rescuer = asyncio.create_task(rescue_stalled_jobs(app, settings.jobs_stalled_seconds))

@@ -1,4 +1,4 @@
-"""One cleanup context per resource: the PostgreSQL pool and the Redis client."""
+"""One cleanup context per resource: the PostgreSQL pool, the Redis client, the webhook HTTP client."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from service.db.pool import create_pool, describe_outage, is_database_outage
 from service.redis_pipe import RedisError
 from service.redis_store import create_store
 from service.unavailable import BackendUnavailable
+from service.webhook_client import WebhookClient
 
 log = logging.getLogger("gitlab_internal_api")
 
@@ -87,3 +88,10 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+async def webhook_client_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The HTTP client of the admin API's test deliveries (the job worker has its own)."""
+    async with WebhookClient() as client:
+        app[app_keys.WEBHOOK_CLIENT] = client
+        yield

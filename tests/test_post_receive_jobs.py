@@ -9,6 +9,7 @@ subprocess for the crash test.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -683,3 +684,33 @@ async def test_a_job_whose_end_could_not_be_written_is_ended_once_it_can_be(
         await row_holder.close()
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
+
+
+async def test_a_hooks_url_credentials_are_sealed_at_rest_and_masked_in_its_log(aiohttp_client, settings, secrets, db, redis, receiver):
+    """A URL may carry basic-auth credentials (http://user:password@host/): stored encrypted like the
+    token, sent as the receiver's Authorization, kept masked in the delivery log."""
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, token = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await jobs_client(aiohttp_client, settings, secrets)
+    with_credentials = receiver.url.replace("http://", "http://hookuser:S3cretPassw0rd@")
+    headers = {"PRIVATE-TOKEN": token}
+    resp = await client.post(
+        f"/api/v4/projects/{project['id']}/hooks", json={"url": with_credentials, "token": "hooksecret123"}, headers=headers
+    )
+    hook = await resp.json()
+    assert (resp.status, hook["url"]) == (201, with_credentials)  # an admin sees what was set, as in GitLab
+    stored = await db.fetchrow("SELECT url, token FROM web_hooks WHERE id = $1", hook["id"])
+    for fragment in ("S3cretPassw0rd", "hookuser", "hooksecret123", receiver.url):
+        assert fragment not in stored["url"] + stored["token"]
+    resp = await client.post(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}/test/push_events", headers=headers)
+    assert resp.status == 201
+    [delivered] = receiver.requests
+    assert delivered["headers"]["Authorization"] == "Basic " + base64.b64encode(b"hookuser:S3cretPassw0rd").decode()
+    assert delivered["headers"]["X-Gitlab-Token"] == "hooksecret123"
+    masked = receiver.url.replace("http://", "http://*****:*****@")
+    assert await db.fetchval("SELECT url FROM web_hook_logs WHERE web_hook_id = $1", hook["id"]) == masked
+    events = await (await client.get(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}/events", headers=headers)).json()
+    assert [event["url"] for event in events] == [masked]
+    listed = await (await client.get(f"/api/v4/projects/{project['id']}/hooks", headers=headers)).json()
+    assert [h["url"] for h in listed] == [with_credentials]

@@ -1,8 +1,8 @@
 """Secrets the service must send on later (webhook tokens), kept encrypted at rest.
 
-A hook's `token` goes out in `X-Gitlab-Token` on every delivery, so it cannot be stored as a digest
-like access tokens; GitLab keeps it encrypted with a key derived from db_key_base (attr_encrypted),
-and so does this: AES-256-GCM, the key derived with HKDF-SHA256 from db_key_base, a fresh nonce per
+A hook's `token` goes out in `X-Gitlab-Token` on every delivery, and its `url` may carry basic-auth
+credentials, so neither can be stored as a digest like access tokens; GitLab keeps both encrypted
+with a key derived from db_key_base (attr_encrypted), and so does this: AES-256-GCM, the key derived with HKDF-SHA256 from db_key_base, a fresh nonce per
 value. A database dump alone does not reveal the tokens.
 """
 
@@ -32,6 +32,11 @@ class TokenBox:
     def seal(self, plain: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
         return _PREFIX + base64.b64encode(nonce + self._aead.encrypt(nonce, plain.encode(), None)).decode()
+
+    def open_url(self, stored: str) -> str:
+        """A hook's URL: sealed since 2026-12-07; one stored before is read as it was written (a
+        URL's scheme is http or https, never "v1")."""
+        return self.open(stored) if stored.startswith(_PREFIX) else stored
 
     def open(self, sealed: str) -> str:
         if not sealed.startswith(_PREFIX):

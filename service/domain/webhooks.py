@@ -27,6 +27,7 @@ from service.db.push_jobs import PushHook
 from service.db.webhooks import Attempt, DeliveryRow
 from service.domain.errors import Invalid
 from service.domain.ref_matcher import wildcard_matches
+from service.config import Settings
 from service.domain.token_box import TokenBox
 
 log = logging.getLogger("gitlab_internal_api.webhooks")
@@ -180,7 +181,23 @@ class DeliveryConfig:
     gitlab_version: str
     instance_url: str
     timeout: float
-    token_box: TokenBox  # hooks' tokens are stored sealed
+    token_box: TokenBox  # hooks' tokens and URLs are stored sealed
+
+    @classmethod
+    def from_settings(cls, settings: Settings, token_box: TokenBox) -> DeliveryConfig:
+        return cls(settings.gitlab_version, settings.gitlab_url, settings.webhook_timeout, token_box)
+
+
+def masked_url(url: str) -> str:
+    """A URL as the delivery log keeps it: its basic-auth user and password masked
+    (WebHookLog#obfuscate_basic_auth)."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return url
+    if parsed.user is None and parsed.password is None:
+        return url
+    return str(parsed.with_user("*****").with_password("*****" if parsed.password is not None else None))
 
 
 @dataclass(frozen=True)
@@ -228,13 +245,14 @@ async def send(
     status_code: int | None = None
     response_headers: dict[str, str] = {}
     body = ""
-    reason = await blocked_reason(delivery.url, delivery.allow_local_requests)
+    url = config.token_box.open_url(delivery.url)
+    reason = await blocked_reason(url, delivery.allow_local_requests)
     if reason:
         error = f"Hook execution failed: URL is blocked: {reason}"
     else:
         try:
             status_code, response_headers, body = await http.post(
-                delivery.url, headers, delivery.payload.encode(), delivery.enable_ssl_verification, config.timeout
+                url, headers, delivery.payload.encode(), delivery.enable_ssl_verification, config.timeout
             )
         except DeliveryError as exc:
             error = f"Hook execution failed: {exc}"[:1024]
@@ -248,7 +266,7 @@ async def send(
             Attempt(
                 hook_id=delivery.hook_id,
                 trigger=delivery.trigger,
-                url=delivery.url,
+                url=masked_url(url),
                 request_headers=shown_headers,
                 request_data=payload,
                 response_headers=response_headers,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,55 +77,63 @@ def render_hook(hook: HookRow) -> dict[str, Any]:
     return body
 
 
-async def list_hooks(conn: Conn, hook_type: str, project_id: int | None, page: Page) -> Paged[HookRow]:
+def _opened(hook: HookRow, box: TokenBox) -> HookRow:
+    return replace(hook, url=box.open_url(hook.url))
+
+
+async def list_hooks(conn: Conn, box: TokenBox, hook_type: str, project_id: int | None, page: Page) -> Paged[HookRow]:
     found, total = await hooks_db.list_hooks(conn, hook_type, project_id, limit=page.limit, offset=page.offset)
-    return Paged(total, found)
+    return Paged(total, [_opened(hook, box) for hook in found])
 
 
-async def get_hook(conn: Conn, hook_type: str, project_id: int | None, hook_id: int) -> HookRow:
+async def get_hook(conn: Conn, box: TokenBox, hook_type: str, project_id: int | None, hook_id: int) -> HookRow:
+    """A hook, its URL opened (the token stays sealed: no answer shows it)."""
     hook = await hooks_db.find_hook(conn, hook_type, project_id, hook_id)
     if hook is None:
         raise Missing("Hook")
-    return hook
+    return _opened(hook, box)
 
 
 def _sealed(values: dict[str, Any], box: TokenBox) -> dict[str, Any]:
-    """The token encrypted before it is stored (an empty one clears it)."""
+    """The URL (it may carry basic-auth credentials) and the token encrypted before they are stored
+    (an empty token clears it)."""
+    sealed = dict(values)
+    if values.get("url"):
+        sealed["url"] = box.seal(values["url"])
     if values.get("token"):
-        return {**values, "token": box.seal(values["token"])}
-    return values
+        sealed["token"] = box.seal(values["token"])
+    return sealed
 
 
 async def create_hook(
     conn: Conn, hook_type: str, project_id: int | None, values: dict[str, Any], box: TokenBox
 ) -> HookRow:
-    values = _sealed(values, box)
     await webhooks.check_hook_url(values["url"], await hooks_db.allow_local_requests(conn))
     webhooks.validate_branch_filter(values.get("branch_filter_strategy"), values.get("push_events_branch_filter"))
     if hook_type == hooks_db.SYSTEM_HOOK:
         # SystemHook's defaults: push_events and tag_push_events off unless asked for
         values = {"push_events": False, **values}
-    hook_id = await hooks_db.insert_hook(conn, hook_type, project_id, values)
-    return await get_hook(conn, hook_type, project_id, hook_id)
+    hook_id = await hooks_db.insert_hook(conn, hook_type, project_id, _sealed(values, box))
+    return await get_hook(conn, box, hook_type, project_id, hook_id)
 
 
 async def update_hook(
     conn: Conn, hook_type: str, project_id: int | None, hook_id: int, values: dict[str, Any], box: TokenBox
 ) -> HookRow:
-    values = _sealed(values, box)
-    current = await get_hook(conn, hook_type, project_id, hook_id)
+    current = await get_hook(conn, box, hook_type, project_id, hook_id)
     if values.get("url"):
         await webhooks.check_hook_url(values["url"], await hooks_db.allow_local_requests(conn))
     webhooks.validate_branch_filter(
         values.get("branch_filter_strategy", current.branch_filter_strategy),
         values.get("push_events_branch_filter", current.push_events_branch_filter),
     )
-    await hooks_db.update_hook(conn, hook_type, hook_id, values)
-    return await get_hook(conn, hook_type, project_id, hook_id)
+    await hooks_db.update_hook(conn, hook_type, hook_id, _sealed(values, box))
+    return await get_hook(conn, box, hook_type, project_id, hook_id)
 
 
 async def delete_hook(conn: Conn, hook_type: str, project_id: int | None, hook_id: int) -> None:
-    await get_hook(conn, hook_type, project_id, hook_id)
+    if await hooks_db.find_hook(conn, hook_type, project_id, hook_id) is None:
+        raise Missing("Hook")
     await hooks_db.delete_hook(conn, hook_type, hook_id)
 
 

@@ -11,8 +11,6 @@ from service import app_keys
 from service.domain.admin import hooks as hooks_domain
 from service.domain.admin.hooks import PROJECT_HOOK, SYSTEM_HOOK
 from service.domain.push_jobs import PushDeps
-from service.domain.webhooks import DeliveryConfig
-from service.webhook_client import WebhookClient
 from service.errors import json_response
 from service.routes.admin.common import (
     actor_id,
@@ -46,7 +44,7 @@ async def list_hooks(request: web.Request) -> web.Response:
     hook_type, project_id = await _scope(request)
     current = page(await load_params(request, PageIn()))
     async with pool(request).acquire() as conn:
-        result = await hooks_domain.list_hooks(conn, hook_type, project_id, current)
+        result = await hooks_domain.list_hooks(conn, request.app[app_keys.TOKEN_BOX], hook_type, project_id, current)
     return paginated(request, current, result, hooks_domain.render_hook)
 
 
@@ -68,7 +66,9 @@ async def get_hook(request: web.Request) -> web.Response:
     """GET /projects/:id/hooks/:hook_id, GET /hooks/:hook_id."""
     hook_type, project_id = await _scope(request)
     async with pool(request).acquire() as conn:
-        hook = await hooks_domain.get_hook(conn, hook_type, project_id, int_param(request, "hook_id"))
+        hook = await hooks_domain.get_hook(
+            conn, request.app[app_keys.TOKEN_BOX], hook_type, project_id, int_param(request, "hook_id")
+        )
     return json_response(hooks_domain.render_hook(hook))
 
 
@@ -101,7 +101,9 @@ async def hook_events(request: web.Request) -> web.Response:
     hook_type, project_id = await _scope(request)
     current = page(await load_params(request, PageIn()))
     async with pool(request).acquire() as conn:
-        hook = await hooks_domain.get_hook(conn, hook_type, project_id, int_param(request, "hook_id"))
+        hook = await hooks_domain.get_hook(
+            conn, request.app[app_keys.TOKEN_BOX], hook_type, project_id, int_param(request, "hook_id")
+        )
         result = await hooks_domain.hook_events(conn, hook, current)
     return paginated(request, current, result, lambda entry: entry)
 
@@ -113,19 +115,17 @@ async def test_hook(request: web.Request) -> web.Response:
     sends a sample push now and logs it like any delivery."""
     hook_type, project_id = await _scope(request)
     async with pool(request).acquire() as conn:
-        hook = await hooks_domain.get_hook(conn, hook_type, project_id, int_param(request, "hook_id"))
-    settings = request.app[app_keys.SETTINGS]
-    async with WebhookClient() as http:
-        await hooks_domain.test_hook(
-            PushDeps(pool(request), request.app[app_keys.REPOSITORIES], urls(request)),
-            http,
-            DeliveryConfig(
-                settings.gitlab_version, settings.gitlab_url, settings.webhook_timeout, request.app[app_keys.TOKEN_BOX]
-            ),
-            hook,
-            project_id,
-            actor_id(request),
+        hook = await hooks_domain.get_hook(
+            conn, request.app[app_keys.TOKEN_BOX], hook_type, project_id, int_param(request, "hook_id")
         )
+    await hooks_domain.test_hook(
+        PushDeps(pool(request), request.app[app_keys.REPOSITORIES], urls(request)),
+        request.app[app_keys.WEBHOOK_CLIENT],
+        request.app[app_keys.DELIVERY_CONFIG],
+        hook,
+        project_id,
+        actor_id(request),
+    )
     return created({"message": "201 Created"})
 
 
