@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import struct
 from dataclasses import dataclass
 from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from service.db.ssh_keys import AuthorizedKey
 from service.domain.iso_time import iso
@@ -28,6 +31,11 @@ ALL_TECHNOLOGIES = ("rsa", "dsa", "ecdsa", "ed25519", "ecdsa_sk", "ed25519_sk")
 
 class InvalidKey(ValueError):
     pass
+
+
+# How many white-space separated pieces of base64 a key may be pasted in (a 16,384-bit RSA key
+# wrapped at 64 columns is 44 lines)
+MAX_BASE64_PARTS = 64
 
 
 @dataclass(frozen=True)
@@ -71,44 +79,38 @@ def lenient_b64decode(text: str) -> bytes:
         raise InvalidKey("not base64") from None
 
 
-def _read_string(blob: bytes, offset: int) -> tuple[bytes, int]:
-    if offset + 4 > len(blob):
-        raise InvalidKey("truncated")
-    (length,) = struct.unpack(">I", blob[offset : offset + 4])
-    end = offset + 4 + length
-    if end > len(blob):
-        raise InvalidKey("truncated")
-    return blob[offset + 4 : end], end
-
-
 def _bits(key_type: str, blob: bytes) -> int:
-    name, offset = _read_string(blob, 0)
-    if name.decode(errors="replace") != key_type:
-        raise InvalidKey("type mismatch")
-    technology = TECHNOLOGIES[key_type]
-    if technology == "rsa":
-        _exponent, offset = _read_string(blob, offset)
-        modulus, _ = _read_string(blob, offset)
-        return int.from_bytes(modulus, "big").bit_length()
-    if technology == "dsa":
-        p, _ = _read_string(blob, offset)
-        return int.from_bytes(p, "big").bit_length()
-    if technology in ("ecdsa", "ecdsa_sk"):
-        return {"nistp256": 256, "nistp384": 384, "nistp521": 521}[key_type.split("-")[-1].split("@")[0]]
-    return 256  # ed25519 and ed25519_sk
+    """The key's size, from cryptography's parse of the whole blob (its type, every field, no bytes
+    left over, the point on its curve); InvalidKey when it is no key of that type."""
+    try:
+        key = load_ssh_public_key(key_type.encode() + b" " + base64.b64encode(blob))
+    except (ValueError, UnsupportedAlgorithm):
+        raise InvalidKey("is invalid") from None
+    if isinstance(key, (ed25519.Ed25519PublicKey)):
+        return 256
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.curve.key_size
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)):
+        return key.key_size
+    raise InvalidKey("is invalid")
 
 
 def parse_public_key(text: str) -> ParsedKey:
-    """Parse an OpenSSH public key line ("type base64 [comment]"); raise InvalidKey if it is not one."""
-    parts = text.strip().split(None, 2)
+    """An OpenSSH public key ("type base64 [comment]") as Gitlab::SSHPublicKey.sanitize keeps it:
+    the base64 may be split by white space (a pasted key wrapped over lines), and of the comment only
+    its first word is kept, so no stored key holds a line break (a second key line after the first
+    would reach anything that writes authorized_keys files from the API). InvalidKey if none."""
+    parts = text.split()
     if len(parts) < 2 or parts[0] not in TECHNOLOGIES:
         raise InvalidKey("is invalid")
-    blob = lenient_b64decode(parts[1])
-    try:
-        bits = _bits(parts[0], blob)
-    except (KeyError, struct.error, InvalidKey):
-        raise InvalidKey("is invalid") from None
-    return ParsedKey(parts[0], blob, parts[2] if len(parts) > 2 else "", bits)
+    for end in range(2, min(len(parts), MAX_BASE64_PARTS + 1) + 1):
+        try:
+            blob = lenient_b64decode("".join(parts[1:end]))
+            bits = _bits(parts[0], blob)
+        except InvalidKey:
+            continue
+        return ParsedKey(parts[0], blob, parts[end] if end < len(parts) else "", bits)
+    raise InvalidKey("is invalid")
 
 
 def restriction_error(technology: str, bits: int, restrictions: dict[str, int]) -> str | None:

@@ -371,3 +371,26 @@ async def test_deleting_one_owner_while_demoting_the_other_never_leaves_a_group_
         assert owners >= 1, (deleted.status, demoted.status)
         # whichever came first won; the other was refused (the last owner cannot be demoted)
         assert (deleted.status, demoted.status) in ((204, 403), (409, 200)), (deleted.status, demoted.status)
+
+
+async def test_a_pasted_key_is_kept_as_gitlab_sanitises_it(client, db):
+    """Gitlab::SSHPublicKey.sanitize: base64 wrapped over lines is joined, and of the comment only
+    its first word is kept, so no stored key holds a second line."""
+    _, token = await make_admin(db)
+    user = await make_user(db)
+    headers = {"PRIVATE-TOKEN": token}
+    key_type, blob, _ = ed25519_public_key().split()
+    second = ed25519_public_key("x")
+    cases = [
+        (f"{key_type} {blob} c\n{second}", f"{key_type} {blob} c"),  # a second key line is dropped
+        (f"{key_type} {blob[:30]}\n{blob[30:]} laptop", f"{key_type} {blob} laptop"),  # wrapped
+        (f"  {key_type} {blob} my old laptop\r\n", f"{key_type} {blob} my"),
+        (f"{key_type}\t{blob}", f"{key_type} {blob}"),
+    ]
+    for number, (given, kept) in enumerate(cases):
+        if number:
+            await db.execute("DELETE FROM keys WHERE user_id = $1", user["id"])
+        resp = await client.post(f"/api/v4/users/{user['id']}/keys", json={"title": "k", "key": given}, headers=headers)
+        body = await resp.json()
+        assert (resp.status, body["key"]) == (201, kept), given
+        assert await db.fetchval("SELECT key FROM keys WHERE id = $1", body["id"]) == kept
