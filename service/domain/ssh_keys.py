@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
@@ -83,7 +85,10 @@ def _bits(key_type: str, blob: bytes) -> int:
     """The key's size, from cryptography's parse of the whole blob (its type, every field, no bytes
     left over, the point on its curve); InvalidKey when it is no key of that type."""
     try:
-        key = load_ssh_public_key(key_type.encode() + b" " + base64.b64encode(blob))
+        with warnings.catch_warnings():
+            # DSA: deprecated by cryptography, still accepted by GitLab (dsa_key_restriction decides)
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            key = load_ssh_public_key(key_type.encode() + b" " + base64.b64encode(blob))
     except (ValueError, UnsupportedAlgorithm):
         raise InvalidKey("is invalid") from None
     if isinstance(key, (ed25519.Ed25519PublicKey)):

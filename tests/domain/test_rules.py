@@ -216,3 +216,54 @@ def test_wildcards_match_what_gitlabs_regular_expression_matches(pattern, name):
 )
 def test_wildcard_cases(pattern, name, expected):
     assert wildcard_matches(pattern, name) is expected
+
+
+# --- SSH public keys ------------------------------------------------------------------------------
+
+
+def _openssh_line(private_key) -> str:
+    import warnings
+
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DSA is deprecated by cryptography
+        return private_key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+
+
+def _security_key_line(plain_line: str, sk_type: str) -> str:
+    """A FIDO key's line: the plain key's fields under the sk- type name, then its application."""
+    import base64
+    import struct
+
+    blob = base64.b64decode(plain_line.split()[1])
+    (name_length,) = struct.unpack(">I", blob[:4])
+    fields = blob[4 + name_length :]
+    wrapped = struct.pack(">I", len(sk_type)) + sk_type.encode() + fields + struct.pack(">I", 4) + b"ssh:"
+    return f"{sk_type} {base64.b64encode(wrapped).decode()}"
+
+
+def test_every_key_type_parses_with_its_size_and_a_truncated_key_does_not():
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
+
+    from service.domain.ssh_keys import InvalidKey, parse_public_key
+
+    ed = _openssh_line(ed25519.Ed25519PrivateKey.generate())
+    p256 = _openssh_line(ec.generate_private_key(ec.SECP256R1()))
+    lines = {
+        _openssh_line(rsa.generate_private_key(65537, 2048)): ("rsa", 2048),
+        _openssh_line(dsa.generate_private_key(1024)): ("dsa", 1024),
+        p256: ("ecdsa", 256),
+        _openssh_line(ec.generate_private_key(ec.SECP384R1())): ("ecdsa", 384),
+        _openssh_line(ec.generate_private_key(ec.SECP521R1())): ("ecdsa", 521),
+        ed: ("ed25519", 256),
+        _security_key_line(ed, "sk-ssh-ed25519@openssh.com"): ("ed25519_sk", 256),
+        _security_key_line(p256, "sk-ecdsa-sha2-nistp256@openssh.com"): ("ecdsa_sk", 256),
+    }
+    for line, (technology, bits) in lines.items():
+        parsed = parse_public_key(line + " me@host")
+        assert (parsed.technology, parsed.bits, parsed.comment) == (technology, bits, "me@host")
+    key_type, blob = ed.split()
+    for broken in (f"{key_type} {blob[:-8]}", f"ssh-rsa {blob}", f"{key_type} {blob}AAAA"):
+        with pytest.raises(InvalidKey):
+            parse_public_key(broken)
