@@ -29,6 +29,16 @@ TECHNOLOGIES = {
     "sk-ssh-ed25519@openssh.com": "ed25519_sk",
 }
 ALL_TECHNOLOGIES = ("rsa", "dsa", "ecdsa", "ed25519", "ecdsa_sk", "ed25519_sk")
+# Gitlab::SSHPublicKey.supported_sizes: what a key restriction may require, besides forbidden (-1)
+# and allowed (0)
+SUPPORTED_SIZES = {
+    "rsa": (1024, 2048, 3072, 4096),
+    "dsa": (1024, 2048, 3072),
+    "ecdsa": (256, 384, 521),
+    "ed25519": (256,),
+    "ecdsa_sk": (256,),
+    "ed25519_sk": (256,),
+}
 
 
 class InvalidKey(ValueError):

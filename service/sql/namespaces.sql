@@ -43,7 +43,7 @@ WITH matched AS (
     FROM namespaces n
     JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
     WHERE n.type = 'Group'
-      AND ($1::text IS NULL OR n.name ILIKE '%' || $1::text || '%' OR n.path ILIKE '%' || $1::text || '%')
+      AND ($1::text IS NULL OR n.name ILIKE contains_pattern($1::text) OR n.path ILIKE contains_pattern($1::text))
 )
 SELECT total.total, page.*
 FROM (SELECT count(*) AS total FROM matched) total

@@ -81,7 +81,7 @@ WITH matched AS (
     JOIN namespaces n ON n.id = p.namespace_id
     JOIN routes nr ON nr.source_type = 'Namespace' AND nr.source_id = n.id
     WHERE NOT p.pending_delete
-      AND ($1::text IS NULL OR p.name ILIKE '%' || $1::text || '%' OR p.path ILIKE '%' || $1::text || '%')
+      AND ($1::text IS NULL OR p.name ILIKE contains_pattern($1::text) OR p.path ILIKE contains_pattern($1::text))
       AND ($2::bigint IS NULL OR p.namespace_id = $2::bigint)
 )
 SELECT total.total, page.*

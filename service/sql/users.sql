@@ -69,8 +69,8 @@ WITH matched AS (
     LEFT JOIN namespaces n ON n.owner_id = u.id AND n.type = 'User'
     WHERE ($1::text IS NULL OR lower(u.username) = lower($1::text))
       AND ($2::text IS NULL
-           OR u.username ILIKE '%' || $2::text || '%'
-           OR u.name ILIKE '%' || $2::text || '%'
+           OR u.username ILIKE contains_pattern($2::text)
+           OR u.name ILIKE contains_pattern($2::text)
            OR ($7::boolean AND lower(u.email) = lower($2::text)))
       AND (NOT $3::boolean OR u.state = 'active')
       AND (NOT $4::boolean OR u.state IN ('blocked', 'ldap_blocked'))

@@ -135,3 +135,99 @@ async def test_a_group_keeps_an_owner(client, db):
     await add_member(db, second, group, 50)
     assert (await client.put(members, json={"access_level": 30}, headers=headers)).status == 200
     assert (await client.delete(f"/api/v4/users/{owner['id']}", headers=headers)).status == 204
+
+
+async def test_blank_names_are_the_models_errors(client, db):
+    """A name of nothing or only spaces passes Grape's `requires` and fails the model's presence check."""
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    project = await (await client.post("/api/v4/projects", json={"name": "blanks"}, headers=headers)).json()
+    user = await (
+        await client.post(
+            "/api/v4/users",
+            json={"username": "blank", "email": "blank@example.com", "name": "B", "password": "correct-horse-1"},
+            headers=headers,
+        )
+    ).json()
+    agent = await (await client.post(f"/api/v4/projects/{project['id']}/cluster_agents", json={"name": "prod"}, headers=headers)).json()
+    for blank in ("", "   "):
+        cases = [
+            (f"/api/v4/projects/{project['id']}/protected_branches", {"name": blank}, {"message": {"name": ["can't be blank"]}}),
+            (f"/api/v4/projects/{project['id']}/protected_tags", {"name": blank}, {"message": {"name": ["can't be blank"]}}),
+            (
+                f"/api/v4/users/{user['id']}/personal_access_tokens",
+                {"name": blank, "scopes": ["api"]},
+                {"message": "Name can't be blank"},
+            ),
+            (
+                f"/api/v4/projects/{project['id']}/cluster_agents/{agent['id']}/tokens",
+                {"name": blank},
+                {"message": '400 Bad request - ["Name can\'t be blank"]'},
+            ),
+            (
+                "/api/v4/users",
+                {"username": "other", "email": "other@example.com", "name": blank, "password": "correct-horse-1"},
+                {"message": {"name": ["can't be blank"]}},
+            ),
+        ]
+        for path, body, expected in cases:
+            resp = await client.post(path, json=body, headers=headers)
+            assert (resp.status, await resp.json()) == (400, expected), path
+    for table in ("protected_branches", "protected_tags", "personal_access_tokens", "cluster_agent_tokens"):
+        assert await db.fetchval(f"SELECT count(*) FROM {table} WHERE name ~ '^ *$'") == 0, table
+
+
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [
+        ("rsa_key_restriction", 1234, "must be forbidden, allowed, 1024, 2048, 3072, or 4096"),
+        ("ed25519_key_restriction", 255, "must be forbidden, allowed, or 256"),
+        ("ecdsa_key_restriction", 2048, "must be forbidden, allowed, 256, 384, or 521"),
+        (
+            "personal_access_token_prefix",
+            "a b",
+            "can contain only letters of the Base64 alphabet (RFC4648) with the addition of '@', ':' and '.'",
+        ),
+        ("max_personal_access_token_lifetime", 100000, "must be less than or equal to 365"),
+    ],
+)
+async def test_settings_out_of_their_models_range_are_refused(client, db, setting, value, message):
+    _, token = await make_admin(db)
+    before = await (await client.get("/api/v4/application/settings", headers={"PRIVATE-TOKEN": token})).json()
+    resp = await client.put("/api/v4/application/settings", json={setting: value}, headers={"PRIVATE-TOKEN": token})
+    assert (resp.status, await resp.json()) == (400, {"message": {setting: [message]}})
+    after = await (await client.get("/api/v4/application/settings", headers={"PRIVATE-TOKEN": token})).json()
+    assert after[setting] == before[setting]
+
+
+async def test_accepted_settings_at_their_limits(client, db):
+    _, token = await make_admin(db)
+    values = {
+        "rsa_key_restriction": 4096,
+        "dsa_key_restriction": -1,
+        "ed25519_key_restriction": 0,
+        "personal_access_token_prefix": "gl-Ab+/=@:.",
+        "max_personal_access_token_lifetime": 365,
+    }
+    resp = await client.put("/api/v4/application/settings", json=values, headers={"PRIVATE-TOKEN": token})
+    assert resp.status == 200
+    body = await resp.json()
+    assert {name: body[name] for name in values} == values
+
+
+@pytest.mark.parametrize("path", ["/api/v4/groups", "/api/v4/projects", "/api/v4/users"])
+async def test_a_search_takes_like_wildcards_literally(client, db, path):
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    await client.post("/api/v4/groups", json={"name": "plain", "path": "plain"}, headers=headers)
+    await client.post("/api/v4/projects", json={"name": "plain"}, headers=headers)
+    await client.post(
+        "/api/v4/users",
+        json={"username": "plainuser", "email": "plain@example.com", "name": "Plain", "password": "correct-horse-1"},
+        headers=headers,
+    )
+    for term in ("%", "_", "\\"):
+        resp = await client.get(path, params={"search": term}, headers=headers)
+        assert (resp.status, await resp.json()) == (200, []), term
+    resp = await client.get(path, params={"search": "lai"}, headers=headers)
+    assert resp.status == 200 and len(await resp.json()) >= 1

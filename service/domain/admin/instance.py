@@ -3,6 +3,7 @@ lib/api/broadcast_messages.rb, lib/api/settings.rb)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from service.db import application_settings as settings_db
@@ -11,8 +12,9 @@ from service.db.broadcast_messages import BroadcastRow
 from service.db.rows import Conn, Paged
 from service.domain.admin.pagination import Page
 from service.domain.app_settings import SettingsCache
-from service.domain.errors import Missing
-from service.domain.tokens import token_digest
+from service.domain.errors import Invalid, Missing
+from service.domain.ssh_keys import SUPPORTED_SIZES
+from service.domain.tokens import MAX_LIFETIME_DAYS, token_digest
 
 
 async def list_broadcast_messages(conn: Conn, page: Page) -> Paged[BroadcastRow]:
@@ -43,9 +45,41 @@ async def settings(conn: Conn) -> dict[str, Any]:
     return await settings_db.get_application_settings(conn)
 
 
+# ApplicationSetting's validation of personal_access_token_prefix
+_TOKEN_PREFIX = re.compile(r"[a-zA-Z0-9_+=/@:.-]+\Z")
+TOKEN_PREFIX_MESSAGE = "can contain only letters of the Base64 alphabet (RFC4648) with the addition of '@', ':' and '.'"
+
+
+def _exclusive_sentence(words: list[str]) -> str:
+    """Gitlab::Sentence.to_exclusive_sentence: "a, b, or c"; "a or b"."""
+    if len(words) <= 2:
+        return " or ".join(words)
+    return ", ".join(words[:-1]) + ", or " + words[-1]
+
+
+def settings_errors(values: dict[str, Any]) -> dict[str, list[str]]:
+    """ApplicationSetting's model validations of the attributes being changed."""
+    errors: dict[str, list[str]] = {}
+    for technology, sizes in SUPPORTED_SIZES.items():
+        attribute = f"{technology}_key_restriction"
+        if attribute in values and values[attribute] not in (-1, 0, *sizes):
+            choices = _exclusive_sentence(["forbidden", "allowed", *map(str, sizes)])
+            errors[attribute] = [f"must be {choices}"]
+    prefix = values.get("personal_access_token_prefix")
+    if prefix and not _TOKEN_PREFIX.match(prefix):
+        errors["personal_access_token_prefix"] = [TOKEN_PREFIX_MESSAGE]
+    lifetime = values.get("max_personal_access_token_lifetime")
+    if lifetime is not None and lifetime > MAX_LIFETIME_DAYS:
+        errors["max_personal_access_token_lifetime"] = [f"must be less than or equal to {MAX_LIFETIME_DAYS}"]
+    return errors
+
+
 async def update_settings(conn: Conn, values: dict[str, Any], cache: SettingsCache) -> None:
     """error_tracking_access_token is stored as its digest only; "" or null clears it, and a null
     max_personal_access_token_lifetime clears the limit."""
+    errors = settings_errors(values)
+    if errors:
+        raise Invalid(errors)
     token = values.get("error_tracking_access_token")
     await settings_db.update_application_settings(
         conn,

@@ -294,6 +294,7 @@ async def protect_branch(
     unprotect_access_level: int | None,
     allow_force_push: bool,
 ) -> None:
+    validation.check_present(name, "name")
     levels = [("push", push_access_level), ("merge", merge_access_level)]
     if unprotect_access_level is not None:
         levels.append(("unprotect", unprotect_access_level))
@@ -306,6 +307,7 @@ async def protect_branch(
 
 
 async def protect_tag(conn: Conn, project: AdminProject, *, name: str, create_access_level: int) -> None:
+    validation.check_present(name, "name")
     if not await protected_refs_db.insert_protected_tag(conn, project.id, name, create_access_level):
         raise Conflict(f"Protected tag '{name}' already exists")
 
@@ -354,6 +356,8 @@ async def create_agent_token(
     conn: Conn, agent: AgentRow, *, name: str, description: str, creator_id: int
 ) -> tuple[AgentTokenDetails, str]:
     """A new agent token: the plaintext is returned once, only its digest is stored."""
+    if not name.strip():
+        raise BadRequest(_ruby_array(["Name can't be blank"]))  # CreateService's full messages
     async with conn.transaction():
         # One creation at a time per agent, so concurrent requests cannot all pass the count.
         await agents_db.lock_agent_token_creation(conn, agent.id)

@@ -49,6 +49,8 @@ async def create_token(
     conn: Conn, user_id: int, *, name: str, scopes: list[str], expires_at: date | None, prefix: str
 ) -> tuple[PersonalAccessTokenRow, str]:
     """The plaintext is returned once; only its digest is stored."""
+    if not name.strip():
+        raise Refused("Name can't be blank")  # the model's full message, as the expiry's errors
     plaintext = new_token(prefix)
     created = await users_db.insert_personal_access_token(
         conn, user_id=user_id, name=name, digest=token_digest(plaintext), scopes=scopes, expires_at=expires_at

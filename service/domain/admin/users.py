@@ -65,6 +65,7 @@ async def _check_user_identity(conn: Conn, username: str | None, email: str | No
 
 async def create_user(conn: Conn, new: NewUser) -> int:
     """A user with its personal namespace (traversal_ids = [id]) and route, all or nothing."""
+    validation.check_present(new.name, "name")
     validation.check_password(new.password)
     async with conn.transaction():
         await _check_user_identity(conn, new.username, new.email, None)

@@ -59,6 +59,12 @@ def check_group_name(name: str) -> None:
         raise Invalid({"name": [GROUP_NAME_MESSAGE]})
 
 
+def check_present(value: str, attribute: str) -> None:
+    """Rails' `validates :x, presence: true`: nothing, or only white space, is blank."""
+    if not value.strip():
+        raise Invalid({attribute: ["can't be blank"]})
+
+
 def check_email(email: str) -> None:
     if not _EMAIL.match(email):
         raise Invalid({"email": ["is invalid"]})
