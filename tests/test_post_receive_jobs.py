@@ -326,6 +326,23 @@ def test_branch_filters_match_as_gitlabs():
     assert branch_filter_matches("all_branches", "release/*", "main")
 
 
+def test_regex_branch_filters_are_re2s(capfd):
+    """Gitlab::UntrustedRegexp: linear whatever the pattern; what RE2 cannot match so is refused."""
+    from service.domain.errors import Invalid
+    from service.domain.webhooks import validate_branch_filter
+
+    for pattern in (r"(a)\1", "(?=main)", "(?<!x)y", "[unclosed"):  # Python's re takes the first three
+        with pytest.raises(Invalid) as refused:
+            validate_branch_filter("regex", pattern)
+        assert refused.value.errors == {"push_events_branch_filter": ["is not a valid regular expression"]}
+        assert not branch_filter_matches("regex", pattern, "main")  # one stored before: matches nothing
+    validate_branch_filter("regex", "^(main|release/.+)$")
+    # a backtracking engine takes exponential time on this (minutes at 30 characters)
+    assert not branch_filter_matches("regex", "(a+)+$", "a" * 100_000 + "!")
+    assert branch_filter_matches("regex", "(a+)+!$", "a" * 100_000 + "!")
+    assert "Error parsing" not in capfd.readouterr().err  # RE2 told not to write its refusals
+
+
 def test_backoff_follows_gitlabs_auto_disabling():
     from datetime import UTC, datetime, timedelta
 

@@ -8,9 +8,9 @@ gitlab-http's UrlBlocker (local and private addresses).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
-import re
 import socket
 import time
 import uuid
@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
+import re2  # type: ignore[import-untyped]
 from yarl import URL
 
 from service.db.rows import Pool
@@ -49,16 +50,28 @@ RESPONSE_BODY_SIZE_LIMIT = 8 * 1024  # WebHookService::RESPONSE_BODY_SIZE_LIMIT
 # --- which hooks a change fires ------------------------------------------------------------------
 
 
+# RE2 reports a pattern it refuses on stderr unless told not to; the refusal is raised anyway
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+@functools.lru_cache(maxsize=256)
+def _untrusted_regexp(pattern: str) -> Any:
+    """Gitlab::UntrustedRegexp: RE2, whose matching time is linear in the branch name whatever the
+    pattern (a backtracking engine takes exponential time on `(a+)+$`, in the job worker); it
+    refuses what it cannot match so (back-references, look-arounds): re2.error."""
+    return re2.compile(pattern, options=_RE2_OPTIONS)
+
+
 def branch_filter_matches(strategy: str, branch_filter: str | None, branch: str) -> bool:
     """ActiveHookFilter#matches? for push events (tag pushes are never filtered)."""
     if strategy == "all_branches" or not branch_filter:
         return True
     if strategy == "regex":
         try:
-            # GitLab uses RE2 (unanchored search); Python's re is the same for the patterns RE2 accepts
-            return re.search(branch_filter, branch) is not None
-        except re.error:
-            return False
+            return _untrusted_regexp(branch_filter).search(branch) is not None  # unanchored, as GitLab
+        except re2.error:
+            return False  # stored before validation refused it
     return wildcard_matches(branch_filter, branch)
 
 
@@ -71,11 +84,11 @@ def hook_fires(hook: PushHook, ref_type: str, branch: str) -> bool:
 
 
 def validate_branch_filter(strategy: str | None, branch_filter: str | None) -> None:
-    """WebHook validations: a regex filter must compile; `all_branches` takes no filter."""
+    """WebHook validations: a regex filter must be one RE2 takes (untrusted_regexp: true)."""
     if strategy == "regex" and branch_filter:
         try:
-            re.compile(branch_filter)
-        except re.error:
+            _untrusted_regexp(branch_filter)
+        except re2.error:
             raise Invalid({"push_events_branch_filter": ["is not a valid regular expression"]}) from None
 
 
