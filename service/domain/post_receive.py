@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ import orjson
 from service.db.rows import Pool
 from service.db import post_receive as post_receive_db
 from service.db.batch import BatchLoader
+from service.db.pool import is_database_outage
 from service.db.post_receive import PostReceiveContext, PushLookup
 from service.db.push_jobs import JobRequest
 from service.domain.actors import RepositoryRef, parse_identifier, repository_from_params
@@ -18,6 +20,9 @@ from service.domain.checks import parse_changes
 from service.domain.push_options import parse_push_options, unsupported_notice
 from service.domain.reference_counter import Decrease, ReferenceCounter
 from service.domain.urls import InstanceUrls
+from service.unavailable import BackendUnavailable
+
+log = logging.getLogger("gitlab_internal_api")
 
 MERGE_REQUESTS_DISABLED = 0
 
@@ -146,13 +151,15 @@ async def post_receive(
         )
     try:
         ctx = await contexts.load(lookup)
-    except Exception:
+    except Exception as exc:
         if queued is None:
             raise
         # The job's outcome decides: not queued, the call fails (503) as queueing failed; queued,
-        # a 503 would make Gitaly's retry queue it again, so the push is answered without what
-        # needs the context (the merge request links, the broadcast message).
+        # a 503 (or a 500) would make Gitaly's retry queue it again, so the push is answered
+        # without what needs the context (the merge request links, the broadcast message).
         await queued
+        if not (isinstance(exc, BackendUnavailable) or is_database_outage(exc)):  # else a bug: say so
+            log.exception("post_receive answered without its context (its job is queued)")
         ctx = PostReceiveContext.unknown()
     else:
         if queued is not None:
