@@ -26,7 +26,7 @@ from service.current_settings import current_settings
 from service.db import users as users_db
 from service.domain.agents import authenticate_agent_token
 from service.domain.tokens import token_digest
-from service.errors import ApiError, forbidden, unauthorized
+from service.errors import ApiError, forbidden, not_found, unauthorized
 from service.params import query_or_body_param, release_large_body
 
 log = logging.getLogger("gitlab_internal_api.auth")
@@ -72,6 +72,7 @@ SHELL_IDENTITY = Identity("gitlab-shell")
 KAS_IDENTITY = Identity("gitlab-kas")
 ERROR_TRACKING_IDENTITY = Identity("error-tracking")
 ANONYMOUS = Identity("anonymous")
+MONITORING_IDENTITY = Identity("monitoring")
 
 Check = Callable[[web.Request], Awaitable[Identity]]
 # Decides from the headers alone, without an await: an identity, a refusal (raises), or None when
@@ -381,6 +382,18 @@ async def check_nobody(request: web.Request) -> Identity:
     return nobody(request)
 
 
+def monitoring(request: web.Request) -> Identity:
+    """/-/metrics, as GitLab's MetricsController: the monitoring allow-list of addresses
+    (monitoring.ip_whitelist) or the monitoring token; anyone else is told the page does not exist."""
+    if request.app[app_keys.METRICS_ACCESS].allows(request.remote, request.headers):
+        return MONITORING_IDENTITY
+    raise not_found()
+
+
+async def check_monitoring(request: web.Request) -> Identity:
+    return monitoring(request)
+
+
 SHELL = Consumer("gitlab-shell", check_shell, SHELL_MAX_BODY, header_check=shell_jwt)
 KAS = Consumer("gitlab-kas", check_kas, KAS_MAX_BODY, header_check=kas_jwt)
 KAS_AGENT = Consumer("gitlab-kas+agent", check_kas_agent, KAS_MAX_BODY)
@@ -389,6 +402,7 @@ USER = Consumer("user", check_user_api, ADMIN_MAX_BODY)
 ADMIN = Consumer("admin", check_admin, ADMIN_MAX_BODY)
 ADMIN_GITLAB_COM = Consumer("admin on gitlab.com", check_admin_on_gitlab_com, RECONCILIATIONS_MAX_BODY)
 PUBLIC = Consumer("public", check_nobody, PUBLIC_MAX_BODY, header_check=nobody)
+MONITORING = Consumer("monitoring", check_monitoring, PUBLIC_MAX_BODY, header_check=monitoring)
 # The largest of them: aiohttp's own cap (client_max_size, service/app.py) must not be lower.
 MAX_BODY = max(SHELL_MAX_BODY, KAS_MAX_BODY, ADMIN_MAX_BODY, RECONCILIATIONS_MAX_BODY, PUBLIC_MAX_BODY)
 

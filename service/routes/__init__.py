@@ -10,7 +10,7 @@ from service.routes import admin, billing, docs, health, kas, metrics, shell
 # (route table, consumer): the only way a route gets into the application.
 ROUTE_TABLES: list[tuple[web.RouteTableDef, auth.Consumer]] = [
     (health.routes, auth.PUBLIC),
-    (metrics.routes, auth.PUBLIC),  # the handler checks the monitoring allow-list / token
+    (metrics.routes, auth.MONITORING),
     (shell.routes, auth.SHELL),
     (shell.error_tracking_routes, auth.ERROR_TRACKING),
     *kas.ROUTE_TABLES,
