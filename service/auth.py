@@ -26,7 +26,14 @@ from service.current_settings import current_settings
 from service.db import users as users_db
 from service.domain.agents import authenticate_agent_token
 from service.domain.tokens import token_digest
-from service.errors import ApiError, forbidden, not_found, unauthorized
+from service.errors import (
+    forbidden,
+    insufficient_scope,
+    invalid_token,
+    kas_unauthorized,
+    not_found,
+    unauthorized,
+)
 from service.params import query_or_body_param, release_large_body
 
 log = logging.getLogger("gitlab_internal_api.auth")
@@ -225,20 +232,16 @@ async def check_shell(request: web.Request) -> Identity:
 # --- kas ---------------------------------------------------------------------------------------
 
 
-def _kas_unauthorized() -> ApiError:
-    return ApiError(401, {"message": "KAS JWT authentication invalid"})
-
-
 def kas_jwt(request: web.Request) -> Identity:
     """Gitlab-Kas-Api-Request: HS256 with the decoded 32-byte kas secret, iss gitlab-kas, aud gitlab."""
     token = request.headers.get(KAS_JWT_HEADER)
     if token is None:
-        raise _kas_unauthorized()
+        raise kas_unauthorized()
     try:
         request.app[app_keys.KAS_TOKENS].verify(token)  # with its audience (service/app.py)
     except jwt.PyJWTError as exc:
         log.info("kas JWT rejected: %s", type(exc).__name__)
-        raise _kas_unauthorized() from None
+        raise kas_unauthorized() from None
     return KAS_IDENTITY
 
 
@@ -285,10 +288,6 @@ async def pat_from(request: web.Request) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _invalid_token(description: str) -> ApiError:
-    return ApiError(401, {"error": "invalid_token", "error_description": description})
-
-
 async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]) -> Identity:
     token = await pat_from(request)
     if token is None:
@@ -299,18 +298,11 @@ async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]
         raise unauthorized()
     # APIGuard's order: expired, then revoked; then the scope; then whether the user may use the API.
     if found.expires_at is not None and found.expires_at <= date.today():
-        raise _invalid_token("Token is expired. You can either do re-authorization or token refresh.")
+        raise invalid_token("Token is expired. You can either do re-authorization or token refresh.")
     if found.revoked:
-        raise _invalid_token("Token was revoked. You have to re-authorize from the user.")
+        raise invalid_token("Token was revoked. You have to re-authorize from the user.")
     if not required_scopes.intersection(found.scopes):
-        raise ApiError(
-            403,
-            {
-                "error": "insufficient_scope",
-                "error_description": "The request requires higher privileges than provided by the access token.",
-                "scope": " ".join(sorted(required_scopes)),
-            },
-        )
+        raise insufficient_scope(" ".join(sorted(required_scopes)))
     if found.state in ("blocked", "ldap_blocked", "blocked_pending_approval"):
         raise forbidden("Your account has been blocked.")
     if found.state == "deactivated":

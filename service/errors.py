@@ -78,6 +78,49 @@ def unprocessable_entity() -> ApiError:
     return render_api_error("422 Unprocessable Entity", 422)
 
 
+def too_large() -> ApiError:
+    return render_api_error("413 Request Entity Too Large", 413)
+
+
+def internal_error() -> ApiError:
+    return render_api_error("500 Internal Server Error", 500)
+
+
+def kas_unauthorized() -> ApiError:
+    """Gitlab::Kas's refusal of a missing or invalid Gitlab-Kas-Api-Request JWT."""
+    return render_api_error("KAS JWT authentication invalid", 401)
+
+
+def invalid_token(description: str) -> ApiError:
+    """APIGuard's answer to an expired or revoked token (OAuth 2's error shape)."""
+    return ApiError(401, {"error": "invalid_token", "error_description": description})
+
+
+def insufficient_scope(scopes: str) -> ApiError:
+    """APIGuard's answer to a token without the scope the route needs."""
+    return ApiError(
+        403,
+        {
+            "error": "insufficient_scope",
+            "error_description": "The request requires higher privileges than provided by the access token.",
+            "scope": scopes,
+        },
+    )
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def accepted() -> web.Response:
+    """Grape's accepted!: 202 {"message": "202 Accepted"}."""
+    return json_response({"message": "202 Accepted"}, 202)
+
+
+def rendered(error: ApiError) -> web.Response:
+    return json_response(error.body, error.status, error.headers)
+
+
 def conflict(message: Any = "409 Conflict") -> ApiError:
     return render_api_error(message, 409)
 
@@ -149,20 +192,18 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
     try:
         raise error
     except ApiError as exc:
-        response = json_response(exc.body, exc.status, exc.headers)
+        response = rendered(exc)
         if exc.close_connection:
             response.force_close()
         return response
     except domain.DomainError as exc:
-        api = from_domain(exc)
-        return json_response(api.body, api.status, api.headers)
+        return rendered(from_domain(exc))
     except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
         # A race past the checks: two requests took the same name or path (the checks before the
         # INSERT saw neither), or a row was deleted between its lookup and a write that refers to
         # it. Answered as the check would have answered had it run after the other request.
-        api = _lost_race(exc)
         log.info("%s %s lost a race: %s", request.method, request.path, type(exc).__name__)
-        return json_response(api.body, api.status)
+        return rendered(_lost_race(exc))
     except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
         # Concurrent writes PostgreSQL could not order; the transaction was rolled back whole.
         log.warning("%s %s rolled back by PostgreSQL: %s", request.method, request.path, type(exc).__name__)
@@ -174,11 +215,11 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
         if exc.status == 405:
             return json_response({"error": "405 Not Allowed"}, 405, {"Allow": exc.headers.get("Allow", "")})
         if exc.status == 413:
-            return json_response({"message": "413 Request Entity Too Large"}, 413)
+            return rendered(too_large())
         if 300 <= exc.status < 400:
             # Clients never follow redirects from this API (gitlab-shell >= 14.x refuses them).
             log.error("refusing to redirect %s %s", request.method, request.path)
-            return json_response({"message": "500 Internal Server Error"}, 500)
+            return rendered(internal_error())
         if exc.status >= 400:
             return json_response({"message": f"{exc.status} {exc.reason}"}, exc.status)
         raise
@@ -188,7 +229,7 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
         # The caller's input, so a 400, never a 500. The schemas' limits (schemas/*.py) should have
         # refused it first; this is the net under them.
         log.info("invalid input on %s %s: %s", request.method, request.path, type(exc).__name__)
-        return json_response({"message": "400 Bad request"}, 400)
+        return rendered(bad_request())
     except Exception as exc:
         if is_database_outage(exc):
             # Connections of the pool may be dead (a restart, a failover): drop them all, so the
@@ -197,7 +238,7 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
             request.app[app_keys.OUTAGES].down("database", describe_outage(exc))
             return _retry_later()
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_response({"message": "500 Internal Server Error"}, 500)
+        return rendered(internal_error())
 
 
 # The unique indexes the admin API's checks stand in front of, and the check's own answer.

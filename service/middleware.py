@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from service.auth import authenticated
-from service.errors import error_response, json_response
+from service.errors import error_response, internal_error, rendered
 from service.logs import CORRELATION_ID, REQUEST_ID_HEADER
 from service.metrics import accepted_correlation_id, new_correlation_id, record_request
 
@@ -40,7 +40,7 @@ async def request_middleware(request: web.Request, handler: Any) -> web.StreamRe
             except Exception:
                 # A failure while rendering the failure: still GitLab's JSON 500, counted and logged.
                 log.exception("could not render the error of %s %s", request.method, request.path)
-                response = json_response({"message": "500 Internal Server Error"}, 500)
+                response = rendered(internal_error())
     except web.HTTPException as exc:  # one error_response left to aiohttp (not an error status)
         exc.headers[REQUEST_ID_HEADER] = correlation_id
         record_request(request, exc.status, time.perf_counter() - started)

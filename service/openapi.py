@@ -50,6 +50,11 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "privateToken": {"type": "apiKey", "in": "header", "name": "PRIVATE-TOKEN"},
     "bearerToken": {"type": "http", "scheme": "bearer", "description": "a personal access token"},
     "errorTrackingToken": {"type": "apiKey", "in": "header", "name": auth.ERROR_TRACKING_HEADER},
+    "monitoringToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "the monitoring token (monitoring.token_file); or an address in monitoring.ip_whitelist",
+    },
 }
 
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
@@ -61,6 +66,7 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
     auth.ADMIN.name: [{"privateToken": []}, {"bearerToken": []}],
     auth.ADMIN_GITLAB_COM.name: [{"privateToken": []}, {"bearerToken": []}],
     auth.PUBLIC.name: [],
+    auth.MONITORING.name: [{"monitoringToken": []}, {}],
 }
 
 # What every route of a consumer may answer besides its success (GitLab's error shapes).
@@ -74,6 +80,7 @@ ERRORS: dict[str, tuple[int, ...]] = {
     auth.ADMIN.name: (*_COMMON_ERRORS, 409, 422),
     auth.ADMIN_GITLAB_COM.name: _COMMON_ERRORS,
     auth.PUBLIC.name: (400, 404, 503),
+    auth.MONITORING.name: (404,),
 }
 
 

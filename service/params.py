@@ -24,7 +24,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import Schema, ValidationError
 
 from service import app_keys
-from service.errors import ApiError, bad_request, grape_error
+from service.errors import ApiError, bad_request, grape_error, too_large
 
 _PARAMS_KEY = web.RequestKey("merged_params", dict)
 # Which request of this task has its parameters under _PARAMS_KEY: asked first, so that the common
@@ -53,10 +53,6 @@ _GRAPE_WORDING = {
     "Field may not be blank.": "is empty",
     "Shorter than minimum length 1.": "is empty",
 }
-
-
-def too_large() -> ApiError:
-    return ApiError(413, {"message": "413 Request Entity Too Large"})
 
 
 def body_limit(request: web.Request) -> int:

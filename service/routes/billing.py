@@ -26,7 +26,9 @@ from schemas.billing import (
 from service import auth, app_keys
 from service.domain import minutes, reconciliations, subscriptions
 from service.errors import (
+    accepted,
     json_response,
+    no_content,
     not_found,
 )
 from service.params import load, params
@@ -127,7 +129,7 @@ async def move_minutes_packs(request: web.Request) -> web.Response:
         namespace = await _namespace(conn, request)
         target = await _namespace(conn, request, "target_id", "Target namespace")
         await minutes.move_packs(conn, namespace, target)
-    return json_response({"message": "202 Accepted"}, 202)
+    return accepted()
 
 
 # --- upcoming reconciliations -------------------------------------------------------------------
@@ -151,4 +153,4 @@ async def delete_upcoming_reconciliation(request: web.Request) -> web.Response:
     async with request.app[app_keys.DB_POOL].acquire() as conn:
         if not await reconciliations.delete(conn, declared["namespace_id"]):
             raise not_found()
-    return web.Response(status=204)
+    return no_content()

@@ -16,7 +16,7 @@ from schemas import kas as schemas
 from service import auth, app_keys
 from service.config import Storage
 from service.domain import agents, kas_events, kas_modules, usage_metrics
-from service.errors import json_response, not_found, record_not_found
+from service.errors import json_response, no_content, not_found, record_not_found
 from service.params import load_params, params
 
 routes = web.RouteTableDef()
@@ -31,10 +31,6 @@ ROUTE_TABLES: list[tuple[web.RouteTableDef, auth.Consumer]] = [
 
 KUBERNETES = "/api/v4/internal/kubernetes"
 STARBOARD = f"{KUBERNETES}/modules/starboard_vulnerability"
-
-
-def _no_content() -> web.Response:
-    return web.Response(status=204)
 
 
 def _utc_today() -> date:
@@ -89,7 +85,7 @@ async def project_info(request: web.Request) -> web.Response:
 async def verify_project_access(request: web.Request) -> web.Response:
     """GET /internal/kubernetes/verify_project_access?id=: 204 when project_info would answer, else 404."""
     await _readable_project(request)
-    return _no_content()
+    return no_content()
 
 
 @agent_routes.post(f"{KUBERNETES}/modules/cilium_alert")
@@ -156,7 +152,7 @@ async def agent_configuration(request: web.Request) -> web.Response:
         found = await agents.refresh_authorizations(conn, loaded["agent_id"], loaded["agent_config"])
     if not found:
         raise record_not_found()  # Clusters::Agent.find: ActiveRecord::RecordNotFound, lower-case "found"
-    return _no_content()
+    return no_content()
 
 
 @routes.post(f"{KUBERNETES}/usage_metrics")
@@ -164,7 +160,7 @@ async def usage_metrics_post(request: web.Request) -> web.Response:
     """POST /internal/kubernetes/usage_metrics: add kas's counts to the Redis totals and weekly HLLs."""
     update = usage_metrics.parse_usage_metrics(await params(request))
     await usage_metrics.record_usage(request.app[app_keys.REDIS], update, _utc_today())
-    return _no_content()
+    return no_content()
 
 
 @routes.post(f"{KUBERNETES}/agent_events")
@@ -174,9 +170,9 @@ async def agent_events(request: web.Request) -> web.Response:
     async with request.app[app_keys.DB_POOL].acquire() as conn:
         update = await kas_events.known_update(conn, loaded.get("events") or {})
     if update is None:
-        return _no_content()
+        return no_content()
     await usage_metrics.record_usage(request.app[app_keys.REDIS], update, _utc_today())
-    return _no_content()
+    return no_content()
 
 
 # --- Admin -----------------------------------------------------------------------------------------

@@ -112,9 +112,3 @@ def created(body: Any) -> web.Response:
     return json_response(body, 201)
 
 
-def no_content() -> web.Response:
-    return web.Response(status=204)
-
-
-def accepted() -> web.Response:
-    return json_response({"message": "202 Accepted"}, 202)

@@ -7,10 +7,9 @@ from aiohttp import web
 from schemas.admin import GroupCreateIn, GroupListIn, GroupUpdateIn, PageIn
 from service.domain.admin import entities
 from service.domain.admin import namespaces as namespaces_domain
-from service.errors import json_response
+from service.errors import accepted, json_response
 from service.routes.admin import members
 from service.routes.admin.common import (
-    accepted,
     actor_id,
     created,
     load_params,

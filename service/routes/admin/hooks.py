@@ -11,14 +11,13 @@ from service import app_keys
 from service.domain.admin import hooks as hooks_domain
 from service.domain.admin.hooks import PROJECT_HOOK, SYSTEM_HOOK
 from service.domain.push_jobs import PushDeps
-from service.errors import json_response
+from service.errors import json_response, no_content
 from service.routes.admin.common import (
     actor_id,
     created,
     identity,
     int_param,
     load_params,
-    no_content,
     page,
     paginated,
     pool,

@@ -9,14 +9,13 @@ from aiohttp import web
 from schemas.admin import MemberCreateIn, MemberUpdateIn, PageIn
 from service.domain.admin import entities
 from service.domain.admin import namespaces as namespaces_domain
-from service.errors import json_response
+from service.errors import json_response, no_content
 from service.params import params
 from service.routes.admin.common import (
     actor_id,
     created,
     int_param,
     load_params,
-    no_content,
     page,
     paginated,
     pool,

@@ -18,14 +18,13 @@ from schemas.admin import (
 from service.domain.admin import entities
 from service.domain.admin import projects as projects_domain
 from service.domain.admin.projects import AdminProject, AgentRow
-from service.errors import json_response
+from service.errors import json_response, no_content
 from service.routes.admin.common import (
     actor_id,
     app_settings,
     created,
     int_param,
     load_params,
-    no_content,
     page,
     paginated,
     paginated_list,

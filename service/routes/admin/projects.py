@@ -8,10 +8,9 @@ from schemas.admin import ProjectCreateIn, ProjectListIn, ProjectUpdateIn, Trans
 from service.domain.admin import entities
 from service.domain.admin import projects as projects_domain
 from service.domain.admin.projects import NewProject
-from service.errors import json_response
+from service.errors import accepted, json_response
 from service.routes.admin import members
 from service.routes.admin.common import (
-    accepted,
     actor_id,
     created,
     load_params,

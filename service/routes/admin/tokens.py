@@ -10,14 +10,13 @@ from schemas.admin import TokenCreateIn, TokenListIn
 from service.domain.admin import entities
 from service.domain.admin import tokens as tokens_domain
 from service.domain.admin import users as users_domain
-from service.errors import grape_error, json_response
+from service.errors import grape_error, json_response, no_content
 from service.routes.admin.common import (
     app_settings,
     created,
     identity,
     int_param,
     load_params,
-    no_content,
     page,
     paginated,
     pool,

@@ -8,7 +8,7 @@ from schemas.admin import KeyCreateIn, KeyLookupIn, PageIn, UserCreateIn, UserLi
 from service.domain.admin import entities, validation
 from service.domain.admin import users as users_domain
 from service.domain.admin.users import AdminUser, KeyRow, NewUser
-from service.errors import json_response
+from service.errors import json_response, no_content
 from service.routes.admin.common import (
     actor_id,
     app_settings,
@@ -16,7 +16,6 @@ from service.routes.admin.common import (
     identity,
     int_param,
     load_params,
-    no_content,
     page,
     paginated,
     pool,
