@@ -27,6 +27,7 @@ from typing import Any
 from marshmallow import fields
 
 # Grape's Integer coercion with the 64-bit range, shared with the hand-parsed POST /usage_metrics.
+from service.domain.ruby_date import parse_ruby_date
 from service.domain.usage_metrics import as_integer
 
 __all__ = [
@@ -36,46 +37,6 @@ __all__ = [
     "RubyDate",
     "parse_ruby_date",
 ]
-
-# Ruby's Date.parse accepts far more than ISO 8601; these are the spellings seen in CustomersDot
-# traffic and GitLab's docs ("2021-06-13", "13 Jun 2021", "Jun 13, 2021", "2021/06/13", "13/06/2021").
-_DATE_FORMATS = (
-    "%d %b %Y",
-    "%d %B %Y",
-    "%b %d %Y",
-    "%B %d %Y",
-    "%b %d, %Y",
-    "%B %d, %Y",
-    "%a, %d %b %Y",
-    "%a %d %b %Y",
-    "%d-%b-%Y",
-    "%Y/%m/%d",
-    "%d/%m/%Y",
-    "%d-%m-%Y",
-    "%d.%m.%Y",
-)
-
-
-def parse_ruby_date(text: str) -> date | None:
-    """The date in `text` the way Date.parse reads the common spellings, or None."""
-    cleaned = text.strip().strip('"').strip()
-    if not cleaned:
-        return None
-    try:
-        return date.fromisoformat(cleaned)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(cleaned).date()
-    except ValueError:
-        pass
-    for pattern in _DATE_FORMATS:
-        try:
-            return datetime.strptime(cleaned, pattern).date()
-        except ValueError:
-            continue
-    return None
-
 
 class _NilWhenBlank(fields.Field[Any]):
     """The `blank_is_nil` keyword, and validators that skip the None a blank value became."""

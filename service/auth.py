@@ -25,6 +25,7 @@ from service import app_keys
 from service.current_settings import current_settings
 from service.db import users as users_db
 from service.domain.agents import authenticate_agent_token
+from service.domain.permissions import BLOCKED_STATES
 from service.domain.tokens import token_digest
 from service.errors import (
     forbidden,
@@ -303,7 +304,7 @@ async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]
         raise invalid_token("Token was revoked. You have to re-authorize from the user.")
     if not required_scopes.intersection(found.scopes):
         raise insufficient_scope(" ".join(sorted(required_scopes)))
-    if found.state in ("blocked", "ldap_blocked", "blocked_pending_approval"):
+    if found.state in BLOCKED_STATES:
         raise forbidden("Your account has been blocked.")
     if found.state == "deactivated":
         raise forbidden(

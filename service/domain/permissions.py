@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# User states that BasePolicy's `blocked` condition covers: no API, no new tokens, no activation
+BLOCKED_STATES = frozenset({"blocked", "ldap_blocked", "blocked_pending_approval"})
+
 NO_ACCESS, MINIMAL, GUEST, PLANNER, REPORTER, DEVELOPER, MAINTAINER, OWNER, ADMIN = 0, 5, 10, 15, 20, 30, 40, 50, 60
 PRIVATE, INTERNAL, PUBLIC = 0, 10, 20
 # project_features levels

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from service.db import users as users_db
@@ -14,6 +13,8 @@ from service.db.rows import Conn
 from service.domain.actors import command_key
 from service.domain.app_settings import AppSettings
 from service.domain.errors import CommandRefused
+from service.domain.permissions import BLOCKED_STATES
+from service.domain.ruby_date import parse_ruby_date
 
 # Gitlab::Auth::API_SCOPES + REPOSITORY_SCOPES + REGISTRY_SCOPES (+ the later additions), sorted
 VALID_PAT_SCOPES = sorted(
@@ -53,33 +54,21 @@ def ruby_array_inspect(items: list[str]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
 
-_MONTHS = {
-    m: i
-    for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)
-}
+def latest_expiry(max_lifetime_days: int | None, today: date) -> date:
+    """The last day a new token may live to: the instance's max_personal_access_token_lifetime,
+    within GitLab's own limit (and the default expiry when the instance requires one)."""
+    return today + timedelta(days=min(MAX_LIFETIME_DAYS, max_lifetime_days or MAX_LIFETIME_DAYS))
 
 
-def parse_date(raw: str) -> date:
-    """A lenient date parse in the spirit of Ruby's Date.parse: ISO dates, '24 Jul 2020', 'Jul 24 2020'."""
-    text = raw.strip()
-    for pattern in ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%d-%m-%Y", "%d/%m/%Y"):
-        try:
-            return datetime.strptime(text, pattern).date()
-        except ValueError:
-            pass
-    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})[T ].*", text)
-    if match:
-        return datetime.strptime(match.group(1), "%Y-%m-%d").date()
-    words = re.findall(r"[A-Za-z]+|\d+", text)
-    month = next((_MONTHS[w[:3].lower()] for w in words if w[:3].lower() in _MONTHS), None)
-    numbers = [int(w) for w in words if w.isdigit()]
-    if month is not None and len(numbers) == 2:
-        day, year = (numbers[0], numbers[1]) if numbers[0] <= 31 and numbers[1] > 31 else (numbers[1], numbers[0])
-        try:
-            return date(year, month, day)
-        except ValueError:
-            pass
-    raise ValueError(raw)
+async def insert_new_token(
+    conn: Conn, user_id: int, *, name: str, scopes: list[str], expires_at: date | None, prefix: str
+) -> tuple[users_db.PersonalAccessTokenRow, str]:
+    """A new token's row and its plaintext, shown once: only the digest is stored."""
+    plaintext = new_token(prefix)
+    created = await users_db.insert_personal_access_token(
+        conn, user_id=user_id, name=name, digest=token_digest(plaintext), scopes=scopes, expires_at=expires_at
+    )
+    return created, plaintext
 
 
 def validate_pat_request(
@@ -106,12 +95,10 @@ def validate_pat_request(
             )
     expiry: date | None = None
     if expires_at not in (None, ""):
-        try:
-            expiry = parse_date(str(expires_at))
-        except ValueError:
-            raise InvalidTokenRequest(f"Invalid token expiry date: '{expires_at}'") from None
-    limit = min(MAX_LIFETIME_DAYS, max_lifetime_days or MAX_LIFETIME_DAYS)
-    latest = today + timedelta(days=limit)
+        expiry = parse_ruby_date(str(expires_at))
+        if expiry is None:
+            raise InvalidTokenRequest(f"Invalid token expiry date: '{expires_at}'")
+    latest = latest_expiry(max_lifetime_days, today)
     if expiry is None and require_expiry:
         expiry = latest
     if expiry is not None and expiry > latest:
@@ -119,8 +106,6 @@ def validate_pat_request(
     return name, scope_list, expiry
 
 
-# User states that BasePolicy's `blocked` condition covers (they also refuse git access)
-BLOCKED_STATES = frozenset({"blocked", "ldap_blocked", "blocked_pending_approval"})
 # PersonalAccessToken validates its name's length (255)
 MAX_TOKEN_NAME = 255
 
@@ -156,8 +141,7 @@ async def issue_personal_access_token(
         raise InvalidTokenRequest("Failed to create token: Not permitted to create")
     if len(name) > MAX_TOKEN_NAME:
         raise InvalidTokenRequest(f"Failed to create token: Name is too long (maximum is {MAX_TOKEN_NAME} characters)")
-    token = new_token(app_settings.personal_access_token_prefix)
-    await users_db.insert_personal_access_token(
-        conn, user_id=key.user_id, name=name, digest=token_digest(token), scopes=scopes, expires_at=expires_at
+    _, token = await insert_new_token(
+        conn, key.user_id, name=name, scopes=scopes, expires_at=expires_at, prefix=app_settings.personal_access_token_prefix
     )
     return IssuedToken(token, scopes, expires_at)

@@ -267,3 +267,36 @@ def test_every_key_type_parses_with_its_size_and_a_truncated_key_does_not():
     for broken in (f"{key_type} {blob[:-8]}", f"ssh-rsa {blob}", f"{key_type} {blob}AAAA"):
         with pytest.raises(InvalidKey):
             parse_public_key(broken)
+
+
+# --- Ruby's Date.parse ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2024-07-24", (2024, 7, 24)),
+        ("2024-07-24T10:00:00Z", (2024, 7, 24)),
+        ("2024-07-24 10:00", (2024, 7, 24)),
+        ("24 Jul 2024", (2024, 7, 24)),
+        ("Jul 24, 2024", (2024, 7, 24)),
+        ("July 24th 2024", (2024, 7, 24)),
+        ("2024/07/24", (2024, 7, 24)),
+        ("20240724", (2024, 7, 24)),
+        ("24/07/2024", (2024, 7, 24)),
+        ("24-07-2024", (2024, 7, 24)),
+        ("24.07.2024", (2024, 7, 24)),
+        (' "2024-07-24" ', (2024, 7, 24)),
+        ("2024-02-30", None),
+        ("tomorrow", None),
+        ("", None),
+    ],
+)
+def test_one_date_parser_for_every_client_date(text, expected):
+    """Grape's Date parameters and a token's expires_at read dates the same way (they once differed:
+    "24.07.2024" was a date for CustomersDot and not for a token)."""
+    from datetime import date
+
+    from service.domain.ruby_date import parse_ruby_date
+
+    assert parse_ruby_date(text) == (date(*expected) if expected else None)

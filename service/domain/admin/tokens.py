@@ -3,7 +3,7 @@ API::PersonalAccessTokens)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from service.db import users as users_db
 from service.db.rows import Conn, Paged
@@ -11,7 +11,8 @@ from service.db.users import PersonalAccessTokenRow as PersonalAccessTokenRow  #
 from service.domain.admin.pagination import Page
 from service.domain.errors import Invalid, Missing, Refused
 from service.domain.app_settings import AppSettings
-from service.domain.tokens import MAX_LIFETIME_DAYS, VALID_PAT_SCOPES, new_token, parse_date, token_digest
+from service.domain.ruby_date import parse_ruby_date
+from service.domain.tokens import VALID_PAT_SCOPES, insert_new_token, latest_expiry
 
 # The users API also lets an administrator grant what the internal endpoint refuses.
 ADMIN_API_SCOPES = frozenset({*VALID_PAT_SCOPES, "sudo", "admin_mode", "read_service_ping"})
@@ -29,14 +30,12 @@ def check_scopes(scopes: list[str]) -> list[str]:
 
 def expiry_for(raw: str | None, app: AppSettings, today: date) -> date | None:
     """Date.parse leniency; the instance limit; the default when the instance requires an expiry."""
-    limit = min(MAX_LIFETIME_DAYS, app.max_personal_access_token_lifetime or MAX_LIFETIME_DAYS)
-    latest = today + timedelta(days=limit)
+    latest = latest_expiry(app.max_personal_access_token_lifetime, today)
     if raw in (None, ""):
         return latest if app.require_personal_access_token_expiry else None
-    try:
-        expiry = parse_date(str(raw))
-    except ValueError:
-        raise Invalid({"expires_at": ["is invalid"]}) from None
+    expiry = parse_ruby_date(str(raw))
+    if expiry is None:
+        raise Invalid({"expires_at": ["is invalid"]})
     if expiry > latest:
         # the service's error, rendered with render_api_error!(message, 400)
         raise Refused(f"Expires at must be before {latest.isoformat()}")
@@ -51,11 +50,7 @@ async def create_token(
     """The plaintext is returned once; only its digest is stored."""
     if not name.strip():
         raise Refused("Name can't be blank")  # the model's full message, as the expiry's errors
-    plaintext = new_token(prefix)
-    created = await users_db.insert_personal_access_token(
-        conn, user_id=user_id, name=name, digest=token_digest(plaintext), scopes=scopes, expires_at=expires_at
-    )
-    return created, plaintext
+    return await insert_new_token(conn, user_id, name=name, scopes=scopes, expires_at=expires_at, prefix=prefix)
 
 
 async def own_token(conn: Conn, token_id: int) -> PersonalAccessTokenRow:

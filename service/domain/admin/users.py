@@ -21,6 +21,7 @@ from service.domain.admin.namespaces import forget_paths_under
 from service.domain.admin.pagination import Page
 from service.domain.errors import Conflict, Denied, Invalid, Missing, NotPermitted, Refused
 from service.domain.app_settings import AppSettings
+from service.domain.permissions import BLOCKED_STATES
 from service.domain.ssh_keys import InvalidKey, parse_public_key, restriction_error
 
 MAX_KEY_LENGTH = 5000  # Key: validates :key, length: { maximum: 5000 }
@@ -198,7 +199,7 @@ async def deactivate(conn: Conn, user_id: int) -> bool | None:
 
 async def activate(conn: Conn, user_id: int) -> bool:
     found = await find_user(conn, user_id)
-    if found.state in ("blocked", "ldap_blocked", "blocked_pending_approval"):
+    if found.state in BLOCKED_STATES:
         raise Denied("A blocked user must be unblocked to be activated")
     await users_db.set_user_state(conn, user_id, "active")
     return True
