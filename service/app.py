@@ -13,11 +13,9 @@ from service.db import agents as agents_db
 from service.db import ssh_keys as ssh_keys_db
 from service.db import post_receive as post_receive_db
 from service.db import push_jobs as push_jobs_db
-from service.db.access import AccessContextRow
 from service.db.batch import BatchLoader
-from service.db.post_receive import PostReceiveContext
 from service.domain.app_settings import SettingsCache
-from service.domain.git_access import AccessDeps
+from service.domain.git_access import AccessDeps, settled_project
 from service.domain.repository import RepositoryInspector
 from service.domain.ssh_keys import authorized_key_answer
 from service.domain.urls import InstanceUrls
@@ -37,15 +35,6 @@ from service.resources import pg_pool_ctx, redis_ctx, webhook_client_ctx
 from service.routes import setup_routes
 from service.secrets import Secrets, load_secrets
 from service.unavailable import OutageLog
-
-# aiohttp's own cap; each route's consumer has a lower or equal one (service/auth.py, service/params.py).
-MAX_BODY_BYTES = MAX_BODY
-
-
-def settled_project(ctx: AccessContextRow | PostReceiveContext) -> bool:
-    """A context worth remembering: its project exists and has had its first push."""
-    return ctx.project_id is not None and ctx.default_branch is not None
-
 
 async def wire_services(app: web.Application) -> None:
     """Objects over the pool and the Redis connection, built once at start-up rather than per request."""
@@ -85,7 +74,8 @@ async def wire_services(app: web.Application) -> None:
 def create_app(settings: Settings, secrets: Secrets | None = None) -> web.Application:
     app = web.Application(
         middlewares=[request_middleware],
-        client_max_size=MAX_BODY_BYTES,
+        # aiohttp's own cap; each route's consumer has a lower or equal one (auth.py, params.py)
+        client_max_size=MAX_BODY,
     )
     app[app_keys.SETTINGS] = settings
     app[app_keys.OUTAGES] = OutageLog()

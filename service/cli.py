@@ -250,7 +250,7 @@ def create_admin_command(args: argparse.Namespace) -> int:
 
     from service.db.migrate import migrate
     from service.domain.admin.bootstrap import NotAnAdmin, create_admin
-    from service.domain.admin.errors import AdminError
+    from service.domain.errors import DomainError
 
     settings = _settings(args)
     # The token is the only line on stdout, so `TOKEN=$(gitlab-internal-api create-admin root)`
@@ -269,7 +269,7 @@ def create_admin_command(args: argparse.Namespace) -> int:
     except NotAnAdmin:
         log.error("user %s exists and is not an administrator; not promoting it", args.username)
         return 1
-    except AdminError as exc:
+    except DomainError as exc:
         log.error("cannot create %s: %r", args.username, exc)
         return 1
     finally:

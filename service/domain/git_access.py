@@ -26,6 +26,7 @@ from service.db import projects as projects_db
 from service.db import users as users_db
 from service.db.access import AccessContextRow, ContextLookup
 from service.db.batch import BatchLoader
+from service.db.post_receive import PostReceiveContext
 from service.domain import checks
 from service.domain.actors import ActorRef, RepositoryRef
 from service.domain.app_settings import AppSettings
@@ -131,6 +132,13 @@ class AccessDeps:
     # /allowed's 200 bodies, kept with the context row and settings they were computed from
     # (allowed_answer): never older than the row the checks would read, and only until _same_verdict_until
     answers: KeptBodies = field(default_factory=KeptBodies)
+
+
+def settled_project(ctx: AccessContextRow | PostReceiveContext) -> bool:
+    """A context the loaders may remember (/allowed's and post_receive's, lookup_cache_seconds): its
+    project exists and has had its first push. Until then a push creates it or sets its default
+    branch, and the next call must read that."""
+    return ctx.project_id is not None and ctx.default_branch is not None
 
 
 def is_deploy_key(ctx: AccessContextRow) -> bool:
