@@ -28,7 +28,7 @@ from marshmallow import fields
 
 # Grape's Integer coercion with the 64-bit range, shared with the hand-parsed POST /usage_metrics.
 from service.domain.ruby_date import parse_ruby_date
-from service.domain.usage_metrics import as_integer
+from service.domain.ids import grape_integer
 
 __all__ = [
     "GrapeBoolean",
@@ -68,7 +68,7 @@ class GrapeInteger(_NilWhenBlank):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if self._blank(value):
             return None
-        number = as_integer(value)
+        number = grape_integer(value)
         if number is None:
             raise self.make_error("invalid")
         return number

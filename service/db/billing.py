@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -239,15 +238,3 @@ async def delete_upcoming_reconciliation(conn: Conn, namespace_id: int) -> bool:
     return deleted is not None
 
 
-_ALL_DIGITS = re.compile(r"\A\d+\Z", re.ASCII)  # Ruby's \d
-
-
-async def find_namespace(conn: Conn, id_or_path: str) -> NamespaceRow | None:
-    """API::Helpers#find_namespace: all digits is an id, anything else a full path."""
-    if _ALL_DIGITS.match(id_or_path):
-        # (a length check first: int() refuses over 4,300 digits)
-        fits = len(id_or_path) <= 19 and int(id_or_path) < 2**63
-        return await find_namespace_by_id(conn, int(id_or_path)) if fits else None
-    if "\x00" in id_or_path:  # PostgreSQL text cannot hold NUL; no route has one
-        return None
-    return await find_namespace_by_full_path(conn, id_or_path)

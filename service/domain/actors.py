@@ -25,11 +25,6 @@ class InvalidRepository(BadRequest):
     """An unknown gl_repository type (Rails: ArgumentError "Invalid GL Repository"): 400."""
 
 
-def as_id(value: Any) -> int | None:
-    """key_id and user_id arrive as strings (gitlab-shell, Gitaly) or numbers (older callers)."""
-    return ids.as_id(value, lenient=True)
-
-
 @dataclass(frozen=True)
 class ActorRef:
     """The first of key_id, user_id, username, identifier that is present (GitAccessActor order)."""
@@ -72,9 +67,9 @@ def parse_identifier(identifier: Any) -> ActorRef:
 
 def actor_from_params(params: Mapping[str, Any]) -> ActorRef:
     if params.get("key_id") not in (None, ""):
-        return ActorRef(key_id=as_id(params["key_id"]), given=True)
+        return ActorRef(key_id=ids.as_id(params["key_id"], lenient=True), given=True)
     if params.get("user_id") not in (None, ""):
-        return ActorRef(user_id=as_id(params["user_id"]), given=True)
+        return ActorRef(user_id=ids.as_id(params["user_id"], lenient=True), given=True)
     if isinstance(params.get("username"), str) and params["username"]:
         return ActorRef(username=params["username"], given=True)
     if params.get("identifier") not in (None, ""):
@@ -148,9 +143,9 @@ async def find_user(conn: Conn, actor: ActorRef) -> UserRow | None:
 
 async def command_key(conn: Conn, key_id: Any, user_id: Any) -> tuple[KeyActor | None, str | None]:
     """GitLab's validate_actor for the key-based shell commands: (key actor, failure message)."""
-    number = as_id(key_id)
+    number = ids.as_id(key_id, lenient=True)
     if key_id in (None, "") and user_id not in (None, ""):
-        user = await users_db.find_user_by_id(conn, as_id(user_id) or 0)
+        user = await users_db.find_user_by_id(conn, ids.as_id(user_id, lenient=True) or 0)
         if user is None:
             return None, "Could not find the given user"
         return None, "Could not find the given key"

@@ -25,6 +25,7 @@ from service.db.batch import BatchLoader
 from service.db.agents import KasProjectRow as KasProjectRow
 from service.db.rows import Conn
 from service.domain.errors import NoRoute
+from service.domain.ids import as_id
 from service.domain.permissions import MAINTAINER, Viewer, can_download
 from service.domain.repository import gitaly_repository
 from service.domain.tokens import token_digest
@@ -36,7 +37,6 @@ UPDATE_USED_COLUMN_EVERY = (timedelta(minutes=40), timedelta(minutes=55))
 AUTHORIZED_ENTITY_LIMIT = 100
 AUTHORIZATION_KINDS = ("ci_access", "user_access")
 AUTHORIZATION_ENTITIES = ("projects", "groups")
-MAX_ID = 2**63 - 1
 # API::Helpers::INTEGER_ID_REGEX; ASCII digits as Ruby's \d, and few enough for int() (past bigint
 # anyway at 20)
 _INTEGER_ID = re.compile(r"-?\d{1,64}\Z", re.ASCII)
@@ -112,9 +112,9 @@ def project_info(project: KasProjectRow, storage: Storage) -> dict[str, Any]:
 def project_reference(value: str) -> int | str | None:
     """find_project: a numeric id, or a full path (it has a '/'); anything else names no project."""
     value = value.strip()
-    if _INTEGER_ID.match(value):
-        number = int(value)
-        return number if 0 < number <= MAX_ID else None
+    if _INTEGER_ID.match(value):  # a number, even a negative or a huge one, is never a path
+        number = as_id(value)
+        return number if number else None
     return value if "/" in value else None
 
 

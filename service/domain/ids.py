@@ -1,7 +1,9 @@
-"""The one id parser: a database id (bigint, positive) from what a client sent."""
+"""The one id parser: a database id (bigint, positive) from what a client sent; and Grape's Integer
+coercion, the rule the schemas' integers and kas's hand-parsed counters share."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 BIGINT_MAX = 2**63 - 1
@@ -36,3 +38,20 @@ def as_id(value: Any, *, lenient: bool = False) -> int | None:
 def fits_bigint(digits: str) -> bool:
     """Whether ASCII digits are a number a bigint column can hold (without int() on 5,000 of them)."""
     return len(digits) <= 19 and int(digits) <= BIGINT_MAX
+
+
+# Grape's Integer within 64 bits (what PostgreSQL's bigint and Redis's INCRBY hold)
+INTEGER_MIN, INTEGER_MAX = -(2**63), 2**63 - 1
+# decimal text (white space around it, a sign) of few enough digits for int(), which refuses over 4,300
+_GRAPE_INTEGER = re.compile(r"\s*[+-]?\d{1,64}\s*\Z", re.ASCII)
+
+
+def grape_integer(value: Any) -> int | None:
+    """Grape's Integer coercion: numbers and decimal strings; not booleans, not fractions (5.5)."""
+    if type(value) is int:
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and _GRAPE_INTEGER.match(value)):
+        number = int(value)
+    else:
+        return None
+    return number if INTEGER_MIN <= number <= INTEGER_MAX else None

@@ -7,6 +7,7 @@ and its seat reset are stored together or not at all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from service.db.billing import NamespaceRow as NamespaceRow  # re-exported for t
 from service.db.billing import PlanRow, SubscriptionRow, SubscriptionValues
 from service.db.rows import Conn
 from service.domain.errors import Denied, Invalid, Missing
+from service.domain.ids import as_id
 
 FREE = "free"
 # Plan::PAID_HOSTED_PLANS, Plan::TOP_PLANS (ee/app/models/ee/plan.rb)
@@ -358,9 +360,19 @@ async def update(conn: Conn, namespace: NamespaceRow, params: Mapping[str, Any],
         return await show(conn, namespace, now.date())
 
 
+_ALL_DIGITS = re.compile(r"\A\d+\Z", re.ASCII)  # Ruby's \d
+
+
 async def find_namespace(conn: Conn, id_or_path: str, resource: str = "Namespace") -> NamespaceRow:
-    """find_namespace!: an id or a full path; 404 "<resource> Not Found" when there is none."""
-    namespace = await db.find_namespace(conn, id_or_path)
+    """API::Helpers#find_namespace!: all digits is an id (past bigint, no namespace), anything else a
+    full path; 404 "<resource> Not Found" when there is none."""
+    namespace: NamespaceRow | None = None
+    if _ALL_DIGITS.match(id_or_path):
+        namespace_id = as_id(id_or_path)
+        if namespace_id is not None:
+            namespace = await db.find_namespace_by_id(conn, namespace_id)
+    elif "\x00" not in id_or_path:  # PostgreSQL text cannot hold NUL; no route has one
+        namespace = await db.find_namespace_by_full_path(conn, id_or_path)
     if namespace is None:
         raise Missing(resource)
     return namespace

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from service.domain.errors import BadRequest, InvalidParameter
+from service.domain.ids import grape_integer
 from service.redis_store import RedisError, RedisStore, Script, ScriptRefused
 from service.unavailable import BackendUnavailable
 
@@ -67,10 +67,6 @@ HLL_KEY_PREFIXES = {event: f"{{hll_counters}}_{event}-" for event in REPORTED_UN
 HLL_TTL_SECONDS = int(timedelta(weeks=6).total_seconds())  # KEY_EXPIRY_LENGTH
 REPORTED_WEEKS = 6  # older weekly keys have expired
 
-MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # what Redis INCRBY accepts
-# Ruby's Integer(): ASCII digits and white space; 64 digits are past any bound, and int() refuses
-# over 4,300 (a ValueError, not Grape's "is invalid")
-_INTEGER = re.compile(r"\s*[+-]?\d{1,64}\s*\Z", re.ASCII)
 
 
 class InvalidParameters(InvalidParameter):
@@ -96,21 +92,10 @@ class UsageUpdate:
         return not self.counters and not self.unique
 
 
-def as_integer(value: Any) -> int | None:
-    """Grape's Integer coercion: numbers and decimal strings; not booleans, not fractions."""
-    if type(value) is int:
-        number = value
-    elif (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and _INTEGER.match(value)):
-        number = int(value)
-    else:
-        return None
-    return number if MIN_INT <= number <= MAX_INT else None
-
-
 def _integer_list(value: Any) -> list[int] | None:
     if not isinstance(value, list):
         return None
-    numbers = [as_integer(item) for item in value]
+    numbers = [grape_integer(item) for item in value]
     return None if None in numbers else numbers  # type: ignore[return-value]
 
 
@@ -124,7 +109,7 @@ def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
     counts: dict[str, int] = {}
     legacy_given = [name for name in LEGACY_COUNTERS if params.get(name) is not None]
     for name in legacy_given:
-        number = as_integer(params[name])
+        number = grape_integer(params[name])
         if number is None:
             errors.append(f"{name} is invalid")
         else:
@@ -137,7 +122,7 @@ def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
             for event in COUNTER_EVENTS:
                 if counters.get(event) is None:
                     continue
-                number = as_integer(counters[event])
+                number = grape_integer(counters[event])
                 if number is None:
                     errors.append(f"counters[{event}] is invalid")
                 else:

@@ -117,7 +117,7 @@ def test_numbers_given_as_text_are_ascii_and_short_enough_for_int(text: str) -> 
     """Ruby's \\d and Integer() take ASCII digits only; int() refuses over 4,300 digits with a
     ValueError, which would be a 500, not the 400 or 404 GitLab answers."""
     from service.domain.agents import project_reference
-    from service.domain.usage_metrics import as_integer
+    from service.domain.ids import grape_integer
 
-    assert as_integer(text) is None  # Grape's "is invalid"
+    assert grape_integer(text) is None  # Grape's "is invalid"
     assert project_reference(text) is None  # names no project

@@ -12,6 +12,7 @@ from service.db.members import MemberRow
 from service.db.namespaces import NamespaceRow as NamespaceRow  # for the routes
 from service.db.rows import Conn, Paged
 from service.domain.admin import validation
+from service.domain.ids import as_id
 from service.domain.admin.pagination import Page
 from service.domain.errors import Conflict, Denied, Invalid, Missing
 
@@ -22,7 +23,7 @@ async def find_namespace(conn: Conn, ref: str | int) -> NamespaceRow | None:
     """By id, or by URL-decoded full path (following redirects), as GitLab's find_namespace."""
     text = str(ref)
     if text.isascii() and text.isdigit():
-        number = validation.as_id(text)
+        number = as_id(text)
         return await namespaces_db.find_namespace(conn, number) if number is not None else None
     return await namespaces_db.find_namespace_by_path(conn, text)
 

@@ -28,6 +28,7 @@ from service.db.protected_refs import ProtectedBranchRow, ProtectedTagRow
 from service.db.rows import Conn, Paged
 from service.db.ssh_keys import KeyRow
 from service.domain.admin import validation
+from service.domain.ids import as_id
 from service.domain.admin.pagination import Page
 from service.domain.errors import BadRequest, Conflict, Invalid, Missing, Refused
 from service.domain.admin.namespaces import find_namespace
@@ -54,7 +55,7 @@ async def find_project(conn: Conn, ref: str | int) -> AdminProject:
     """By id, or by URL-decoded full path following redirects (find_project!)."""
     text = str(ref)
     if text.isascii() and text.isdigit():
-        project_id = validation.as_id(text)
+        project_id = as_id(text)
     else:
         project_id = await projects_db.find_project_id_by_path(conn, text)
     found = await projects_db.find_project(conn, project_id) if project_id is not None else None

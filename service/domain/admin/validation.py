@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from service.domain import ids
 
 import hashlib
 import re
@@ -93,7 +92,3 @@ def path_from_name(name: str) -> str:
     path = re.sub(r"[^a-zA-Z0-9_.\-]+", "-", name.strip()).strip("-").lower()
     return path or "project"
 
-
-def as_id(text: str) -> int | None:
-    """A path segment as a database id: ASCII digits within bigint range, else None."""
-    return ids.as_id(text)

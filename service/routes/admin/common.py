@@ -15,7 +15,7 @@ from service import app_keys
 from service.auth import Identity
 from service.current_settings import current_settings
 from service.domain.admin.pagination import Page, Paged, page_of
-from service.domain.admin.validation import as_id
+from service.domain.ids import as_id
 from service.domain.app_settings import AppSettings
 from service.domain.urls import InstanceUrls
 from service.errors import grape_error, json_response
