@@ -178,7 +178,7 @@ async def test_push_delivers_one_push_hook_in_gitlabs_format_and_records_one_eve
         await eventually(lambda: _true(receiver.requests))
         latency = time.monotonic() - started
         assert latency < 5, latency  # within a second on an idle machine; generous for a busy one
-        await asyncio.sleep(0.5)
+        await eventually(lambda: _settled(db))
         assert len(receiver.requests) == 1  # exactly one delivery
 
         request = receiver.requests[0]
@@ -270,7 +270,7 @@ async def test_failing_receiver_is_retried_then_auto_disabled(aiohttp_client, se
         await push(client, f"project-{project['id']}", f"{A} {B} refs/heads/main", f"user-{admin['id']}")
         # GitLab: failures 1..3 are the grace; the 4th disables the hook for a backoff (2 minutes)
         await eventually(lambda: _at_least(receiver.requests, 4))
-        await asyncio.sleep(1.0)
+        await eventually(lambda: _settled(db))
         assert len(receiver.requests) == 4
         shown = await call(lambda: hooks.get(hook.id))
         assert shown.alert_status == "temporarily_disabled" and shown.disabled_until is not None
@@ -281,7 +281,7 @@ async def test_failing_receiver_is_retried_then_auto_disabled(aiohttp_client, se
         # while disabled, a push does not reach it
         await push(client, f"project-{project['id']}", f"{B} {C} refs/heads/main", f"user-{admin['id']}")
         await eventually(lambda: _count(db, "SELECT count(*) FROM events", 2))
-        await asyncio.sleep(0.5)
+        await eventually(lambda: _settled(db))
         assert len(receiver.requests) == 4
 
 
@@ -291,6 +291,17 @@ async def _at_least(items: list[Any], n: int) -> bool:
 
 async def _count(db: Any, query: str, expected: int) -> bool:
     return bool(await db.fetchval(query) == expected)
+
+
+async def _settled(db: Any) -> bool:
+    """Nothing left that could still reach a receiver: no job to run or running (finished ones are
+    deleted), no delivery pending. Counts asserted after this are final, not a guess after a sleep."""
+    return bool(
+        await db.fetchval(
+            "SELECT NOT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing'))"
+            " AND NOT EXISTS (SELECT 1 FROM web_hook_deliveries WHERE state = 'pending')"
+        )
+    )
 
 
 async def test_branch_filter_skips_pushes_to_other_branches(aiohttp_client, settings, secrets, db, redis, receiver):
@@ -307,7 +318,7 @@ async def test_branch_filter_skips_pushes_to_other_branches(aiohttp_client, sett
         changes = f"{A} {B} refs/heads/main\n{A} {C} refs/heads/release/1.0\n{BLANK} {C} refs/tags/v1.0"
         await push(client, f"project-{project['id']}", changes, f"user-{admin['id']}")
         await eventually(lambda: _at_least(receiver.requests, 2))
-        await asyncio.sleep(0.5)
+        await eventually(lambda: _settled(db))
     delivered = sorted((r["headers"]["X-Gitlab-Event"], r["json"]["ref"]) for r in receiver.requests)
     assert delivered == [("Push Hook", "refs/heads/release/1.0"), ("Tag Push Hook", "refs/tags/v1.0")]
     tag = next(r["json"] for r in receiver.requests if r["json"]["object_kind"] == "tag_push")
@@ -693,7 +704,7 @@ async def test_a_job_whose_end_could_not_be_written_is_ended_once_it_can_be(
         )
         await eventually(lambda: _count(db, f"SELECT count(*) FROM ({finishing}) AS waiting", 1))
         await db.execute(f"SELECT pg_cancel_backend(pid) FROM ({finishing}) AS waiting")
-        await asyncio.sleep(0.3)
+        await eventually(lambda: _count(db, f"SELECT count(*) FROM ({finishing}) AS waiting", 0))  # cancelled
         await holding.rollback()
         await eventually(lambda: _count(db, "SELECT count(*) FROM procrastinate_jobs", 0), 10)
         assert await db.fetchval("SELECT count(*) FROM events") == 1

@@ -164,7 +164,15 @@ async def test_sigterm_finishes_requests_in_flight(serve, backends, db, redis, w
                     return resp.status, await resp.json()
 
         in_flight = asyncio.create_task(push())
-        await asyncio.sleep(0.5)
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'gitlab-internal-api'"
+            " AND wait_event_type = 'Lock'"
+        )
+        for _ in range(200):  # until the push's check waits behind the lock
+            if await db.fetchval(waiting):
+                break
+            await asyncio.sleep(0.02)
+        assert await db.fetchval(waiting) == 1
         served.process.send_signal(signal.SIGTERM)  # while the request is still waiting
         status, body = await in_flight
         assert status == 503 and body["message"].startswith("Push operation timed out")
