@@ -231,3 +231,20 @@ async def test_a_search_takes_like_wildcards_literally(client, db, path):
         assert (resp.status, await resp.json()) == (200, []), term
     resp = await client.get(path, params={"search": "lai"}, headers=headers)
     assert resp.status == 200 and len(await resp.json()) >= 1
+
+
+@pytest.mark.parametrize(
+    "method, path, body, expected",
+    [
+        ("PUT", "/api/v4/projects/999999", {"visibility": "bogus"}, {"error": "visibility does not have a valid value"}),
+        ("PUT", "/api/v4/groups/999999", {"visibility": "bogus"}, {"error": "visibility does not have a valid value"}),
+        ("POST", "/api/v4/projects/999999/hooks", {}, {"error": "url is missing"}),
+        ("POST", "/api/v4/projects/999999/protected_branches", {}, {"error": "name is missing"}),
+    ],
+)
+async def test_parameters_are_checked_before_the_record_is_looked_up(client, db, method, path, body, expected):
+    """Grape validates the declared parameters before the endpoint runs: a bad parameter is 400
+    even for a project or group that does not exist."""
+    _, token = await make_admin(db)
+    resp = await client.request(method, path, json=body, headers={"PRIVATE-TOKEN": token})
+    assert (resp.status, await resp.json()) == (400, expected)

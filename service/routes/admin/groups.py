@@ -65,8 +65,8 @@ async def get_group(request: web.Request) -> web.Response:
 @admin_routes.put("/api/v4/groups/{id}")
 async def update_group(request: web.Request) -> web.Response:
     """PUT /groups/:id (groups.rb): a new path moves every route under the group."""
-    group = await _group(request)
     values = await load_params(request, GroupUpdateIn())
+    group = await _group(request)
     async with pool(request).acquire() as conn:
         await namespaces_domain.update_group(
             conn,
@@ -92,8 +92,8 @@ async def delete_group(request: web.Request) -> web.Response:
 @admin_routes.get("/api/v4/groups/{id}/subgroups")
 async def list_subgroups(request: web.Request) -> web.Response:
     """GET /groups/:id/subgroups (groups.rb)."""
-    group = await _group(request)
     values = await load_params(request, PageIn())
+    group = await _group(request)
     current = page(values)
     async with pool(request).acquire() as conn:
         result = await namespaces_domain.list_subgroups(conn, group, current)

@@ -40,8 +40,8 @@ async def _scope(request: web.Request) -> tuple[str, int | None]:
 @admin_routes.get("/api/v4/hooks")
 async def list_hooks(request: web.Request) -> web.Response:
     """GET /projects/:id/hooks (project_hooks.rb), GET /hooks (system_hooks.rb)."""
-    hook_type, project_id = await _scope(request)
     current = page(await load_params(request, PageIn()))
+    hook_type, project_id = await _scope(request)
     async with pool(request).acquire() as conn:
         result = await hooks_domain.list_hooks(conn, request.app[app_keys.TOKEN_BOX], hook_type, project_id, current)
     return paginated(request, current, result, hooks_domain.render_hook)
@@ -52,8 +52,8 @@ async def list_hooks(request: web.Request) -> web.Response:
 async def create_hook(request: web.Request) -> web.Response:
     """POST /projects/:id/hooks, POST /hooks: a URL that resolves to a local or private address is
     refused unless allow_local_requests_from_web_hooks_and_services is on (SSRF protection)."""
-    hook_type, project_id = await _scope(request)
     values = await load_params(request, HookCreateIn())
+    hook_type, project_id = await _scope(request)
     async with pool(request).acquire() as conn:
         hook = await hooks_domain.create_hook(conn, hook_type, project_id, values, request.app[app_keys.TOKEN_BOX])
     return created(hooks_domain.render_hook(hook))
@@ -75,8 +75,8 @@ async def get_hook(request: web.Request) -> web.Response:
 @admin_routes.put("/api/v4/hooks/{hook_id}")
 async def update_hook(request: web.Request) -> web.Response:
     """PUT /projects/:id/hooks/:hook_id, PUT /hooks/:hook_id."""
-    hook_type, project_id = await _scope(request)
     values = await load_params(request, HookIn())
+    hook_type, project_id = await _scope(request)
     async with pool(request).acquire() as conn:
         hook = await hooks_domain.update_hook(
             conn, hook_type, project_id, int_param(request, "hook_id"), values, request.app[app_keys.TOKEN_BOX]
@@ -97,8 +97,8 @@ async def delete_hook(request: web.Request) -> web.Response:
 @admin_routes.get("/api/v4/projects/{id}/hooks/{hook_id}/events")
 async def hook_events(request: web.Request) -> web.Response:
     """GET /projects/:id/hooks/:hook_id/events: the hook's delivery log, newest first."""
-    hook_type, project_id = await _scope(request)
     current = page(await load_params(request, PageIn()))
+    hook_type, project_id = await _scope(request)
     async with pool(request).acquire() as conn:
         hook = await hooks_domain.get_hook(
             conn, request.app[app_keys.TOKEN_BOX], hook_type, project_id, int_param(request, "hook_id")
@@ -131,8 +131,8 @@ async def test_hook(request: web.Request) -> web.Response:
 @admin_routes.get("/api/v4/projects/{id}/events")
 async def project_events(request: web.Request) -> web.Response:
     """GET /projects/:id/events (events.rb)."""
-    project = await project_from(request)
     values = await load_params(request, EventListIn())
+    project = await project_from(request)
     current = page(values)
     async with pool(request).acquire() as conn:
         result = await hooks_domain.list_events(conn, values, current, project_id=project.id)

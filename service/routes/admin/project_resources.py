@@ -42,8 +42,8 @@ admin_routes = web.RouteTableDef()  # auth.ADMIN
 @admin_routes.get("/api/v4/projects/{id}/deploy_keys")
 async def list_deploy_keys(request: web.Request) -> web.Response:
     """GET /projects/:id/deploy_keys (deploy_keys.rb)."""
-    project = await project_from(request)
     values = await load_params(request, PageIn())
+    project = await project_from(request)
     current = page(values)
     async with pool(request).acquire() as conn:
         result = await projects_domain.deploy_keys(conn, project, current)
@@ -53,8 +53,8 @@ async def list_deploy_keys(request: web.Request) -> web.Response:
 @admin_routes.post("/api/v4/projects/{id}/deploy_keys")
 async def add_deploy_key(request: web.Request) -> web.Response:
     """POST /projects/:id/deploy_keys (deploy_keys.rb): title, key, can_push, expires_at."""
-    project = await project_from(request)
     values = await load_params(request, DeployKeyCreateIn())
+    project = await project_from(request)
     settings = await app_settings(request)
     async with pool(request).acquire() as conn:
         linked = await projects_domain.add_deploy_key(
@@ -113,8 +113,8 @@ async def _protected_branch(request: web.Request, project: AdminProject) -> web.
 @admin_routes.get("/api/v4/projects/{id}/protected_branches")
 async def list_protected_branches(request: web.Request) -> web.Response:
     """GET /projects/:id/protected_branches (protected_branches.rb)."""
-    project = await project_from(request)
     values = await load_params(request, PageIn())
+    project = await project_from(request)
     async with pool(request).acquire() as conn:
         found = await projects_domain.protected_branches(conn, project)
     return paginated_list(request, page(values), [entities.protected_branch(b) for b in found])
@@ -123,8 +123,8 @@ async def list_protected_branches(request: web.Request) -> web.Response:
 @admin_routes.post("/api/v4/projects/{id}/protected_branches")
 async def protect_branch(request: web.Request) -> web.Response:
     """POST /projects/:id/protected_branches (protected_branches.rb): 409 when already protected."""
-    project = await project_from(request)
     values = await load_params(request, ProtectedBranchCreateIn())
+    project = await project_from(request)
     async with pool(request).acquire() as conn:
         await projects_domain.protect_branch(
             conn,
@@ -148,8 +148,8 @@ async def get_protected_branch(request: web.Request) -> web.Response:
 @admin_routes.patch("/api/v4/projects/{id}/protected_branches/{name}")
 async def update_protected_branch(request: web.Request) -> web.Response:
     """PATCH /projects/:id/protected_branches/:name (protected_branches.rb): allow_force_push."""
-    project = await project_from(request)
     values = await load_params(request, ProtectedBranchUpdateIn())
+    project = await project_from(request)
     async with pool(request).acquire() as conn:
         found = await projects_domain.update_protected_branch(
             conn, project, request.match_info["name"], allow_force_push=values.get("allow_force_push")
@@ -172,8 +172,8 @@ async def unprotect_branch(request: web.Request) -> web.Response:
 @admin_routes.get("/api/v4/projects/{id}/protected_tags")
 async def list_protected_tags(request: web.Request) -> web.Response:
     """GET /projects/:id/protected_tags (protected_tags.rb)."""
-    project = await project_from(request)
     values = await load_params(request, PageIn())
+    project = await project_from(request)
     async with pool(request).acquire() as conn:
         found = await projects_domain.protected_tags(conn, project)
     return paginated_list(request, page(values), [entities.protected_tag(t) for t in found])
@@ -182,8 +182,8 @@ async def list_protected_tags(request: web.Request) -> web.Response:
 @admin_routes.post("/api/v4/projects/{id}/protected_tags")
 async def protect_tag(request: web.Request) -> web.Response:
     """POST /projects/:id/protected_tags (protected_tags.rb): name, create_access_level."""
-    project = await project_from(request)
     values = await load_params(request, ProtectedTagCreateIn())
+    project = await project_from(request)
     async with pool(request).acquire() as conn:
         await projects_domain.protect_tag(
             conn, project, name=values["name"], create_access_level=values["create_access_level"]
@@ -221,8 +221,8 @@ async def _agent(request: web.Request, project: AdminProject) -> AgentRow:
 @admin_routes.get("/api/v4/projects/{id}/cluster_agents")
 async def list_agents(request: web.Request) -> web.Response:
     """GET /projects/:id/cluster_agents (clusters/agents.rb)."""
-    project = await project_from(request)
     values = await load_params(request, PageIn())
+    project = await project_from(request)
     current = page(values)
     async with pool(request).acquire() as conn:
         result = await projects_domain.agents(conn, project, current)
@@ -232,8 +232,8 @@ async def list_agents(request: web.Request) -> web.Response:
 @admin_routes.post("/api/v4/projects/{id}/cluster_agents")
 async def create_agent(request: web.Request) -> web.Response:
     """POST /projects/:id/cluster_agents (clusters/agents.rb): name."""
-    project = await project_from(request)
     values = await load_params(request, AgentCreateIn())
+    project = await project_from(request)
     async with pool(request).acquire() as conn:
         agent = await projects_domain.create_agent(conn, project, values["name"], actor_id(request))
     return created(entities.agent(agent, project, urls(request)))
@@ -308,8 +308,8 @@ async def revoke_agent_token(request: web.Request) -> web.Response:
 @admin_routes.get("/api/v4/projects/{id}/error_tracking/client_keys")
 async def list_client_keys(request: web.Request) -> web.Response:
     """GET /projects/:id/error_tracking/client_keys (error_tracking/client_keys.rb)."""
-    project = await project_from(request)
     values = await load_params(request, PageIn())
+    project = await project_from(request)
     async with pool(request).acquire() as conn:
         found = await projects_domain.client_keys(conn, project)
     return paginated_list(request, page(values), [entities.client_key(k, urls(request)) for k in found])

@@ -79,8 +79,8 @@ async def get_project(request: web.Request) -> web.Response:
 @admin_routes.put("/api/v4/projects/{id}")
 async def update_project(request: web.Request) -> web.Response:
     """PUT /projects/:id (projects.rb): a new path leaves a redirect route from the old one."""
-    project = await project_from(request)
     values = await load_params(request, ProjectUpdateIn())
+    project = await project_from(request)
     async with pool(request).acquire() as conn:
         await projects_domain.update_project(conn, project, values)
     return json_response(await _render(request, project.id))
@@ -116,8 +116,8 @@ async def unarchive_project(request: web.Request) -> web.Response:
 @admin_routes.put("/api/v4/projects/{id}/transfer")
 async def transfer_project(request: web.Request) -> web.Response:
     """PUT /projects/:id/transfer (projects.rb): namespace = id or full path; leaves a redirect."""
-    project = await project_from(request)
     values = await load_params(request, TransferIn())
+    project = await project_from(request)
     async with pool(request).acquire() as conn:
         await projects_domain.transfer_project(conn, project, values["namespace"])
     return json_response(await _render(request, project.id))
