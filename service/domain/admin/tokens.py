@@ -4,12 +4,14 @@ API::PersonalAccessTokens)."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from service.db import users as users_db
 from service.db.rows import Conn, Paged
 from service.db.users import PersonalAccessTokenRow as PersonalAccessTokenRow  # for the routes
 from service.domain.admin.pagination import Page
-from service.domain.errors import Invalid, Missing, Refused
+from service.domain.admin.users import find_user
+from service.domain.errors import Invalid, InvalidParameter, Missing, Refused
 from service.domain.app_settings import AppSettings
 from service.domain.ruby_date import parse_ruby_date
 from service.domain.tokens import VALID_PAT_SCOPES, insert_new_token, latest_expiry
@@ -18,13 +20,10 @@ from service.domain.tokens import VALID_PAT_SCOPES, insert_new_token, latest_exp
 ADMIN_API_SCOPES = frozenset({*VALID_PAT_SCOPES, "sudo", "admin_mode", "read_service_ping"})
 
 
-class InvalidScopes(ValueError):
-    pass
-
-
 def check_scopes(scopes: list[str]) -> list[str]:
+    """Grape's `values:` on scopes: every one must be a scope the users API knows."""
     if not scopes or any(scope not in ADMIN_API_SCOPES for scope in scopes):
-        raise InvalidScopes(scopes)
+        raise InvalidParameter("scopes does not have a valid value")
     return scopes
 
 
@@ -51,6 +50,19 @@ async def create_token(
     if not name.strip():
         raise Refused("Name can't be blank")  # the model's full message, as the expiry's errors
     return await insert_new_token(conn, user_id, name=name, scopes=scopes, expires_at=expires_at, prefix=prefix)
+
+
+async def create_user_token(
+    conn: Conn, user_id: int, values: dict[str, Any], app: AppSettings, today: date
+) -> tuple[PersonalAccessTokenRow, str]:
+    """POST /users/:id/personal_access_tokens: Grape's scope check, the user (404), then the
+    expiry's and the token's own validations (PersonalAccessTokens::CreateService)."""
+    scopes = check_scopes(values["scopes"])
+    await find_user(conn, user_id)
+    expires_at = expiry_for(values.get("expires_at"), app, today)
+    return await create_token(
+        conn, user_id, name=values["name"], scopes=scopes, expires_at=expires_at, prefix=app.personal_access_token_prefix
+    )
 
 
 async def own_token(conn: Conn, token_id: int) -> PersonalAccessTokenRow:

@@ -9,8 +9,7 @@ from aiohttp import web
 from schemas.admin import TokenCreateIn, TokenListIn
 from service.domain.admin import entities
 from service.domain.admin import tokens as tokens_domain
-from service.domain.admin import users as users_domain
-from service.errors import grape_error, json_response, no_content
+from service.errors import json_response, no_content
 from service.routes.admin.common import (
     app_settings,
     created,
@@ -97,20 +96,7 @@ async def create_token(request: web.Request) -> web.Response:
     """POST /users/:id/personal_access_tokens (users.rb, admin): the token is shown once."""
     user_id = int_param(request, "id")
     values = await load_params(request, TokenCreateIn())
-    try:
-        scopes = tokens_domain.check_scopes(values["scopes"])
-    except tokens_domain.InvalidScopes:
-        raise grape_error("scopes does not have a valid value") from None
     settings = await app_settings(request)
-    expires_at = tokens_domain.expiry_for(values.get("expires_at"), settings, date.today())
     async with pool(request).acquire() as conn:
-        await users_domain.find_user(conn, user_id)
-        token, plaintext = await tokens_domain.create_token(
-            conn,
-            user_id,
-            name=values["name"],
-            scopes=scopes,
-            expires_at=expires_at,
-            prefix=settings.personal_access_token_prefix,
-        )
+        token, plaintext = await tokens_domain.create_user_token(conn, user_id, values, settings, date.today())
     return created({**_render(token), "token": plaintext})
