@@ -49,3 +49,11 @@ async def error_of(fn: Callable[[], Any]) -> gitlab.exceptions.GitlabError:
     except gitlab.exceptions.GitlabError as exc:
         return exc
     raise AssertionError("the call succeeded")
+
+
+async def created(client: Any, token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST `body` to an admin API path as the admin with `token`; the created object (201)."""
+    resp = await client.post(path, json=body, headers={"PRIVATE-TOKEN": token})
+    assert resp.status == 201, (path, resp.status, await resp.text())
+    answer: dict[str, Any] = await resp.json()
+    return answer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin_helpers import make_admin
+from tests.admin_helpers import created, make_admin
 
 HUGE = "9" * 30
 
@@ -141,15 +141,14 @@ async def test_blank_names_are_the_models_errors(client, db):
     """A name of nothing or only spaces passes Grape's `requires` and fails the model's presence check."""
     _, token = await make_admin(db)
     headers = {"PRIVATE-TOKEN": token}
-    project = await (await client.post("/api/v4/projects", json={"name": "blanks"}, headers=headers)).json()
-    user = await (
-        await client.post(
-            "/api/v4/users",
-            json={"username": "blank", "email": "blank@example.com", "name": "B", "password": "correct-horse-1"},
-            headers=headers,
-        )
-    ).json()
-    agent = await (await client.post(f"/api/v4/projects/{project['id']}/cluster_agents", json={"name": "prod"}, headers=headers)).json()
+    project = await created(client, token, "/api/v4/projects", {"name": "blanks"})
+    user = await created(
+        client,
+        token,
+        "/api/v4/users",
+        {"username": "blank", "email": "blank@example.com", "name": "B", "password": "correct-horse-1"},
+    )
+    agent = await created(client, token, f"/api/v4/projects/{project['id']}/cluster_agents", {"name": "prod"})
     for blank in ("", "   "):
         cases = [
             (f"/api/v4/projects/{project['id']}/protected_branches", {"name": blank}, {"message": {"name": ["can't be blank"]}}),
@@ -219,12 +218,13 @@ async def test_accepted_settings_at_their_limits(client, db):
 async def test_a_search_takes_like_wildcards_literally(client, db, path):
     _, token = await make_admin(db)
     headers = {"PRIVATE-TOKEN": token}
-    await client.post("/api/v4/groups", json={"name": "plain", "path": "plain"}, headers=headers)
-    await client.post("/api/v4/projects", json={"name": "plain"}, headers=headers)
-    await client.post(
+    await created(client, token, "/api/v4/groups", {"name": "plain", "path": "plain"})
+    await created(client, token, "/api/v4/projects", {"name": "plain"})
+    await created(
+        client,
+        token,
         "/api/v4/users",
-        json={"username": "plainuser", "email": "plain@example.com", "name": "Plain", "password": "correct-horse-1"},
-        headers=headers,
+        {"username": "plainuser", "email": "plain@example.com", "name": "Plain", "password": "correct-horse-1"},
     )
     for term in ("%", "_", "\\"):
         resp = await client.get(path, params={"search": term}, headers=headers)

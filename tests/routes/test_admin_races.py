@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.admin_helpers import make_admin
+from tests.admin_helpers import created, make_admin
 from tests.factories import ed25519_public_key, make_project, make_user
 
 # Every route must be its parent's route and its own path: a project's under its namespace's, a
@@ -28,17 +28,14 @@ WHERE r.path <> pr.path || '/' || n.path
 async def test_renames_racing_creations_leave_every_route_under_its_namespace(client, db):
     _, token = await make_admin(db)
     headers = {"PRIVATE-TOKEN": token}
-    group = await (await client.post("/api/v4/groups", json={"name": "g0", "path": "g0"}, headers=headers)).json()
-    sub = await (
-        await client.post("/api/v4/groups", json={"name": "sub", "path": "sub", "parent_id": group["id"]}, headers=headers)
-    ).json()
-    user = await (
-        await client.post(
-            "/api/v4/users",
-            json={"username": "u0", "email": "u0@example.com", "name": "U", "password": "correct-horse-1"},
-            headers=headers,
-        )
-    ).json()
+    group = await created(client, token, "/api/v4/groups", {"name": "g0", "path": "g0"})
+    sub = await created(client, token, "/api/v4/groups", {"name": "sub", "path": "sub", "parent_id": group["id"]})
+    user = await created(
+        client,
+        token,
+        "/api/v4/users",
+        {"username": "u0", "email": "u0@example.com", "name": "U", "password": "correct-horse-1"},
+    )
     personal = await db.fetchval("SELECT id FROM namespaces WHERE owner_id = $1 AND type = 'User'", user["id"])
     for n in range(1, 7):
         requests = [
