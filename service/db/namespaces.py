@@ -18,6 +18,7 @@ _SUBTREE = one("namespace_subtree")
 _DELETE = statement("delete_namespace")
 _LOCK = statement("lock_namespace")
 _LOCK_PATH = statement("lock_namespace_path")
+_LOCK_SUBTREE = statement("lock_namespace_subtree")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,10 @@ async def lock_namespace(conn: Conn, namespace_id: int) -> None:
 
 async def lock_namespace_path(conn: Conn, namespace_id: int) -> None:
     await conn.execute(_LOCK_PATH, namespace_id)
+
+
+async def lock_namespace_subtree(conn: Conn, namespace_id: int) -> None:
+    await conn.execute(_LOCK_SUBTREE, namespace_id)
 
 
 async def find_namespace(conn: Conn, namespace_id: int) -> NamespaceRow | None:

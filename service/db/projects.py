@@ -24,6 +24,7 @@ _TAKEN = one("project_name_or_path_taken")
 _UPDATE = statement("update_project")
 _DELETE = statement("delete_project")
 _LOCK = value("lock_project")
+_HOLD = value("hold_project")
 _LIST_CLIENT_KEYS = many("list_client_keys")
 _INSERT_CLIENT_KEY = returning("insert_client_key")
 _DELETE_CLIENT_KEY = returning("delete_client_key")
@@ -130,6 +131,10 @@ async def insert_project(
 
 async def find_error_tracking_key(conn: Conn, project_id: int, public_key: str) -> ErrorTrackingKeyCheck | None:
     return row(ErrorTrackingKeyCheck, await conn.fetchrow(_ERROR_TRACKING_KEY, project_id, public_key))
+
+
+async def hold_project(conn: Conn, project_id: int) -> bool:
+    return await conn.fetchval(_HOLD, project_id) is not None
 
 
 async def lock_project(conn: Conn, project_id: int) -> int | None:

@@ -63,21 +63,37 @@ SELECT total.total, page.*
 FROM (SELECT count(*) AS total FROM matched) total
 LEFT JOIN LATERAL (SELECT * FROM matched ORDER BY name, id LIMIT $2 OFFSET $3) page ON true;
 
+-- Every lock on namespaces is taken from the root down (a parent before its child), so that two
+-- transactions locking overlapping chains wait for each other instead of deadlocking.
+
 -- name: lock_namespace!
--- The first step of a rename, transfer or deletion of a namespace: its row, for the transaction.
--- Creations under it (lock_namespace_path) wait for the change, or it for them.
+-- A rename or transfer of a namespace: its row, for the transaction, after lock_namespace_path of
+-- its parent. Creations under it (lock_namespace_path) wait for the change, or it for them.
 -- $1 namespace id
 SELECT 1 FROM namespaces WHERE id = $1 FOR UPDATE;
 
 -- name: lock_namespace_path!
--- Before a project or subgroup is created under a namespace: the namespace and its ancestors, so
--- that a rename or a transfer of any of them (an UPDATE of its row, then its routes moved) waits for
--- this creation and then moves the new route too, or this creation waits for it and then reads the
--- new full path. Creations under one namespace do not wait for each other.
+-- Before a project, subgroup or membership is created in a namespace: the namespace and its
+-- ancestors, root first, so that a rename, transfer or deletion of any of them waits for this
+-- creation and then sees its rows, or this creation waits for it and then reads the new full path
+-- (or finds the namespace gone). Creations in one namespace do not wait for each other.
 -- $1 namespace id
 SELECT 1 FROM namespaces
 WHERE id = ANY ((SELECT traversal_ids FROM namespaces WHERE id = $1)::bigint[])
+ORDER BY array_length(traversal_ids, 1)
 FOR SHARE;
+
+-- name: lock_namespace_subtree!
+-- Before a namespace is deleted: it, its descendants (root first) and the projects under them, so
+-- that a membership, project or subgroup being added anywhere in it commits first (and is then
+-- deleted with the rest) or waits and finds it gone; nothing is left pointing at a deleted row.
+-- $1 namespace id
+WITH locked_namespaces AS (
+    SELECT id FROM namespaces WHERE $1 = ANY (traversal_ids)
+    ORDER BY array_length(traversal_ids, 1), id
+    FOR UPDATE
+)
+SELECT 1 FROM projects WHERE namespace_id IN (SELECT id FROM locked_namespaces) ORDER BY id FOR UPDATE;
 
 -- name: update_namespace!
 -- Changes a namespace's name, path, visibility or description; NULL keeps the current value.

@@ -102,6 +102,12 @@ SELECT EXISTS (SELECT 1 FROM projects WHERE namespace_id = $1 AND lower(name) = 
 -- $1 project id
 SELECT namespace_id FROM projects WHERE id = $1 FOR UPDATE;
 
+-- name: hold_project$
+-- Before a row that names a project (a membership) is added: the project's row, shared, so that
+-- its deletion waits for the addition (and then deletes it too) or the addition finds it gone (NULL).
+-- $1 project id
+SELECT id FROM projects WHERE id = $1 FOR SHARE;
+
 -- name: update_project!
 -- Changes the given attributes of a project; NULL keeps the current value.
 -- $1 id, $2 name, $3 path, $4 visibility, $5 default branch, $6 lfs_enabled, $7 description,

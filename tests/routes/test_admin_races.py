@@ -92,3 +92,54 @@ async def test_writes_racing_a_users_deletion_answer_404_never_500(client, db):
     assert statuses["delete"] == {204}
     for name in ("update", "member", "key", "token", "block"):
         assert statuses[name] <= {200, 201, 404}, (name, statuses[name])
+
+
+async def test_a_group_and_its_parent_renamed_at_once_keep_their_routes_in_step(client, db):
+    """Each rename moves the routes under the path it reads: the child's must be read once the
+    parent's rename is over, or it moves nothing and keeps a path that no longer exists."""
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    for n in range(8):
+        top = await created(client, token, "/api/v4/groups", {"name": f"a{n}", "path": f"a{n}"})
+        middle = await created(client, token, "/api/v4/groups", {"name": f"b{n}", "path": f"b{n}", "parent_id": top["id"]})
+        bottom = await created(client, token, "/api/v4/groups", {"name": f"c{n}", "path": f"c{n}", "parent_id": middle["id"]})
+        await created(client, token, "/api/v4/projects", {"name": f"p{n}", "namespace_id": bottom["id"]})
+        answers = await asyncio.gather(
+            client.put(f"/api/v4/groups/{top['id']}", json={"path": f"a{n}n"}, headers=headers),
+            client.put(f"/api/v4/groups/{middle['id']}", json={"path": f"b{n}n"}, headers=headers),
+            client.put(f"/api/v4/groups/{bottom['id']}", json={"name": f"C{n}", "path": f"c{n}n"}, headers=headers),
+            client.post("/api/v4/projects", json={"name": f"q{n}", "namespace_id": bottom["id"]}, headers=headers),
+            client.post("/api/v4/groups", json={"name": f"d{n}", "path": f"d{n}", "parent_id": bottom["id"]}, headers=headers),
+        )
+        assert [a.status for a in answers] == [200, 200, 200, 201, 201], [await a.text() for a in answers]
+        assert await db.fetch(MISPLACED_ROUTES) == []
+        resp = await client.get(f"/api/v4/projects/a{n}n%2Fb{n}n%2Fc{n}n%2Fq{n}", headers=headers)
+        assert resp.status == 200
+
+
+async def test_memberships_added_while_their_group_is_deleted_go_with_it(client, db):
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    users = [await make_user(db) for _ in range(4)]
+    statuses = set()
+    for n in range(10):
+        group = await created(client, token, "/api/v4/groups", {"name": f"m{n}", "path": f"m{n}"})
+        sub = await created(client, token, "/api/v4/groups", {"name": f"s{n}", "path": f"s{n}", "parent_id": group["id"]})
+        project = await created(client, token, "/api/v4/projects", {"name": f"p{n}", "namespace_id": sub["id"]})
+        requests = [
+            client.post(f"/api/v4/groups/{group['id']}/members", json={"user_id": users[0]["id"], "access_level": 30}, headers=headers),
+            client.post(f"/api/v4/groups/{sub['id']}/members", json={"user_id": users[1]["id"], "access_level": 30}, headers=headers),
+            client.post(f"/api/v4/projects/{project['id']}/members", json={"user_id": users[2]["id"], "access_level": 30}, headers=headers),
+            client.delete(f"/api/v4/groups/{group['id']}", headers=headers),
+            client.post(f"/api/v4/projects/{project['id']}/members", json={"user_id": users[3]["id"], "access_level": 30}, headers=headers),
+        ]
+        answers = await asyncio.gather(*requests)
+        statuses |= {a.status for a in answers}
+        assert answers[3].status == 202
+    assert statuses <= {201, 202, 404}, statuses
+    orphans = await db.fetchval(
+        "SELECT count(*) FROM members m WHERE NOT EXISTS ("
+        " SELECT 1 FROM namespaces n WHERE m.source_type = 'Namespace' AND n.id = m.source_id"
+        " UNION ALL SELECT 1 FROM projects p WHERE m.source_type = 'Project' AND p.id = m.source_id)"
+    )
+    assert orphans == 0

@@ -6,6 +6,7 @@ from datetime import date
 
 from service.db import members as members_db
 from service.db import namespaces as namespaces_db
+from service.db import projects as projects_db
 from service.db import routes as routes_db
 from service.db import users as users_db
 from service.db.members import MemberRow
@@ -114,12 +115,13 @@ async def update_group(
     if path is not None:
         validation.check_namespace_path(path)
     async with conn.transaction():
-        # the group's row, then its parent's path: a concurrent rename above it or of it comes
-        # wholly before or after, and the paths below are read as they are now
-        await namespaces_db.lock_namespace(conn, group.id)
-        group = await find_group(conn, group.id)
+        # its parent's path (root first), then its own row, then the group as it is now: a rename
+        # above it or of it comes wholly before or after this one, which reads the paths it moves
+        # only once those are settled
         if group.parent_id is not None:
             await namespaces_db.lock_namespace_path(conn, group.parent_id)
+        await namespaces_db.lock_namespace(conn, group.id)
+        group = await find_group(conn, group.id)
         level = validation.VISIBILITY_LEVELS[visibility] if visibility else None
         parent = await namespaces_db.find_namespace(conn, group.parent_id) if group.parent_id else None
         if level is not None and parent is not None:
@@ -141,8 +143,8 @@ async def update_group(
 
 async def delete_group(conn: Conn, group: NamespaceRow) -> None:
     async with conn.transaction():
-        # creations under it in flight finish first, and later ones find no group
-        await namespaces_db.lock_namespace(conn, group.id)
+        # additions anywhere in it in flight finish first, and later ones find it gone
+        await namespaces_db.lock_namespace_subtree(conn, group.id)
         await forget_paths_under(conn, group.id)
         await namespaces_db.delete_namespace(conn, group.id)
 
@@ -158,6 +160,19 @@ async def forget_paths_under(conn: Conn, namespace_id: int) -> None:
 # --- members -----------------------------------------------------------------------------------
 
 
+async def _hold_source(conn: Conn, source_type: str, source_id: int) -> None:
+    """The group or project a membership is added to, held until the transaction ends: its deletion
+    (lock_namespace_subtree, lock_project) waits and then deletes the membership too, or came first
+    and the group or project is gone (404)."""
+    if source_type == "Project":
+        if not await projects_db.hold_project(conn, source_id):
+            raise Missing("Project")
+        return
+    await namespaces_db.lock_namespace_path(conn, source_id)
+    if await namespaces_db.find_namespace(conn, source_id) is None:
+        raise Missing("Group")
+
+
 async def add_member(
     conn: Conn,
     source_type: str,
@@ -169,6 +184,7 @@ async def add_member(
     actor_id: int,
 ) -> MemberRow:
     async with conn.transaction():
+        await _hold_source(conn, source_type, source_id)
         if await users_db.find_user(conn, user_id) is None:
             raise Missing("User")
         if expires_at is not None and expires_at <= date.today():

@@ -222,6 +222,9 @@ async def set_archived(conn: Conn, project: AdminProject, archived: bool) -> Non
 
 async def delete_project(conn: Conn, project: AdminProject) -> None:
     async with conn.transaction():
+        # its row first: writes that hold it (a membership being added) finish before, later ones
+        # find it gone
+        await projects_db.lock_project(conn, project.id)
         # routes and memberships name their source by type and id, without a foreign key
         await routes_db.delete_routes_of(conn, [], [project.id])
         await members_db.delete_memberships_of(conn, [], [project.id])

@@ -150,7 +150,7 @@ async def delete_user(conn: Conn, user_id: int) -> None:
             # users.rb: a group must not be left without an owner
             raise Conflict("User cannot be removed while is the sole-owner of a group")
         if user.namespace_id is not None:
-            await namespaces_db.lock_namespace(conn, user.namespace_id)  # creations in it finish first
+            await namespaces_db.lock_namespace_subtree(conn, user.namespace_id)  # additions in it finish first
             await forget_paths_under(conn, user.namespace_id)
         # User has_many :deploy_keys, dependent: :nullify: the foreign key alone would delete them
         await ssh_keys_db.keep_deploy_keys_of_user(conn, user_id)
