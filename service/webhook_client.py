@@ -38,7 +38,8 @@ class WebhookClient:
     ) -> tuple[int, dict[str, str], str]:
         try:
             return await self._post(URL(url), headers, body, verify_ssl, aiohttp.ClientTimeout(total=timeout))
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            # ValueError: a URL aiohttp will not send to (a user name holding an encoded ':')
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
 
     async def _post(

@@ -35,7 +35,7 @@ from service.domain.reference_counter import counter_key
 from service.domain.repository import hashed_disk_path
 from service.domain.webhooks import after_failure, branch_filter_matches
 from service.jobs import run_worker
-from tests.admin_helpers import call, error_of, gitlab_client, make_admin
+from tests.admin_helpers import call, created, error_of, gitlab_client, make_admin
 from tests.factories import make_project, set_application_settings
 from tests.helpers import shell_headers
 
@@ -742,3 +742,27 @@ async def test_a_hooks_url_credentials_are_sealed_at_rest_and_masked_in_its_log(
     assert [event["url"] for event in events] == [masked]
     listed = await (await client.get(f"/api/v4/projects/{project['id']}/hooks", headers=headers)).json()
     assert [h["url"] for h in listed] == [with_credentials]
+
+
+async def test_a_url_the_client_will_not_send_to_is_a_failed_attempt_and_a_blank_one_is_refused(
+    aiohttp_client, settings, secrets, db, redis, receiver
+):
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, token = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await jobs_client(aiohttp_client, settings, secrets)
+    headers = {"PRIVATE-TOKEN": token}
+    # a user name with an encoded ':' (aiohttp refuses to make Basic credentials of it)
+    odd = receiver.url.replace("http://", "http://u%3Ax:p%2Fw@")
+    hook = await created(client, token, f"/api/v4/projects/{project['id']}/hooks", {"url": odd})
+    resp = await client.post(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}/test/push_events", headers=headers)
+    assert resp.status == 201
+    [entry] = await (await client.get(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}/events", headers=headers)).json()
+    assert entry["response_status"] == "internal error"
+    assert entry["internal_error_message"].startswith("Hook execution failed: ValueError: ")
+    assert receiver.requests == []
+    resp = await client.put(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}", json={"url": ""}, headers=headers)
+    assert resp.status == 400
+    assert (await resp.json())["message"]["url"][0].startswith("is blocked: ")
+    stored = await (await client.get(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}", headers=headers)).json()
+    assert stored["url"] == odd

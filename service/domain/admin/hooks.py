@@ -121,7 +121,7 @@ async def update_hook(
     conn: Conn, hook_type: str, project_id: int | None, hook_id: int, values: dict[str, Any], box: TokenBox
 ) -> HookRow:
     current = await get_hook(conn, box, hook_type, project_id, hook_id)
-    if values.get("url"):
+    if "url" in values:  # "" too: refused as at creation, never stored
         await webhooks.check_hook_url(values["url"], await hooks_db.allow_local_requests(conn))
     webhooks.validate_branch_filter(
         values.get("branch_filter_strategy", current.branch_filter_strategy),
