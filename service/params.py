@@ -60,8 +60,23 @@ def body_limit(request: web.Request) -> int:
     return consumer.max_body if consumer is not None else DEFAULT_BODY_LIMIT
 
 
-# Rack's limit on how deeply form and query parameters nest (Rack 3's param_depth_limit).
+# Rack's limits on form and query parameters: how deeply they nest (Rack 3's param_depth_limit), how
+# many there are (Rack 3.1's params_limit) and how long their names are together (Rack 2's
+# key_space_limit). A value may be long (an old client's change list); thousands of names are not a
+# request any client makes, and parsing them would hold the worker for seconds.
 PARAM_DEPTH_LIMIT = 32
+PARAMS_LIMIT = 4096
+KEY_SPACE_LIMIT = 64 * 1024
+
+
+def _check_count(separators: int) -> None:
+    if separators >= PARAMS_LIMIT:
+        raise bad_request(f"total number of query parameters ({separators + 1}) exceeds limit ({PARAMS_LIMIT})")
+
+
+def _check_key_space(keys: int) -> None:
+    if keys > KEY_SPACE_LIMIT:
+        raise bad_request("exceeded available parameter key space")
 
 
 def _nested_key(name: str, depth: int) -> tuple[str, str]:
@@ -199,11 +214,13 @@ def _decode_json(body: bytes, content_type: str) -> dict[str, Any]:
 
 
 def _decode_form(body: bytes, target: dict[str, Any]) -> None:
+    _check_count(body.count(b"&"))
     try:
         # Rack refuses a form that is not UTF-8 (Gitlab::Middleware::HandleMalformedStrings).
         pairs = parse_qsl(body.decode(), keep_blank_values=True, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise bad_request("invalid byte sequence in UTF-8") from None
+    _check_key_space(sum(len(key) for key, _ in pairs))
     for key, value in pairs:
         _add_form_value(target, key, value)
 
@@ -212,13 +229,15 @@ async def _decode_multipart(request: web.Request, limit: int, target: dict[str, 
     """Text fields of a multipart/form-data body; file fields (an avatar...) are not parameters here."""
     if request.content_length is not None and request.content_length > limit:
         raise too_large()
-    size = 0
+    size = parts = keys = 0
     try:
         reader = await request.multipart()
         while True:
             part = await reader.next()
             if part is None:
                 return
+            _check_count(parts)
+            parts += 1
             if not isinstance(part, BodyPartReader):
                 raise bad_request("nested multipart bodies are not supported")
             chunks: list[bytes] = []
@@ -230,6 +249,8 @@ async def _decode_multipart(request: web.Request, limit: int, target: dict[str, 
                     chunks.append(chunk)
             if part.name is None or part.filename is not None:
                 continue
+            keys += len(part.name)
+            _check_key_space(keys)
             if part.headers.get("Content-Encoding", "identity").lower() != "identity":
                 # a compressed field could inflate far beyond the limit counted above
                 raise bad_request("compressed multipart fields are not supported")
@@ -256,6 +277,8 @@ async def params(request: web.Request) -> dict[str, Any]:
             return cached
     merged: dict[str, Any] = {}
     if request.query_string:  # the hook calls carry none: no query mapping built for them
+        _check_count(request.query_string.count("&"))
+        _check_key_space(sum(len(key) for key in request.query))
         for key, value in request.query.items():
             _add_form_value(merged, key, value)
     if request.body_exists:

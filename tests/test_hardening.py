@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+from urllib.parse import urlencode
 import socket
 from typing import Any
 
@@ -565,3 +566,34 @@ async def test_a_value_jsonb_refuses_fails_its_own_post_receive_only_and_the_oth
         repository,
     )
     assert queued == 8
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"k=v&" * 5000, "400 Bad request - total number of query parameters (5001) exceeds limit (4096)"),
+        (b"a[][b][c]=1&" * 5000, "400 Bad request - total number of query parameters (5001) exceeds limit (4096)"),
+        (b"k" * 70_000 + b"=v", "400 Bad request - exceeded available parameter key space"),
+    ],
+)
+async def test_forms_of_thousands_of_names_are_refused_before_they_are_parsed(client, body, message):
+    """Rack's limits (params_limit, key_space_limit): parsing millions of names held the worker for
+    seconds (a 30 MB form on /allowed, 11-19 s)."""
+    resp = await client.post("/api/v4/internal/allowed", data=body, headers={**shell_headers(), **FORM})
+    assert (resp.status, await resp.json()) == (400, {"message": message})
+
+
+async def test_a_long_value_in_a_form_is_no_parameter_too_many(client, db, redis):
+    """An old GitLab Shell's form-encoded push: one change list of megabytes, a few names."""
+    owner = await make_user(db)
+    project = await make_project(db, owner=owner)
+    line = f"{'a' * 40} {'b' * 40} refs/heads/"
+    changes = "\n".join(f"{line}branch-{n:06d}" for n in range(30_000))  # ~3 MB
+    body = urlencode(
+        {"action": "git-receive-pack", "gl_repository": f"project-{project['id']}", "changes": changes, "protocol": "ssh", "user_id": str(owner["id"])}
+    ).encode()
+    resp = await client.post("/api/v4/internal/allowed", data=io.BytesIO(body), headers={**shell_headers(), **FORM})
+    assert resp.status == 200, (await resp.text())[:300]
