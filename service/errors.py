@@ -247,6 +247,7 @@ _TAKEN_BY_INDEX: dict[str, ApiError] = {
     "index_users_on_lower_email": conflict("Email has already been taken"),
     "index_routes_on_lower_path": validation_error({"path": ["has already been taken"]}),
     "index_projects_on_namespace_and_lower_path": validation_error({"path": ["has already been taken"]}),
+    "index_projects_on_namespace_and_lower_name": validation_error({"name": ["has already been taken"]}),
     "index_keys_on_fingerprint_sha256": validation_error({"fingerprint_sha256": ["has already been taken"]}),
 }
 # A write naming a row another request deleted meanwhile: the lookup's 404, had it come second.

@@ -143,3 +143,26 @@ async def test_memberships_added_while_their_group_is_deleted_go_with_it(client,
         " UNION ALL SELECT 1 FROM projects p WHERE m.source_type = 'Project' AND p.id = m.source_id)"
     )
     assert orphans == 0
+
+
+async def test_concurrent_projects_of_one_name_make_one(client, db):
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    group = await created(client, token, "/api/v4/groups", {"name": "same", "path": "same"})
+    for n in range(5):
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/api/v4/projects",
+                    json={"name": f"Name{n}", "path": f"path-{n}-{i}", "namespace_id": group["id"]},
+                    headers=headers,
+                )
+                for i in range(6)
+            )
+        )
+        statuses = sorted(a.status for a in answers)
+        assert statuses == [201] + [400] * 5, statuses
+        for answer in answers:
+            if answer.status == 400:
+                assert await answer.json() == {"message": {"name": ["has already been taken"]}}
+    assert await db.fetchval("SELECT count(*) FROM projects WHERE namespace_id = $1", group["id"]) == 5
