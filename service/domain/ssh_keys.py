@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -45,9 +46,11 @@ class InvalidKey(ValueError):
     pass
 
 
-# How many white-space separated pieces of base64 a key may be pasted in (a 16,384-bit RSA key
-# wrapped at 64 columns is 44 lines)
-MAX_BASE64_PARTS = 64
+# How many pieces of base64 a key may be pasted in: as many as a key of the API's 5,000 characters
+# can hold (sanitize tries each, as GitLab's does)
+MAX_BASE64_PARTS = 2500
+# Ruby's String#split without a pattern splits on these (str.split() would split on any Unicode space)
+_RUBY_WHITESPACE = re.compile(r"[ \t\n\v\f\r]+")
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def parse_public_key(text: str) -> ParsedKey:
     the base64 may be split by white space (a pasted key wrapped over lines), and of the comment only
     its first word is kept, so no stored key holds a line break (a second key line after the first
     would reach anything that writes authorized_keys files from the API). InvalidKey if none."""
-    parts = text.split()
+    parts = _RUBY_WHITESPACE.split(text.strip(" \t\n\v\f\r\0"))
     if len(parts) < 2 or parts[0] not in TECHNOLOGIES:
         raise InvalidKey("is invalid")
     for end in range(2, min(len(parts), MAX_BASE64_PARTS + 1) + 1):

@@ -300,3 +300,16 @@ def test_one_date_parser_for_every_client_date(text, expected):
     from service.domain.ruby_date import parse_ruby_date
 
     assert parse_ruby_date(text) == (date(*expected) if expected else None)
+
+
+def test_a_key_wrapped_in_many_pieces_parses_and_only_rubys_white_space_separates():
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    from service.domain.ssh_keys import InvalidKey, parse_public_key
+
+    key_type, blob = _openssh_line(rsa.generate_private_key(65537, 4096)).split()
+    wrapped = key_type + " " + "\n".join(blob[i : i + 10] for i in range(0, len(blob), 10)) + " me"
+    assert parse_public_key(wrapped).bits == 4096  # 72 pieces
+    key_type, blob = _openssh_line(ed25519.Ed25519PrivateKey.generate()).split()
+    with pytest.raises(InvalidKey):
+        parse_public_key(f"{key_type}\u3000{blob}")  # an ideographic space is no separator in Ruby
