@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import orjson
 
-from service.db.queries import many, one, returning, statement
+from service.db.queries import many, one, returning, statement, value
 from service.db.rows import Conn, Paged, paged, row
 
 _BY_ID = one("find_user_by_id")
@@ -21,7 +21,7 @@ _LIST = many("list_users")
 _CONFLICTS = one("user_conflicts")
 _INSERT = returning("insert_user")
 _UPDATE = statement("update_user")
-_SET_STATE = statement("set_user_state")
+_SET_STATE = value("set_user_state")
 _DELETE = statement("delete_user")
 _LOCK = statement("lock_user")
 _FIND_TOKEN = one("find_personal_access_token")
@@ -201,8 +201,9 @@ async def update_user(
     )
 
 
-async def set_user_state(conn: Conn, user_id: int, state: str) -> None:
-    await conn.execute(_SET_STATE, user_id, state)
+async def set_user_state(conn: Conn, user_id: int, state: str) -> bool:
+    """False when the user is gone."""
+    return await conn.fetchval(_SET_STATE, user_id, state) is not None
 
 
 async def lock_user(conn: Conn, user_id: int) -> None:

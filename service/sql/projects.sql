@@ -97,10 +97,12 @@ SELECT EXISTS (SELECT 1 FROM projects WHERE namespace_id = $1 AND lower(name) = 
                                        AND id IS DISTINCT FROM $4::bigint) AS path_taken;
 
 -- name: lock_project$
--- The first step of a rename or transfer of a project: its row for the transaction; its namespace
--- id (NULL: the project is gone), whose path the caller holds next (lock_namespace_path).
+-- A rename, transfer or deletion of a project, after its namespace's path (lock_namespace_path:
+-- namespaces before projects in every transaction): its row for the transaction, and its namespace
+-- id (NULL: the project is gone). NO KEY UPDATE: rows that merely refer to the project (an event)
+-- are not held up; a membership being added (hold_project, FOR SHARE) is.
 -- $1 project id
-SELECT namespace_id FROM projects WHERE id = $1 FOR UPDATE;
+SELECT namespace_id FROM projects WHERE id = $1 FOR NO KEY UPDATE;
 
 -- name: hold_project$
 -- Before a row that names a project (a membership) is added: the project's row, shared, so that

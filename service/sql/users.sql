@@ -112,17 +112,18 @@ UPDATE users SET
     updated_at = now()
 WHERE id = $1;
 
--- name: set_user_state!
--- Block, unblock, deactivate, activate or approve a user.
+-- name: set_user_state$
+-- Block, unblock, deactivate, activate or approve a user; its id, or NULL when it is gone.
 -- $1 id, $2 new state
-UPDATE users SET state = $2, updated_at = now() WHERE id = $1;
+UPDATE users SET state = $2, updated_at = now() WHERE id = $1 RETURNING id;
 
 -- name: lock_user!
--- The first step of a transaction that changes or deletes a user: the row is locked before anything
--- else, so that concurrent changes and a deletion of one user take their locks in the same order
--- (no deadlock), and a change that comes second sees the user gone.
+-- A change or deletion of a user, after its personal namespace's lock (namespaces come first, then
+-- projects, then users, in every transaction that locks several): the row, so that a change and a
+-- deletion of one user come one after the other and the second sees the first's result. NO KEY
+-- UPDATE: rows that merely refer to the user (a project it creates, a membership) are not held up.
 -- $1 user id
-SELECT 1 FROM users WHERE id = $1 FOR UPDATE;
+SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE;
 
 -- name: delete_user!
 -- A user; keys, tokens, memberships and the personal namespace with its projects go with it. Call

@@ -166,3 +166,40 @@ async def test_concurrent_projects_of_one_name_make_one(client, db):
             if answer.status == 400:
                 assert await answer.json() == {"message": {"name": ["has already been taken"]}}
     assert await db.fetchval("SELECT count(*) FROM projects WHERE namespace_id = $1", group["id"]) == 5
+
+
+async def test_the_pairs_that_deadlocked_take_their_locks_in_one_order(client, db):
+    """Namespaces (root first), then projects, then users, in every transaction: the pairs a review
+    found deadlocking (a 503 after PostgreSQL's deadlock_timeout) now wait for each other."""
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+    statuses: set[int] = set()
+    for n in range(6):
+        top = await created(client, token, "/api/v4/groups", {"name": f"t{n}", "path": f"t{n}"})
+        doomed = await created(client, token, "/api/v4/groups", {"name": f"d{n}", "path": f"d{n}", "parent_id": top["id"]})
+        elsewhere = await created(client, token, "/api/v4/groups", {"name": f"e{n}", "path": f"e{n}"})
+        moving = await created(client, token, "/api/v4/projects", {"name": f"m{n}", "namespace_id": doomed["id"]})
+        staying = await created(client, token, "/api/v4/projects", {"name": f"s{n}", "namespace_id": doomed["id"]})
+        user = await created(
+            client,
+            token,
+            "/api/v4/users",
+            {"username": f"owner{n}", "email": f"owner{n}@example.com", "name": "O", "password": "correct-horse-1"},
+        )
+        personal = await db.fetchval("SELECT id FROM namespaces WHERE owner_id = $1 AND type = 'User'", user["id"])
+        answers = await asyncio.gather(
+            client.put(f"/api/v4/projects/{staying['id']}", json={"name": f"S{n}", "path": f"s{n}x"}, headers=headers),
+            client.put(f"/api/v4/projects/{moving['id']}/transfer", json={"namespace": elsewhere["id"]}, headers=headers),
+            client.delete(f"/api/v4/groups/{doomed['id']}", headers=headers),
+            client.put(f"/api/v4/groups/{top['id']}", json={"path": f"t{n}n"}, headers=headers),
+            client.put(f"/api/v4/users/{user['id']}", json={"username": f"owner{n}n"}, headers=headers),
+            client.post("/api/v4/projects", json={"name": f"own{n}", "namespace_id": personal}, headers=headers),
+            client.post(f"/api/v4/users/{user['id']}/block", headers=headers),
+        )
+        statuses |= {a.status for a in answers}
+        assert 503 not in {a.status for a in answers} and 500 not in {a.status for a in answers}, [await a.text() for a in answers]
+        assert await db.fetch(MISPLACED_ROUTES) == []
+        gone = await client.delete(f"/api/v4/users/{user['id']}", headers=headers)
+        again = await client.put(f"/api/v4/users/{user['id']}", json={"name": "late"}, headers=headers)
+        assert (gone.status, again.status) == (204, 404)
+    assert statuses <= {200, 201, 202, 404}, statuses

@@ -143,7 +143,10 @@ async def update_group(
 
 async def delete_group(conn: Conn, group: NamespaceRow) -> None:
     async with conn.transaction():
-        # additions anywhere in it in flight finish first, and later ones find it gone
+        # its parent's path, then it and everything in it (root first): additions anywhere in it in
+        # flight finish first, later ones find it gone, and a rename above it waits or came first
+        if group.parent_id is not None:
+            await namespaces_db.lock_namespace_path(conn, group.parent_id)
         await namespaces_db.lock_namespace_subtree(conn, group.id)
         await forget_paths_under(conn, group.id)
         await namespaces_db.delete_namespace(conn, group.id)

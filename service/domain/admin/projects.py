@@ -134,14 +134,20 @@ async def create_project(conn: Conn, new: NewProject, *, creator_id: int, person
 
 
 async def _hold(conn: Conn, project_id: int) -> AdminProject:
-    """The project as it is now, its row and its namespace's path locked for the transaction: a
-    concurrent rename of the project or of a namespace above it comes wholly before or after."""
+    """The project as it is now, its namespace's path and then its row locked for the transaction
+    (namespaces before projects, as every transaction takes them): a concurrent rename of the
+    project or of a namespace above it comes wholly before or after."""
+    seen = await projects_db.find_project(conn, project_id)
+    if seen is None:
+        raise Missing("Project")
+    await namespaces_db.lock_namespace_path(conn, seen.namespace_id)
     namespace_id = await projects_db.lock_project(conn, project_id)
-    if namespace_id is not None:
+    if namespace_id is None:
+        raise Missing("Project")
+    if namespace_id != seen.namespace_id:  # transferred between the read and the lock
         await namespaces_db.lock_namespace_path(conn, namespace_id)
     current = await projects_db.find_project(conn, project_id)
-    if current is None:
-        raise Missing("Project")
+    assert current is not None  # its row is locked
     return current
 
 
@@ -222,9 +228,9 @@ async def set_archived(conn: Conn, project: AdminProject, archived: bool) -> Non
 
 async def delete_project(conn: Conn, project: AdminProject) -> None:
     async with conn.transaction():
-        # its row first: writes that hold it (a membership being added) finish before, later ones
-        # find it gone
-        await projects_db.lock_project(conn, project.id)
+        # its namespace's path, then its row: writes that hold it (a membership being added) finish
+        # before, later ones find it gone
+        await _hold(conn, project.id)
         # routes and memberships name their source by type and id, without a foreign key
         await routes_db.delete_routes_of(conn, [], [project.id])
         await members_db.delete_memberships_of(conn, [], [project.id])

@@ -99,6 +99,10 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
     """PUT /users/:id. A new username moves the personal namespace and every project route under it,
     leaving redirects for the old paths (Namespace#update + Route#rename_descendants)."""
     async with conn.transaction():
+        # its personal namespace, then the user (namespaces first, in every transaction)
+        seen = await find_user(conn, user_id)
+        if seen.namespace_id is not None:
+            await namespaces_db.lock_namespace(conn, seen.namespace_id)
         await users_db.lock_user(conn, user_id)
         current = await find_user(conn, user_id)
         username = changes.get("username")
@@ -128,7 +132,6 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
             projects_limit=changes.get("projects_limit"),
         )
         if current.namespace_id is not None and (username is not None or changes.get("name") is not None):
-            await namespaces_db.lock_namespace(conn, current.namespace_id)  # creations in it finish first
             namespace = await namespaces_db.find_namespace(conn, current.namespace_id)
             assert namespace is not None
             name = changes.get("name") or current.name
@@ -140,6 +143,11 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
 
 async def delete_user(conn: Conn, user_id: int) -> None:
     async with conn.transaction():
+        # its personal namespace and everything in it, then the user (namespaces first, in every
+        # transaction): additions in the namespace in flight finish first
+        seen = await find_user(conn, user_id)
+        if seen.namespace_id is not None:
+            await namespaces_db.lock_namespace_subtree(conn, seen.namespace_id)
         await users_db.lock_user(conn, user_id)
         user = await find_user(conn, user_id)
         # The owner checks of those groups wait for this deletion (and it for them): otherwise
@@ -150,7 +158,6 @@ async def delete_user(conn: Conn, user_id: int) -> None:
             # users.rb: a group must not be left without an owner
             raise Conflict("User cannot be removed while is the sole-owner of a group")
         if user.namespace_id is not None:
-            await namespaces_db.lock_namespace_subtree(conn, user.namespace_id)  # additions in it finish first
             await forget_paths_under(conn, user.namespace_id)
         # User has_many :deploy_keys, dependent: :nullify: the foreign key alone would delete them
         await ssh_keys_db.keep_deploy_keys_of_user(conn, user_id)
@@ -161,6 +168,11 @@ async def delete_user(conn: Conn, user_id: int) -> None:
 # Each returns the JSON body GitLab answers with (201): true, or null when nothing had to change.
 
 
+async def _set_state(conn: Conn, user_id: int, state: str) -> None:
+    if not await users_db.set_user_state(conn, user_id, state):
+        raise Missing("User")  # deleted since it was read
+
+
 async def block(conn: Conn, user_id: int, actor_id: int) -> bool | None:
     found = await find_user(conn, user_id)
     if found.state == "ldap_blocked":
@@ -169,7 +181,7 @@ async def block(conn: Conn, user_id: int, actor_id: int) -> bool | None:
         raise Denied("The API initiating user cannot be blocked by the API")
     if found.state == "blocked":
         return None
-    await users_db.set_user_state(conn, user_id, "blocked")
+    await _set_state(conn, user_id, "blocked")
     return True
 
 
@@ -181,7 +193,7 @@ async def unblock(conn: Conn, user_id: int) -> bool:
         raise Denied("Deactivated users cannot be unblocked by the API")
     if found.state not in ("blocked", "active"):
         return False
-    await users_db.set_user_state(conn, user_id, "active")
+    await _set_state(conn, user_id, "active")
     return True
 
 
@@ -193,7 +205,7 @@ async def deactivate(conn: Conn, user_id: int) -> bool | None:
         raise Denied("A blocked user cannot be deactivated by the API")
     if found.state != "active":
         raise Denied(f"The user you are trying to deactivate is {found.state.replace('_', ' ')}")
-    await users_db.set_user_state(conn, user_id, "deactivated")
+    await _set_state(conn, user_id, "deactivated")
     return True
 
 
@@ -201,7 +213,7 @@ async def activate(conn: Conn, user_id: int) -> bool:
     found = await find_user(conn, user_id)
     if found.state in BLOCKED_STATES:
         raise Denied("A blocked user must be unblocked to be activated")
-    await users_db.set_user_state(conn, user_id, "active")
+    await _set_state(conn, user_id, "active")
     return True
 
 
@@ -210,7 +222,7 @@ async def approve(conn: Conn, user_id: int) -> dict[str, str]:
     if found.state != "blocked_pending_approval":
         # Users::ApproveService's error, rendered with render_api_error!(message, 403)
         raise NotPermitted("The user you are trying to approve is not pending approval")
-    await users_db.set_user_state(conn, user_id, "active")
+    await _set_state(conn, user_id, "active")
     return {"message": "Success"}
 
 
