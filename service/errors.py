@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import asyncpg
@@ -241,28 +240,34 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
         return rendered(internal_error())
 
 
-# The unique indexes the admin API's checks stand in front of, and the check's own answer.
-_TAKEN_BY_INDEX: dict[str, ApiError] = {
-    "index_users_on_lower_username": conflict("Username has already been taken"),
-    "index_users_on_lower_email": conflict("Email has already been taken"),
-    "index_routes_on_lower_path": validation_error({"path": ["has already been taken"]}),
-    "index_projects_on_namespace_and_lower_path": validation_error({"path": ["has already been taken"]}),
-    "index_projects_on_namespace_and_lower_name": validation_error({"name": ["has already been taken"]}),
-    "index_keys_on_fingerprint_sha256": validation_error({"fingerprint_sha256": ["has already been taken"]}),
+# A write naming a row another request deleted meanwhile: the lookup's 404, had it come second. By
+# the foreign key's column (the constraint is named <table>_<column>_fkey; its message may be in
+# the server's language).
+_GONE_BY_COLUMN = {
+    "user_id": "User",
+    "owner_id": "User",
+    "creator_id": "User",
+    "created_by_id": "User",
+    "namespace_id": "Namespace",
+    "parent_id": "Group",
+    "project_id": "Project",
+    "deploy_key_id": "Deploy Key",
 }
-# A write naming a row another request deleted meanwhile: the lookup's 404, had it come second.
-_GONE_BY_TABLE = {"users": "User", "namespaces": "Namespace", "projects": "Project", "keys": "Key"}
-_NOT_PRESENT = re.compile(r'is not present in table "(\w+)"')
 
 
 def _lost_race(exc: asyncpg.UniqueViolationError | asyncpg.ForeignKeyViolationError) -> ApiError:
-    if isinstance(exc, asyncpg.UniqueViolationError):
-        return _TAKEN_BY_INDEX.get(exc.constraint_name or "", conflict())
-    gone = _NOT_PRESENT.search(exc.detail or "")
-    if gone is not None:
-        resource = _GONE_BY_TABLE.get(gone.group(1))
-        return not_found(resource) if resource else record_not_found()
-    return conflict()  # a row still referenced: the state changed under the request
+    """The net under the domain's own race answers (domain.unique_races_answered): a unique index
+    nobody answered for is a bare 409; a foreign key naming a deleted row, that row's 404 (a key
+    still referenced by a row being deleted, a 409)."""
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        table, constraint = exc.table_name or "", exc.constraint_name or ""
+        # A write into the referencing table reports that table (its constraint starts with the
+        # table's name); a deletion of a row still referenced reports the referenced table.
+        if constraint.startswith(f"{table}_"):
+            resource = _GONE_BY_COLUMN.get(constraint.removeprefix(f"{table}_").removesuffix("_fkey"))
+            if resource is not None:
+                return not_found(resource)
+    return conflict()
 
 
 def _retry_later() -> web.Response:

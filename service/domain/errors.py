@@ -8,7 +8,11 @@ forbidden!, bad_request!, render_api_error!; Grape's parameter errors).
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+from asyncpg import UniqueViolationError
 
 ERROR_MESSAGES = {
     # Gitlab::GitAccess
@@ -182,3 +186,34 @@ class RateLimited(GitAccessError):
 
     def __init__(self) -> None:
         super().__init__(RATE_LIMITED)
+
+
+# --- races past a check ------------------------------------------------------------------------
+
+TAKEN = "has already been taken"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def unique_races_answered(
+    answers: Mapping[str, Callable[[], DomainError]],
+) -> Callable[[Callable[_P, Awaitable[_R]]], Callable[_P, Awaitable[_R]]]:
+    """A write whose check ("is the name taken?") another request raced past: the unique index that
+    refused it (by its name) is answered as this function's check would have answered, had it run
+    second. An index not named here stays a UniqueViolationError (a generic 409)."""
+
+    def decorate(function: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+        @functools.wraps(function)
+        async def answered(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return await function(*args, **kwargs)
+            except UniqueViolationError as exc:
+                answer = answers.get(exc.constraint_name or "")
+                if answer is None:
+                    raise
+                raise answer() from None
+
+        return answered
+
+    return decorate
+

@@ -203,3 +203,30 @@ async def test_the_pairs_that_deadlocked_take_their_locks_in_one_order(client, d
         again = await client.put(f"/api/v4/users/{user['id']}", json={"name": "late"}, headers=headers)
         assert (gone.status, again.status) == (204, 404)
     assert statuses <= {200, 201, 202, 404}, statuses
+
+
+async def test_a_race_past_a_check_gets_the_checks_own_answer(client, db):
+    _, token = await make_admin(db)
+    headers = {"PRIVATE-TOKEN": token}
+
+    def new_user(username: str, email: str) -> dict[str, str]:
+        return {"username": username, "email": email, "name": "N", "password": "correct-horse-1"}
+
+    for n in range(4):
+        same_name = await asyncio.gather(
+            *(client.post("/api/v4/users", json=new_user(f"twin{n}", f"twin{n}-{i}@example.com"), headers=headers) for i in range(5))
+        )
+        answers = sorted([(a.status, await a.json()) for a in same_name], key=lambda answer: answer[0])
+        assert [status for status, _ in answers] == [201, 409, 409, 409, 409]
+        assert all(body == {"message": "Username has already been taken"} for _, body in answers[1:])
+        # a user and a group racing for one top-level path: each loser gets its own route's answer
+        user_answer, group_answer = await asyncio.gather(
+            client.post("/api/v4/users", json=new_user(f"spot{n}", f"spot{n}@example.com"), headers=headers),
+            client.post("/api/v4/groups", json={"name": f"spot{n}", "path": f"spot{n}"}, headers=headers),
+        )
+        outcomes = {(user_answer.status, str(await user_answer.json())[:40]), (group_answer.status, str(await group_answer.json())[:40])}
+        assert sorted(status for status, _ in outcomes) == [201, 400], outcomes
+        if user_answer.status == 400:
+            assert await user_answer.json() == {"message": {"username": ["has already been taken"]}}
+        else:
+            assert await group_answer.json() == {"message": {"path": ["has already been taken"]}}

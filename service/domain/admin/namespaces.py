@@ -15,7 +15,7 @@ from service.db.rows import Conn, Paged
 from service.domain.admin import validation
 from service.domain.ids import as_id
 from service.domain.admin.pagination import Page
-from service.domain.errors import Conflict, Denied, Invalid, Missing
+from service.domain.errors import TAKEN, Conflict, Denied, Invalid, Missing, unique_races_answered
 
 OWNER = 50
 
@@ -50,6 +50,11 @@ def _check_visibility_under(parent: NamespaceRow, level: int) -> None:
         )
 
 
+# The route's unique path, which the path check stands in front of
+_GROUP_RACES = unique_races_answered({"index_routes_on_lower_path": lambda: Invalid({"path": [TAKEN]})})
+
+
+@_GROUP_RACES
 async def create_group(
     conn: Conn,
     *,
@@ -99,6 +104,7 @@ async def create_group(
     return group_id
 
 
+@_GROUP_RACES
 async def update_group(
     conn: Conn,
     group: NamespaceRow,

@@ -30,7 +30,7 @@ from service.db.ssh_keys import KeyRow
 from service.domain.admin import validation
 from service.domain.ids import as_id
 from service.domain.admin.pagination import Page
-from service.domain.errors import BadRequest, Conflict, Invalid, Missing, Refused
+from service.domain.errors import TAKEN, BadRequest, Conflict, Invalid, Missing, Refused, unique_races_answered
 from service.domain.admin.namespaces import find_namespace
 from service.domain.admin.users import _aware, check_key
 from service.domain.app_settings import AppSettings
@@ -102,6 +102,17 @@ class NewProject:
     description: str
 
 
+# The unique indexes _check_name_and_path stands in front of
+_PROJECT_RACES = unique_races_answered(
+    {
+        "index_routes_on_lower_path": lambda: Invalid({"path": [TAKEN]}),
+        "index_projects_on_namespace_and_lower_path": lambda: Invalid({"path": [TAKEN]}),
+        "index_projects_on_namespace_and_lower_name": lambda: Invalid({"name": [TAKEN]}),
+    }
+)
+
+
+@_PROJECT_RACES
 async def create_project(conn: Conn, new: NewProject, *, creator_id: int, personal_namespace_id: int | None) -> int:
     """A project with its route "<namespace full path>/<path>" (Projects::CreateService)."""
     path = new.path or validation.path_from_name(new.name or "")
@@ -151,6 +162,7 @@ async def _hold(conn: Conn, project_id: int) -> AdminProject:
     return current
 
 
+@_PROJECT_RACES
 async def update_project(conn: Conn, project: AdminProject, changes: dict[str, object]) -> None:
     """PUT /projects/:id. A new path moves the route and leaves a redirect from the old full path,
     so clones of the old URL keep working and /internal/allowed reports the move."""
@@ -197,6 +209,25 @@ def _ruby_errors(attribute: str, message: str) -> str:
     return f'{{:{attribute}=>["{message}"]}}'
 
 
+def _transfer_failed(message: str) -> Refused:
+    return Refused(f"Failed to transfer project {_ruby_errors('new_namespace', message)}")
+
+
+_SAME_NAME_OR_PATH = "Project with same name or path in target namespace already exists"
+# The unique indexes the name-or-path check stands in front of, answered as it answers
+_TRANSFER_RACES = unique_races_answered(
+    dict.fromkeys(
+        (
+            "index_routes_on_lower_path",
+            "index_projects_on_namespace_and_lower_path",
+            "index_projects_on_namespace_and_lower_name",
+        ),
+        lambda: _transfer_failed(_SAME_NAME_OR_PATH),
+    )
+)
+
+
+@_TRANSFER_RACES
 async def transfer_project(conn: Conn, project: AdminProject, namespace_ref: str) -> None:
     """PUT /projects/:id/transfer: a new namespace, a new route, a redirect from the old path."""
     async with conn.transaction():
@@ -207,16 +238,12 @@ async def transfer_project(conn: Conn, project: AdminProject, namespace_ref: str
             target = await namespaces_db.find_namespace(conn, target.id)  # its path as it is now
         if target is None:
             raise Missing("Namespace")
-
-        def failed(message: str) -> Refused:
-            return Refused(f"Failed to transfer project {_ruby_errors('new_namespace', message)}")
-
         if target.id == project.namespace_id:
-            raise failed("Project is already in this namespace.")
+            raise _transfer_failed("Project is already in this namespace.")
         taken = await projects_db.name_or_path_taken(conn, target.id, project.name, project.path, project.id)
         new_full_path = f"{target.full_path}/{project.path}"
         if taken.name_taken or taken.path_taken or await routes_db.path_taken(conn, new_full_path):
-            raise failed("Project with same name or path in target namespace already exists")
+            raise _transfer_failed(_SAME_NAME_OR_PATH)
         await projects_db.update_project(conn, project.id, namespace_id=target.id)
         await routes_db.move_routes(conn, project.full_path, new_full_path)
         await routes_db.rename_route(conn, "Project", project.id, f"{target.full_name} / {project.name}")
@@ -240,6 +267,9 @@ async def delete_project(conn: Conn, project: AdminProject) -> None:
 # --- deploy keys -------------------------------------------------------------------------------
 
 
+@unique_races_answered(
+    {"index_keys_on_fingerprint_sha256": lambda: Invalid({"deploy_key.fingerprint_sha256": [TAKEN]})}
+)
 async def add_deploy_key(
     conn: Conn,
     project: AdminProject,

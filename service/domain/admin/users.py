@@ -19,7 +19,7 @@ from service.db.users import AdminUser as AdminUser
 from service.domain.admin import validation
 from service.domain.admin.namespaces import forget_paths_under
 from service.domain.admin.pagination import Page
-from service.domain.errors import Conflict, Denied, Invalid, Missing, NotPermitted, Refused
+from service.domain.errors import TAKEN, Conflict, Denied, Invalid, Missing, NotPermitted, Refused, unique_races_answered
 from service.domain.app_settings import AppSettings
 from service.domain.permissions import BLOCKED_STATES
 from service.domain.ssh_keys import InvalidKey, parse_public_key, restriction_error
@@ -64,6 +64,17 @@ async def _check_user_identity(conn: Conn, username: str | None, email: str | No
         raise Invalid({"username": ["has already been taken"]})
 
 
+# The unique indexes _check_user_identity stands in front of, answered as it answers
+_USER_RACES = unique_races_answered(
+    {
+        "index_users_on_lower_username": lambda: Conflict("Username has already been taken"),
+        "index_users_on_lower_email": lambda: Conflict("Email has already been taken"),
+        "index_routes_on_lower_path": lambda: Invalid({"username": [TAKEN]}),
+    }
+)
+
+
+@_USER_RACES
 async def create_user(conn: Conn, new: NewUser) -> int:
     """A user with its personal namespace (traversal_ids = [id]) and route, all or nothing."""
     validation.check_present(new.name, "name")
@@ -95,6 +106,7 @@ async def create_user(conn: Conn, new: NewUser) -> int:
     return user_id
 
 
+@_USER_RACES
 async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None:
     """PUT /users/:id. A new username moves the personal namespace and every project route under it,
     leaving redirects for the old paths (Namespace#update + Route#rename_descendants)."""
@@ -273,6 +285,7 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+@unique_races_answered({"index_keys_on_fingerprint_sha256": lambda: Invalid({"fingerprint_sha256": [TAKEN]})})
 async def add_key(
     conn: Conn,
     user_id: int,
