@@ -188,3 +188,15 @@ def test_a_repeated_query_parameter_takes_its_last_value_and_the_body_replaces_w
     assert _post(echo_port, b"a[c]=2", "application/x-www-form-urlencoded", "?a[b]=1&q=1") == (
         200, {"a": {"c": "2"}, "q": "1"}
     )
+
+
+def test_nesting_is_refused_from_rack_s_depth_limit_on(echo_port):
+    deepest = b"a" + b"[b]" * 31 + b"=1"  # 32 levels with its outer name: Rack's last accepted
+    status, answer = _post(echo_port, deepest, "application/x-www-form-urlencoded")
+    assert status == 200
+    for key in ["a"] + ["b"] * 31:
+        answer = answer[key]
+    assert answer == "1"
+    assert _post(echo_port, b"a" + b"[b]" * 32 + b"=1", "application/x-www-form-urlencoded") == (
+        400, {"message": "400 Bad request - parameters nested too deeply"}
+    )

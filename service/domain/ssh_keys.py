@@ -123,12 +123,21 @@ def parse_public_key(text: str) -> ParsedKey:
         raise InvalidKey("is invalid")
     for end in range(2, min(len(parts), MAX_BASE64_PARTS + 1) + 1):
         try:
-            blob = lenient_b64decode("".join(parts[1:end]))
+            # strict, as SSHData's Base64.strict_decode64: padding split off onto its own piece is
+            # joined to the rest rather than taken for the comment
+            blob = base64.b64decode("".join(parts[1:end]), validate=True)
             bits = _bits(parts[0], blob)
-        except InvalidKey:
+        except (InvalidKey, binascii.Error):
             continue
         return ParsedKey(parts[0], blob, parts[end] if end < len(parts) else "", bits)
     raise InvalidKey("is invalid")
+
+
+def exclusive_sentence(words: list[str]) -> str:
+    """Gitlab::Sentence.to_exclusive_sentence: "a", "a or b", "a, b, or c"."""
+    if len(words) <= 2:
+        return " or ".join(words)
+    return ", ".join(words[:-1]) + ", or " + words[-1]
 
 
 def restriction_error(technology: str, bits: int, restrictions: dict[str, int]) -> str | None:
@@ -139,11 +148,7 @@ def restriction_error(technology: str, bits: int, restrictions: dict[str, int]) 
     minimum = restrictions.get(technology, 0)
     if minimum < 0:
         allowed = [t.upper() for t in ALL_TECHNOLOGIES if restrictions.get(t, 0) >= 0]
-        if len(allowed) > 1:
-            listed = ", ".join(allowed[:-1]) + ", or " + allowed[-1]
-        else:
-            listed = "".join(allowed)
-        return f"type is forbidden. Must be {listed}"
+        return f"type is forbidden. Must be {exclusive_sentence(allowed)}"
     if minimum > 0 and bits < minimum:
         return f"must be at least {minimum} bits"
     return None

@@ -58,9 +58,12 @@ _RE2_OPTIONS.log_errors = False
 @functools.lru_cache(maxsize=256)
 def _untrusted_regexp(pattern: str) -> Any:
     """Gitlab::UntrustedRegexp: RE2, whose matching time is linear in the branch name whatever the
-    pattern (a backtracking engine takes exponential time on `(a+)+$`, in the job worker); it
-    refuses what it cannot match so (back-references, look-arounds): re2.error."""
-    return re2.compile(pattern, options=_RE2_OPTIONS)
+    pattern (a backtracking engine takes exponential time on `(a+)+$`, in the job worker); None for
+    what it cannot match so (back-references, look-arounds), remembered like a compiled pattern."""
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error:
+        return None
 
 
 def branch_filter_matches(strategy: str, branch_filter: str | None, branch: str) -> bool:
@@ -68,10 +71,9 @@ def branch_filter_matches(strategy: str, branch_filter: str | None, branch: str)
     if strategy == "all_branches" or not branch_filter:
         return True
     if strategy == "regex":
-        try:
-            return _untrusted_regexp(branch_filter).search(branch) is not None  # unanchored, as GitLab
-        except re2.error:
-            return False  # stored before validation refused it
+        compiled = _untrusted_regexp(branch_filter)
+        # unanchored, as GitLab; a filter stored before validation refused it matches nothing
+        return compiled is not None and compiled.search(branch) is not None
     return wildcard_matches(branch_filter, branch)
 
 
@@ -86,10 +88,8 @@ def hook_fires(hook: PushHook, ref_type: str, branch: str) -> bool:
 def validate_branch_filter(strategy: str | None, branch_filter: str | None) -> None:
     """WebHook validations: a regex filter must be one RE2 takes (untrusted_regexp: true)."""
     if strategy == "regex" and branch_filter:
-        try:
-            _untrusted_regexp(branch_filter)
-        except re2.error:
-            raise Invalid({"push_events_branch_filter": ["is not a valid regular expression"]}) from None
+        if _untrusted_regexp(branch_filter) is None:
+            raise Invalid({"push_events_branch_filter": ["is not a valid regular expression"]})
 
 
 # --- auto-disabling ------------------------------------------------------------------------------

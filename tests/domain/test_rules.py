@@ -313,3 +313,29 @@ def test_a_key_wrapped_in_many_pieces_parses_and_only_rubys_white_space_separate
     key_type, blob = _openssh_line(ed25519.Ed25519PrivateKey.generate()).split()
     with pytest.raises(InvalidKey):
         parse_public_key(f"{key_type}\u3000{blob}")  # an ideographic space is no separator in Ruby
+
+
+def test_padding_wrapped_onto_its_own_piece_is_joined_not_taken_for_the_comment():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from service.domain.ssh_keys import InvalidKey, parse_public_key
+
+    key_type, blob = _openssh_line(ec.generate_private_key(ec.SECP256R1())).split()
+    assert blob.endswith("=")  # 104 bytes: one padding character
+    wrapped = key_type + " " + " ".join(blob[i : i + 2] for i in range(0, len(blob), 2)) + " me@host"
+    parsed = parse_public_key(wrapped)
+    assert (parsed.bits, parsed.comment) == (256, "me@host")
+    with pytest.raises(InvalidKey):  # without its padding, as SSHData's strict decoding refuses it
+        parse_public_key(f"{key_type} {blob.rstrip('=')}")
+
+
+def test_a_restriction_names_the_allowed_types_as_gitlabs_sentence():
+    from service.domain.ssh_keys import ALL_TECHNOLOGIES, restriction_error
+
+    only = {technology: -1 for technology in ALL_TECHNOLOGIES}
+    assert restriction_error("dsa", 1024, {**only, "rsa": 0, "ed25519": 0}) == "type is forbidden. Must be RSA or ED25519"
+    assert restriction_error("dsa", 1024, {**only, "rsa": 0}) == "type is forbidden. Must be RSA"
+    assert (
+        restriction_error("dsa", 1024, {**only, "rsa": 0, "ecdsa": 0, "ed25519": 0})
+        == "type is forbidden. Must be RSA, ECDSA, or ED25519"
+    )

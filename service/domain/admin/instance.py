@@ -13,7 +13,7 @@ from service.db.rows import Conn, Paged
 from service.domain.admin.pagination import Page
 from service.domain.app_settings import SettingsCache
 from service.domain.errors import Invalid, Missing
-from service.domain.ssh_keys import SUPPORTED_SIZES
+from service.domain.ssh_keys import SUPPORTED_SIZES, exclusive_sentence
 from service.domain.tokens import MAX_LIFETIME_DAYS, token_digest
 
 
@@ -50,20 +50,13 @@ _TOKEN_PREFIX = re.compile(r"[a-zA-Z0-9_+=/@:.-]+\Z")
 TOKEN_PREFIX_MESSAGE = "can contain only letters of the Base64 alphabet (RFC4648) with the addition of '@', ':' and '.'"
 
 
-def _exclusive_sentence(words: list[str]) -> str:
-    """Gitlab::Sentence.to_exclusive_sentence: "a, b, or c"; "a or b"."""
-    if len(words) <= 2:
-        return " or ".join(words)
-    return ", ".join(words[:-1]) + ", or " + words[-1]
-
-
 def settings_errors(values: dict[str, Any]) -> dict[str, list[str]]:
     """ApplicationSetting's model validations of the attributes being changed."""
     errors: dict[str, list[str]] = {}
     for technology, sizes in SUPPORTED_SIZES.items():
         attribute = f"{technology}_key_restriction"
         if attribute in values and values[attribute] not in (-1, 0, *sizes):
-            choices = _exclusive_sentence(["forbidden", "allowed", *map(str, sizes)])
+            choices = exclusive_sentence(["forbidden", "allowed", *map(str, sizes)])
             errors[attribute] = [f"must be {choices}"]
     prefix = values.get("personal_access_token_prefix")
     if prefix and not _TOKEN_PREFIX.match(prefix):
