@@ -132,6 +132,20 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def _seal_stored_hook_urls(dsn: str, db_key_base: bytes) -> int:
+    import asyncpg
+
+    from service.domain.admin.hooks import seal_stored_urls
+    from service.domain.token_box import TokenBox
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            return await seal_stored_urls(conn, TokenBox(db_key_base))
+    finally:
+        await conn.close()
+
+
 @command("serve", "run the service", _serve_arguments)
 def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
@@ -149,6 +163,9 @@ def serve(args: argparse.Namespace) -> int:
 
             applied = asyncio.run(migrate(settings.direct_database_url))
             log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+            sealed = asyncio.run(_seal_stored_hook_urls(settings.direct_database_url, secrets.db_key_base))
+            if sealed:
+                log.info("webhook URLs stored in plain text before this version, sealed now: %d", sealed)
         from service.domain.repository import CHECKS_NEEDING_REPOSITORY, RepositoryInspector
 
         reason = RepositoryInspector(settings.storages).unavailable_reason

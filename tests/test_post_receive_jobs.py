@@ -766,3 +766,35 @@ async def test_a_url_the_client_will_not_send_to_is_a_failed_attempt_and_a_blank
     assert (await resp.json())["message"]["url"][0].startswith("is blocked: ")
     stored = await (await client.get(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}", headers=headers)).json()
     assert stored["url"] == odd
+
+
+async def test_urls_stored_before_they_were_sealed_are_sealed_at_start_up(client, db):
+    """An upgraded install: hooks whose URL (with credentials) and delivery log were written in plain
+    text. `serve` seals and masks them after the migrations; until then they are read as they are."""
+    from service.domain.admin.hooks import seal_stored_urls
+    from service.domain.token_box import TokenBox
+    from tests.conftest import DB_KEY_BASE
+
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, token = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    plain = "http://hookuser:S3cret@127.0.0.1:9/x"
+    hook = await created(client, token, f"/api/v4/projects/{project['id']}/hooks", {"url": plain})
+    await db.execute("UPDATE web_hooks SET url = $1 WHERE id = $2", plain, hook["id"])  # as stored before
+    await db.execute(
+        "INSERT INTO web_hook_logs (web_hook_id, trigger, url, request_headers, request_data, response_headers,"
+        " response_body, response_status, execution_duration) VALUES ($1, 'push_hooks', $2, '{}', '{}', '{}', '', '200', 0.1)",
+        hook["id"],
+        plain,
+    )
+    shown = await (await client.get(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}", headers={"PRIVATE-TOKEN": token})).json()
+    assert shown["url"] == plain  # a plain row is read as it is
+    assert await seal_stored_urls(db, TokenBox(DB_KEY_BASE)) == 1
+    stored = await db.fetchval("SELECT url FROM web_hooks WHERE id = $1", hook["id"])
+    assert stored.startswith("v1:") and "S3cret" not in stored
+    assert await db.fetchval("SELECT url FROM web_hook_logs WHERE web_hook_id = $1", hook["id"]) == (
+        "http://*****:*****@127.0.0.1:9/x"
+    )
+    shown = await (await client.get(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}", headers={"PRIVATE-TOKEN": token})).json()
+    assert shown["url"] == plain
+    assert await seal_stored_urls(db, TokenBox(DB_KEY_BASE)) == 0  # nothing left to seal

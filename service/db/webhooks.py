@@ -22,6 +22,10 @@ _FINISH = statement("finish_delivery")
 _INSERT_LOG = statement("insert_web_hook_log")
 _SET_FAILURES = statement("set_web_hook_failures")
 _ALLOW_LOCAL = value("allow_local_requests")
+_PLAIN_URLS = many("plain_hook_urls")
+_SEAL_URL = statement("seal_hook_url")
+_LOGGED_CREDENTIALS = many("logged_urls_with_credentials")
+_MASK_LOGGED = statement("mask_logged_url")
 
 PROJECT_HOOK = "ProjectHook"
 SYSTEM_HOOK = "SystemHook"
@@ -190,3 +194,19 @@ async def set_failures(conn: Conn, hook_id: int, recent_failures: int, disabled_
 
 async def allow_local_requests(conn: Conn) -> bool:
     return bool(await conn.fetchval(_ALLOW_LOCAL))
+
+
+async def plain_hook_urls(conn: Conn) -> list[tuple[int, str]]:
+    return [(r["id"], r["url"]) for r in await conn.fetch(_PLAIN_URLS)]
+
+
+async def seal_hook_url(conn: Conn, hook_id: int, plain: str, sealed: str) -> None:
+    await conn.execute(_SEAL_URL, hook_id, plain, sealed)
+
+
+async def logged_urls_with_credentials(conn: Conn) -> list[tuple[int, str]]:
+    return [(r["id"], r["url"]) for r in await conn.fetch(_LOGGED_CREDENTIALS)]
+
+
+async def mask_logged_url(conn: Conn, log_id: int, masked: str) -> None:
+    await conn.execute(_MASK_LOGGED, log_id, masked)

@@ -89,3 +89,22 @@ UPDATE web_hooks SET recent_failures = $2, disabled_until = $3 WHERE id = $1;
 -- name: allow_local_requests$
 -- The instance's SSRF switch (application setting allow_local_requests_from_web_hooks_and_services).
 SELECT allow_local_requests_from_web_hooks_and_services FROM application_settings WHERE id = 1;
+
+-- name: plain_hook_urls
+-- Hooks whose URL was stored before URLs were sealed (2026-12-07): not "v1:..." (a URL's scheme is
+-- http or https).
+SELECT id, url FROM web_hooks WHERE url NOT LIKE 'v1:%';
+
+-- name: seal_hook_url!
+-- A hook's plain URL replaced by its sealed form, unless it changed meanwhile.
+-- $1 hook id, $2 the plain URL read, $3 the sealed URL
+UPDATE web_hooks SET url = $3 WHERE id = $1 AND url = $2;
+
+-- name: logged_urls_with_credentials
+-- Delivery log entries written before their URL's credentials were masked.
+SELECT id, url FROM web_hook_logs WHERE url LIKE '%@%' AND url NOT LIKE '%://*****%';
+
+-- name: mask_logged_url!
+-- $1 log entry id, $2 the URL with its user and password masked
+UPDATE web_hook_logs SET url = $2 WHERE id = $1;
+

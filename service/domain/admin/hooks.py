@@ -77,6 +77,18 @@ def render_hook(hook: HookRow) -> dict[str, Any]:
     return body
 
 
+async def seal_stored_urls(conn: Conn, box: TokenBox) -> int:
+    """Hook URLs stored in plain text before URLs were sealed, sealed now, and the credentials in
+    their delivery log masked (run at start-up, after the migrations). How many URLs it sealed."""
+    plain = await hooks_db.plain_hook_urls(conn)
+    for hook_id, url in plain:
+        await hooks_db.seal_hook_url(conn, hook_id, url, box.seal(url))
+    for log_id, url in await hooks_db.logged_urls_with_credentials(conn):
+        if webhooks.masked_url(url) != url:
+            await hooks_db.mask_logged_url(conn, log_id, webhooks.masked_url(url))
+    return len(plain)
+
+
 def _opened(hook: HookRow, box: TokenBox) -> HookRow:
     return replace(hook, url=box.open_url(hook.url))
 
