@@ -366,7 +366,7 @@ async def _run_once(
         )
         # A cancellation that arrived while the connections opened can be lost inside a library (the
         # web worker's shutdown then waited for a job worker that started anyway, until gunicorn
-        # killed it 30 s later: 5 SIGTERMs in 137 at start-up, in a loop of tests/test_serve
+        # killed it 30 s later: 6 SIGTERMs in 146 at start-up, in a loop of tests/test_serve
         # runs); the task still says it was asked to stop.
         current = asyncio.current_task()
         if current is not None and current.cancelling():
