@@ -138,12 +138,34 @@ async def _seal_stored_hook_urls(dsn: str, db_key_base: bytes) -> int:
     from service.domain.admin.hooks import seal_stored_urls
     from service.domain.token_box import TokenBox
 
-    conn = await asyncpg.connect(dsn)
+    # no prepared statements: the direct URL may still lead through PgBouncer
+    conn = await asyncpg.connect(dsn, statement_cache_size=0, timeout=10)
     try:
         async with conn.transaction():
             return await seal_stored_urls(conn, TokenBox(db_key_base))
     finally:
         await conn.close()
+
+
+def _seal_hook_urls_if_reachable(dsn: str, db_key_base: bytes) -> None:
+    """A database down at start-up does not stop `serve` (its workers answer 503 until it is back);
+    nor does this: the URLs are sealed at the next start. Nor does one without the migrations, which
+    the workers refuse with their own message."""
+    import asyncpg
+
+    from service.db.pool import describe_outage, is_database_outage
+
+    try:
+        sealed = asyncio.run(_seal_stored_hook_urls(dsn, db_key_base))
+    except asyncpg.UndefinedTableError:
+        return  # migrations pending: the workers refuse to start and say so
+    except Exception as exc:
+        if not (is_database_outage(exc) or isinstance(exc, (OSError, TimeoutError))):
+            raise
+        log.warning("webhook URLs not checked for plain text now: %s", describe_outage(exc))
+        return
+    if sealed:
+        log.info("webhook URLs stored in plain text before this version, sealed now: %d", sealed)
 
 
 @command("serve", "run the service", _serve_arguments)
@@ -163,9 +185,8 @@ def serve(args: argparse.Namespace) -> int:
 
             applied = asyncio.run(migrate(settings.direct_database_url))
             log.info("migrations applied: %s", ", ".join(applied) or "none pending")
-            sealed = asyncio.run(_seal_stored_hook_urls(settings.direct_database_url, secrets.db_key_base))
-            if sealed:
-                log.info("webhook URLs stored in plain text before this version, sealed now: %d", sealed)
+        # at every start, not only when this process migrated (production runs `migrate` apart)
+        _seal_hook_urls_if_reachable(settings.direct_database_url, secrets.db_key_base)
         from service.domain.repository import CHECKS_NEEDING_REPOSITORY, RepositoryInspector
 
         reason = RepositoryInspector(settings.storages).unavailable_reason

@@ -283,3 +283,18 @@ async def test_master_gives_up_with_non_zero_status_when_workers_cannot_boot(ser
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_serve_seals_hook_urls_stored_in_plain_text_without_migrating(serve, db, redis):
+    """Production runs `migrate` apart and starts `serve --no-migrate` (as this fixture does): the
+    URLs an earlier version stored in plain text are sealed at that start all the same."""
+    owner = await make_user(db)
+    project = await make_project(db, owner=owner)
+    plain = "http://hookuser:S3cret@hooks.example.com/x"
+    hook_id = await db.fetchval(
+        "INSERT INTO web_hooks (type, project_id, url) VALUES ('ProjectHook', $1, $2) RETURNING id", project["id"], plain
+    )
+    served = serve()
+    await _wait_ready(f"{served.url}/-/readiness")
+    stored = await db.fetchval("SELECT url FROM web_hooks WHERE id = $1", hook_id)
+    assert stored.startswith("v1:") and "S3cret" not in stored

@@ -84,8 +84,9 @@ async def seal_stored_urls(conn: Conn, box: TokenBox) -> int:
     for hook_id, url in plain:
         await hooks_db.seal_hook_url(conn, hook_id, url, box.seal(url))
     for log_id, url in await hooks_db.logged_urls_with_credentials(conn):
-        if webhooks.masked_url(url) != url:
-            await hooks_db.mask_logged_url(conn, log_id, webhooks.masked_url(url))
+        masked = webhooks.masked_url(url)
+        if masked != url:
+            await hooks_db.mask_logged_url(conn, log_id, masked)
     return len(plain)
 
 
