@@ -217,7 +217,7 @@ async def test_a_race_past_a_check_gets_the_checks_own_answer(client, db):
             *(client.post("/api/v4/users", json=new_user(f"twin{n}", f"twin{n}-{i}@example.com"), headers=headers) for i in range(5))
         )
         answers = sorted([(a.status, await a.json()) for a in same_name], key=lambda answer: answer[0])
-        assert [status for status, _ in answers] == [201, 409, 409, 409, 409]
+        assert [status for status, _ in answers] == [201, 409, 409, 409, 409], answers
         assert all(body == {"message": "Username has already been taken"} for _, body in answers[1:])
         # a user and a group racing for one top-level path: each loser gets its own route's answer
         user_answer, group_answer = await asyncio.gather(
