@@ -2,8 +2,12 @@
 
 With --floor it also carries what every request of the service pays for before its own work: the
 service's JSON access logger (written to stdout, as the service writes it) and one middleware that
-only passes the request on (aiohttp then adds one of its own). Its rate is the most any endpoint of
-the service could reach; bench/run.py measures it like an endpoint.
+only passes the request on (aiohttp then adds one of its own), and it answers as the service
+answers, with service/wire.py's OneWriteResponse. Its rate is the most any endpoint of the service
+could reach; bench/run.py measures it like an endpoint.
+
+With --one-write (and no --floor) it is the bare handler answering with OneWriteResponse instead of
+aiohttp's web.Response, nothing else changed: bench/response_path.py compares the two.
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ async def handler(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"status": True}), content_type="application/json")
 
 
+async def one_write_handler(request: web.Request) -> web.Response:
+    from service.wire import OneWriteResponse
+
+    await request.read()
+    return OneWriteResponse(body=orjson.dumps({"status": True}), headers={"Content-Type": "application/json"})
+
+
 @web.middleware
 async def passthrough(request: web.Request, handler: Any) -> web.StreamResponse:
     response: web.StreamResponse = await handler(request)
@@ -30,8 +41,9 @@ async def passthrough(request: web.Request, handler: Any) -> web.StreamResponse:
 
 def main() -> None:
     floor = "--floor" in sys.argv[2:]
+    one_write = floor or "--one-write" in sys.argv[2:]
     app = web.Application(middlewares=[passthrough] if floor else [])
-    app.router.add_route("*", "/{tail:.*}", handler)
+    app.router.add_route("*", "/{tail:.*}", one_write_handler if one_write else handler)
     logging_options: dict[str, Any] = {"access_log": None}
     if floor:
         from service.logs import JsonAccessLogger

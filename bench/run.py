@@ -6,7 +6,8 @@
     python3 dev.py bench --profile allowed_any  # py-spy under load: bench/results/profile-*.speedscope.json
 
 The first row, framework_floor, is bench/bare.py --floor: the bare handler plus the service's access
-logger and one pass-through middleware, the most any endpoint can reach. post_receive queues each
+logger and one pass-through middleware, answering with the service's one-write response
+(service/wire.py), the most any endpoint can reach. post_receive queues each
 push's job, and no job worker runs during the rounds (production runs them in `worker` processes);
 one job worker's rate is measured afterwards (the `post_receive jobs` line).
 
@@ -909,7 +910,7 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
         target = TARGETS.get(endpoint)
         ratio_text = f"{s.ratio:.2f} ({min(s.ratios):.2f}-{max(s.ratios):.2f})"
         if endpoint == FLOOR:
-            verdict = "- (the most any endpoint can reach: the bare handler + access log + 1 middleware)"
+            verdict = "- (the most any endpoint can reach: the bare handler + access log + 1 middleware, answering as the service does)"
         elif endpoint == SERVICE_FLOOR:
             verdict = "- (the service's common path (shell JWT, correlation id, counts, access log), a constant answer)"
         elif not verdicts:

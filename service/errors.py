@@ -13,6 +13,7 @@ from service import app_keys
 from service.db.pool import REFUSED_VALUE_ERRORS, describe_outage, is_database_outage
 from service.domain import errors as domain
 from service.unavailable import RETRY_AFTER_SECONDS, BackendUnavailable
+from service.wire import OneWriteResponse
 
 log = logging.getLogger("gitlab_internal_api")
 
@@ -27,7 +28,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def json_bytes_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """An answer whose JSON is already encoded (remembered answers of the hot paths)."""
-    return web.Response(
+    return OneWriteResponse(
         body=body, status=status, headers=_JSON_HEADERS if headers is None else {**headers, **_JSON_HEADERS}
     )
 
@@ -108,7 +109,7 @@ def insufficient_scope(scopes: str) -> ApiError:
 
 
 def no_content() -> web.Response:
-    return web.Response(status=204)
+    return OneWriteResponse(status=204)
 
 
 def accepted() -> web.Response:
