@@ -26,11 +26,16 @@ async def handler(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"status": True}), content_type="application/json")
 
 
-async def one_write_handler(request: web.Request) -> web.Response:
+def one_write_handler() -> Any:
+    """The same handler answering with the service's OneWriteResponse (imported here, once, so that
+    the plain bare handler's process does not load the service)."""
     from service.wire import OneWriteResponse
 
-    await request.read()
-    return OneWriteResponse(body=orjson.dumps({"status": True}), headers={"Content-Type": "application/json"})
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return OneWriteResponse(body=orjson.dumps({"status": True}), headers={"Content-Type": "application/json"})
+
+    return answer
 
 
 @web.middleware
@@ -43,7 +48,7 @@ def main() -> None:
     floor = "--floor" in sys.argv[2:]
     one_write = floor or "--one-write" in sys.argv[2:]
     app = web.Application(middlewares=[passthrough] if floor else [])
-    app.router.add_route("*", "/{tail:.*}", one_write_handler if one_write else handler)
+    app.router.add_route("*", "/{tail:.*}", one_write_handler() if one_write else handler)
     logging_options: dict[str, Any] = {"access_log": None}
     if floor:
         from service.logs import JsonAccessLogger

@@ -6,12 +6,13 @@ web.Response's path (a CIMultiDict of headers filled in by aiohttp, six nested c
 prepare() to the socket). It is hand-written code inside aiohttp's response, kept only while this
 shows it paying; rerun it when aiohttp or service/wire.py change:
 
-    .venv/bin/python bench/response_path.py [--rounds 5] [--duration 3]
+    .venv/bin/python bench/response_path.py [--rounds 8] [--duration 3]
 
 Method: two bare handlers (bench/bare.py, aiohttp + uvloop, one process, no middleware, no access
-log) that differ only in the response class, driven in turn by `wrk -t1 -c64` on loopback, the
-order alternating round by round; each one-write round is divided by the mean of the two
-web.Response rounds around it. Printed: both rates (median and range) and the ratio.
+log) that differ only in the response class, driven in turn by `wrk -t1 -c64` on loopback. Each
+round starts a new pair of processes and measures both, in an order alternating from round to
+round; its ratio is one-write over web.Response. Printed: both rates (median and range) and the
+ratio's median and range.
 """
 
 from __future__ import annotations
@@ -26,47 +27,45 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # noqa: E402  (bench/run.py: its wrk driver and process helpers)
 
 
+def _started(one_write: bool, connections: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = bench.free_port()
+    server = subprocess.Popen(
+        [sys.executable, str(bench.ROOT / "bench" / "bare.py"), str(port)] + (["--one-write"] if one_write else []),
+        cwd=bench.ROOT,
+    )
+    bench.wait_for_port(port)
+    bench.run_wrk(bench.bare_request(port), 1, connections)  # warm-up
+    return server, port
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--duration", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    ports = {"web.Response": bench.free_port(), "OneWriteResponse": bench.free_port()}
-    servers = [
-        subprocess.Popen(
-            [sys.executable, str(bench.ROOT / "bench" / "bare.py"), str(port)]
-            + (["--one-write"] if name == "OneWriteResponse" else []),
-            cwd=bench.ROOT,
-        )
-        for name, port in ports.items()
-    ]
-    try:
-        for port in ports.values():
-            bench.wait_for_port(port)
-            bench.run_wrk(bench.bare_request(port), 1, args.connections)  # warm-up
-        rates: dict[str, list[float]] = {name: [] for name in ports}
-
-        def one_round(name: str) -> float:
-            rps = bench.run_wrk(bench.bare_request(ports[name]), args.duration, args.connections)[0]
-            rates[name].append(rps)
-            return rps
-
-        ratios = []
-        before = one_round("web.Response")
-        for _ in range(args.rounds):
-            one_write = one_round("OneWriteResponse")
-            after = one_round("web.Response")
-            ratios.append(one_write / ((before + after) / 2))
-            before = after
-    finally:
-        for server in servers:
-            bench.stop_process(server)
-    print(f"bare handler, wrk -t1 -c{args.connections}, {args.rounds} alternated rounds of {args.duration} s")
+    rates: dict[str, list[float]] = {"web.Response": [], "OneWriteResponse": []}
+    ratios = []
+    for round_number in range(args.rounds):
+        # New processes every round: two processes of the same code differ by up to 10 % here
+        # (memory layout), which alternating rounds on one pair of processes would not average out.
+        order = [False, True] if round_number % 2 == 0 else [True, False]
+        measured = {}
+        for one_write in order:
+            server, port = _started(one_write, args.connections)
+            try:
+                measured[one_write] = bench.run_wrk(bench.bare_request(port), args.duration, args.connections)[0]
+            finally:
+                bench.stop_process(server)
+        rates["web.Response"].append(measured[False])
+        rates["OneWriteResponse"].append(measured[True])
+        ratios.append(measured[True] / measured[False])
+    print(
+        f"bare handler, wrk -t1 -c{args.connections}, {args.rounds} rounds of {args.duration} s, "
+        "a new pair of processes each round, the order alternating"
+    )
     for name, values in rates.items():
-        print(
-            f"{name:18} {statistics.median(values):9,.0f} req/s  ({min(values):,.0f}-{max(values):,.0f})"
-        )
+        print(f"{name:18} {statistics.median(values):9,.0f} req/s  ({min(values):,.0f}-{max(values):,.0f})")
     print(f"OneWriteResponse / web.Response: {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
     return 0
 
