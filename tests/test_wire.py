@@ -139,37 +139,33 @@ async def test_a_keep_alive_connection_carries_the_next_request(aiohttp_server):
     ],
 )
 async def test_a_header_with_a_control_character_is_never_written(aiohttp_server, name, value):
-    async def injected(request: web.Request) -> web.StreamResponse:
-        cls: Any = OneWriteResponse if request.match_info["cls"] == "one" else web.Response
-        response: web.StreamResponse = cls(body=b"{}", headers={name: value})
-        return response
-
-    app = web.Application()
-    app.router.add_get("/{cls}", injected)
-    server = await aiohttp_server(app)
-    answers = {}
-    for cls in ("aiohttp", "one"):
-        request = f"GET /{cls} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-        answers[cls] = await _exchange(server.port, request, head_only=False)
+    answers = await _answered_with_header(aiohttp_server, name, value)
     # aiohttp drops the connection without a word; so does the one write
     assert answers["one"] == answers["aiohttp"] == (b"", True)
 
 
 async def test_a_lone_surrogate_in_a_header_is_dropped_as_aiohttp_drops_it(aiohttp_server):
     # (aiohttp hands undecodable request bytes on as lone surrogates; an answer echoing one is written)
-    async def echoed(request: web.Request) -> web.StreamResponse:
+    answers = await _answered_with_header(aiohttp_server, "X-Echo", "a\udcffb")
+    assert DATE.sub(b"", answers["one"][0]) == DATE.sub(b"", answers["aiohttp"][0])
+    assert b"\r\nX-Echo: ab\r\n" in answers["one"][0]
+
+
+async def _answered_with_header(aiohttp_server: Any, name: str, value: str) -> dict[str, tuple[bytes, bool]]:
+    """A GET answered with this one header, by web.Response and by OneWriteResponse."""
+
+    async def with_header(request: web.Request) -> web.StreamResponse:
         cls: Any = OneWriteResponse if request.match_info["cls"] == "one" else web.Response
-        response: web.StreamResponse = cls(body=b"{}", headers={"X-Echo": "a\udcffb"})
+        response: web.StreamResponse = cls(body=b"{}", headers={name: value})
         return response
 
     app = web.Application()
-    app.router.add_get("/{cls}", echoed)
+    app.router.add_get("/{cls}", with_header)
     server = await aiohttp_server(app)
-    answers = {}
-    for cls in ("aiohttp", "one"):
-        answers[cls] = await _exchange(server.port, f"GET /{cls} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), head_only=False)
-    assert DATE.sub(b"", answers["one"][0]) == DATE.sub(b"", answers["aiohttp"][0])
-    assert b"\r\nX-Echo: ab\r\n" in answers["one"][0]
+    return {
+        cls: await _exchange(server.port, f"GET /{cls} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), head_only=False)
+        for cls in ("aiohttp", "one")
+    }
 
 
 async def test_a_parent_applications_signals_are_sent_under_a_sub_application(aiohttp_server):
