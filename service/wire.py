@@ -28,6 +28,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import must_be_empty_body, rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.http_writer import _serialize_headers
+from aiohttp.web_urldispatcher import AbstractRoute, SystemRoute
 
 # methods whose answers aiohttp shapes specially (a HEAD answer keeps its Content-Length but not its body)
 _LEFT_TO_AIOHTTP = frozenset({hdrs.METH_HEAD, hdrs.METH_CONNECT})
@@ -111,8 +112,23 @@ class OneWriteResponse(web.Response):
         return given[:-2] + added.encode() + b"\r\n" + body
 
 
+# Whether a route's answers go through aiohttp's prepare for on_response_prepare signals. aiohttp
+# freezes the signals with their application, before the first request, so the answer is asked
+# once per route rather than on every request (a route's own, bounded; aiohttp's 404 and 405
+# routes are new objects per request and are asked each time).
+_SIGNALS_BY_ROUTE: dict[AbstractRoute, bool] = {}
+
+
 def _response_signals(request: web.BaseRequest) -> bool:
     """Whether aiohttp's prepare would send on_response_prepare: the signals of every application
     on the route's path (a parent's too, under a sub-application). A BaseRequest has none."""
     match_info = getattr(request, "match_info", None)
-    return match_info is not None and any(app.on_response_prepare for app in match_info.apps)
+    if match_info is None:
+        return False
+    route = match_info.route
+    known = _SIGNALS_BY_ROUTE.get(route)
+    if known is None:
+        known = any(app.on_response_prepare for app in match_info.apps)
+        if not isinstance(route, SystemRoute):
+            _SIGNALS_BY_ROUTE[route] = known
+    return known

@@ -219,3 +219,28 @@ def test_the_service_registers_no_response_signals(settings, secrets):
     """The service's answers take the one write only while it has no on_response_prepare signal."""
     app = create_app(settings, secrets)
     assert not app.on_response_prepare
+
+
+async def test_routes_are_asked_about_signals_once_and_aiohttps_404s_are_not_kept(aiohttp_server):
+    from service import wire
+
+    async def missing_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except web.HTTPNotFound:
+            return OneWriteResponse(status=404, body=b'{"message":"404 Not Found"}', headers={"Content-Type": "application/json"})
+
+    app = _server_app([])
+    app.middlewares.append(web.middleware(missing_as_json))
+    server = await aiohttp_server(app)
+    before = len(wire._SIGNALS_BY_ROUTE)
+    for _ in range(3):
+        answer, _closed = await _exchange(server.port, b"GET /one/json HTTP/1.1\r\nHost: x\r\n\r\n", head_only=False)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert len(wire._SIGNALS_BY_ROUTE) == before + 1
+    for _ in range(3):
+        answer, _closed = await _exchange(server.port, b"GET /no/such/route HTTP/1.1\r\nHost: x\r\n\r\n", head_only=False)
+        assert answer.startswith(b"HTTP/1.1 404 Not Found\r\n")
+        assert answer.endswith(b'{"message":"404 Not Found"}')
+    assert len(wire._SIGNALS_BY_ROUTE) == before + 1
