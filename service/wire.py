@@ -4,8 +4,8 @@ the service and handed to aiohttp's writer in one `write_eof`.
 aiohttp's own path for a `web.Response` fills Content-Length, Date, Server and Connection into the
 headers' CIMultiDict one by one, and goes through a chain of nested coroutines between `prepare`
 and the socket. `bench/response_path.py` compares two bare handlers that differ only in the
-response class: this one answered 7 % more requests per second (1.03-1.09), and the service 4-9 %
-more on authorized_keys; the figures are in the README's Speed section.
+response class: this one answered 7-13 % more requests per second, and the service 4-9 % more
+on authorized_keys; the figures are in the README's Speed section.
 
 The bytes are the ones aiohttp would have written (tests/test_wire.py compares both on the wire):
 the status line and the headers given are serialised by aiohttp's own serialiser, with its checks
