@@ -64,6 +64,7 @@ class AdminUser:
 class UserConflicts:
     username_taken: bool
     email_taken: bool
+    path_taken: bool  # the username as a routed top-level path
 
 
 @dataclass(frozen=True)

@@ -80,12 +80,16 @@ FROM (SELECT count(*) AS total FROM matched) total
 LEFT JOIN LATERAL (SELECT * FROM matched ORDER BY id DESC LIMIT $5 OFFSET $6) page ON true;
 
 -- name: user_conflicts^
--- Which of a username and an e-mail address other users already have (GitLab answers these 409).
+-- Which of a username and an e-mail address other users already have (GitLab answers these 409),
+-- and whether the username is a top-level path already routed (a group's: 400). One statement, so
+-- one snapshot: a user committed meanwhile shows in all three or in none (read one by one, its
+-- route could show without its username, and the 409 became a 400).
 -- $1 username, $2 email, $3 user id to ignore (the one being edited)
 SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1::text) AND id IS DISTINCT FROM $3::bigint)
            AS username_taken,
        EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($2::text) AND id IS DISTINCT FROM $3::bigint)
-           AS email_taken;
+           AS email_taken,
+       EXISTS (SELECT 1 FROM routes WHERE lower(path) = lower($1::text)) AS path_taken;
 
 -- name: insert_user<!
 -- A user row; the caller adds its namespace and route in the same transaction.

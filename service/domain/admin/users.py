@@ -60,11 +60,7 @@ async def _check_user_identity(conn: Conn, username: str | None, email: str | No
         raise Conflict("Email has already been taken")
     if conflicts.username_taken:
         raise Conflict("Username has already been taken")
-    if username is not None and await routes_db.path_taken(conn, username):
-        # A user committed between the two reads takes the path with its username: that is the
-        # username check's answer (409), not a path taken by a group (400).
-        if (await users_db.user_conflicts(conn, username, None, except_id)).username_taken:
-            raise Conflict("Username has already been taken")
+    if conflicts.path_taken:
         raise Invalid({"username": ["has already been taken"]})
 
 
