@@ -182,6 +182,47 @@ async def test_sigterm_finishes_requests_in_flight(serve, backends, db, redis, w
         await blocker.close()
 
 
+def _hold_workers_as_they_fork(master: int, count: int, timeout: float = 30.0) -> list[int]:
+    """SIGSTOP each of the master's workers the moment it is seen, a millisecond or so after its
+    fork: before it has put its own signal handlers in place (that takes it ~10 ms)."""
+    command = psutil.Process(master).cmdline()
+    held: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(held) < count and time.monotonic() < deadline:
+        try:
+            children = psutil.Process(master).children()
+        except psutil.NoSuchProcess:
+            break
+        for child in children:
+            if child.pid in held:
+                continue
+            try:
+                if child.cmdline() != command:  # the launcher's own commands (git), not forks
+                    continue
+                child.suspend()
+            except psutil.NoSuchProcess:
+                continue
+            held.append(child.pid)
+    return held
+
+
+async def test_sigterm_while_workers_start_stops_them(serve, db, redis):
+    """SIGTERM reaching a worker between its fork and its own signal handlers is not lost: the
+    arbiter forks its next worker before it reads a SIGTERM it was sent, so this happens whenever
+    the service is stopped while it starts. Lost, the worker served on until the arbiter killed it
+    a graceful timeout (35 s) later."""
+    served = serve("--workers", "2")
+    held = await asyncio.to_thread(_hold_workers_as_they_fork, served.process.pid, 2)
+    served.seen |= set(held)
+    assert len(held) == 2
+    served.process.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.5)  # the arbiter sends its SIGTERM to the held workers
+    for pid in held:
+        psutil.Process(pid).resume()
+    assert await asyncio.to_thread(served.process.wait, 15) == 0
+    assert not [pid for pid in held if psutil.pid_exists(pid)], "workers outlived the master"
+
+
 CLIENTS = 8
 
 
