@@ -12,6 +12,7 @@ from aiohttp import web
 from service import app_keys
 from service.db.pool import REFUSED_VALUE_ERRORS, describe_outage, is_database_outage
 from service.domain import errors as domain
+from service.domain.token_box import UNREADABLE_SECRET, UnreadableToken
 from service.unavailable import RETRY_AFTER_SECONDS, BackendUnavailable
 from service.wire import OneWriteResponse
 
@@ -225,6 +226,11 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
         raise
     except BackendUnavailable:
         return _retry_later()  # whoever raised it logged the outage (the Redis store does, once)
+    except UnreadableToken:
+        # A hook's URL or token sealed with another db_key_base: the server's configuration, not
+        # the request; one line that says what to check, not a traceback per request.
+        log.error("%s %s: %s", request.method, request.path, UNREADABLE_SECRET)
+        return rendered(internal_error())
     except REFUSED_VALUE_ERRORS as exc:
         # The caller's input, so a 400, never a 500. The schemas' limits (schemas/*.py) should have
         # refused it first; this is the net under them.

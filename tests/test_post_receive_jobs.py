@@ -744,6 +744,37 @@ async def test_a_hooks_url_credentials_are_sealed_at_rest_and_masked_in_its_log(
     assert [h["url"] for h in listed] == [with_credentials]
 
 
+
+async def test_a_hook_sealed_with_another_db_key_base_is_not_sent_and_answered_500_without_a_traceback(
+    aiohttp_client, settings, secrets, db, redis, receiver, caplog
+):
+    """A db_key_base other than the one a hook was stored with (a new secret file, another node's):
+    its delivery is not sent and does not count against the hook, the admin API answers a 500,
+    and each says in one log line what to check, without a traceback."""
+    from service.domain.token_box import TokenBox
+
+    await set_application_settings(db, allow_local_requests_from_web_hooks_and_services=True)
+    admin, token = await make_admin(db)
+    project = await make_project(db, owner=admin)
+    client = await jobs_client(aiohttp_client, settings, secrets)
+    headers = {"PRIVATE-TOKEN": token}
+    hooks = f"/api/v4/projects/{project['id']}/hooks"
+    hook = await created(client, token, hooks, {"url": receiver.url, "token": "hooksecret123"})
+    other_key = TokenBox(b"another db_key_base, another node" * 2)
+    await db.execute("UPDATE web_hooks SET token = $1 WHERE id = $2", other_key.seal("hooksecret123"), hook["id"])
+    caplog.clear()
+    resp = await client.post(f"{hooks}/{hook['id']}/test/push_events", headers=headers)
+    assert resp.status < 500, await resp.text()
+    assert receiver.requests == []
+    assert await db.fetchval("SELECT state FROM web_hook_deliveries WHERE web_hook_id = $1", hook["id"]) == "failed"
+    assert await db.fetchval("SELECT recent_failures FROM web_hooks WHERE id = $1", hook["id"]) == 0
+    await db.execute("UPDATE web_hooks SET url = $1 WHERE id = $2", other_key.seal(receiver.url), hook["id"])
+    resp = await client.get(f"{hooks}/{hook['id']}", headers=headers)
+    assert (resp.status, await resp.json()) == (500, {"message": "500 Internal Server Error"})
+    said = [r for r in caplog.records if "GITLAB_DB_KEY_BASE_FILE" in r.getMessage()]
+    assert len(said) == 2 and not any(r.exc_info for r in said)
+    assert not any(r.exc_info for r in caplog.records if r.levelname == "ERROR")
+
 async def test_a_url_the_client_will_not_send_to_is_a_failed_attempt_and_a_blank_one_is_refused(
     aiohttp_client, settings, secrets, db, redis, receiver
 ):

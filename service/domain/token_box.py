@@ -24,6 +24,13 @@ class UnreadableToken(Exception):
     """A stored value that this key did not seal (another db_key_base, or altered)."""
 
 
+# What an operator reads when it happens: the usual cause is a db_key_base other than the one the
+# values were sealed with (a new secret file, another node's).
+UNREADABLE_SECRET = (
+    "a stored web hook URL or token cannot be decrypted: is GITLAB_DB_KEY_BASE_FILE the key it was stored with?"
+)
+
+
 class TokenBox:
     def __init__(self, db_key_base: bytes, purpose: bytes = b"gitlab-internal-api web_hooks.token") -> None:
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(db_key_base)

@@ -29,7 +29,7 @@ from service.db.webhooks import Attempt, DeliveryRow
 from service.domain.errors import Invalid
 from service.domain.ref_matcher import wildcard_matches
 from service.config import Settings
-from service.domain.token_box import TokenBox
+from service.domain.token_box import UNREADABLE_SECRET, TokenBox, UnreadableToken
 
 log = logging.getLogger("gitlab_internal_api.webhooks")
 
@@ -251,14 +251,24 @@ async def send(
         async with pool.acquire() as conn:
             await hooks_db.finish_delivery(conn, delivery.id, "skipped")
         return None
-    headers = request_headers(config, delivery)
+    try:
+        headers = request_headers(config, delivery)
+        url = config.token_box.open_url(delivery.url)
+    except UnreadableToken:
+        # Nothing is sent and nothing is logged for the hook (there is no URL to show), and the hook
+        # is not counted as failing: the server's key is wrong, not the receiver. Tried again as a
+        # failed attempt would be (the key may be put right meanwhile).
+        log.error("web hook %s: delivery %s not sent: %s", delivery.hook_id, delivery.id, UNREADABLE_SECRET)
+        retry = not last_attempt
+        async with pool.acquire() as conn:
+            await hooks_db.finish_delivery(conn, delivery.id, "pending" if retry else "failed")
+        return Outcome(delivered=False, status="internal error", retry=retry)
     payload = orjson.loads(delivery.payload)
     started = time.monotonic()
     error: str | None = None
     status_code: int | None = None
     response_headers: dict[str, str] = {}
     body = ""
-    url = config.token_box.open_url(delivery.url)
     reason = await blocked_reason(url, delivery.allow_local_requests)
     if reason:
         error = f"Hook execution failed: URL is blocked: {reason}"
