@@ -134,7 +134,8 @@ class ServiceArbiter(Arbiter):  # type: ignore[misc]
 
     def spawn_worker(self) -> int:
         # Held across the fork (see WORKER_SIGNALS); the child lets them through in init_signals, the
-        # arbiter as soon as fork() returned. A child never returns from here: it exits inside.
+        # arbiter as soon as fork() returned. A child never returns from here: it exits inside, and
+        # the `finally` restores the arbiter's mask on its way out (harmless by then).
         held = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
         try:
             return int(super().spawn_worker())

@@ -182,22 +182,35 @@ async def test_sigterm_finishes_requests_in_flight(serve, backends, db, redis, w
         await blocker.close()
 
 
+def _caught_signals(pid: int) -> int:
+    """The signals a process has handlers for (SigCgt in /proc/<pid>/status), as a bit mask."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+
+
 def _hold_workers_as_they_fork(master: int, count: int, timeout: float = 30.0) -> list[int]:
     """SIGSTOP each of the master's workers the moment it is seen, a millisecond or so after its
-    fork: before it has put its own signal handlers in place (that takes it ~10 ms)."""
+    fork: before it has put its own signal handlers in place (that takes it ~10 ms).
+
+    Only children forked once the arbiter runs (the master then catches SIGCHLD) are workers: the
+    launcher also forks before it, while importing (`file`, run by the platform module, has the
+    master's command line until it execs), and held, that one would stop the launcher itself."""
     command = psutil.Process(master).cmdline()
+    arbiter_runs = 1 << (signal.SIGCHLD - 1)
     held: list[int] = []
     deadline = time.monotonic() + timeout
     while len(held) < count and time.monotonic() < deadline:
         try:
+            if not _caught_signals(master) & arbiter_runs:
+                continue
             children = psutil.Process(master).children()
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, FileNotFoundError):
             break
         for child in children:
             if child.pid in held:
                 continue
             try:
-                if child.cmdline() != command:  # the launcher's own commands (git), not forks
+                if child.cmdline() != command:
                     continue
                 child.suspend()
             except psutil.NoSuchProcess:
