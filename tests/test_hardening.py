@@ -396,12 +396,6 @@ async def test_a_credential_that_is_not_utf8_is_401_not_a_500(client, db, redis,
 # --- no credential in any log line ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_an_over_long_request_line_does_not_log_its_token(serve, tmp_path):  # noqa: F811
     """aiohttp logs a request line over 8,190 bytes with its start; the service's log filter
     removes the token from it (and from a too-long Authorization header's quoted value)."""

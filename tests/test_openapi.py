@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from tests.conftest import _EMPTY_AND_RESEED, DB_KEY_BASE, KAS_SECRET, SHELL_SEC
 from tests.factories import make_personal_access_token, make_project, make_user
 from tests.helpers import kas_jwt, shell_jwt
 from tests.kas_factories import make_agent, make_agent_token
+from tests.topology.postgres_servers import free_port
 
 SECRETS = Secrets(shell=SHELL_SECRET, kas=KAS_SECRET, db_key_base=DB_KEY_BASE)
 # Per operation; ~120 operations. Raise locally with SCHEMATHESIS_EXAMPLES=200 for a deeper run.
@@ -58,12 +58,6 @@ CHECKS = [
 def _offline_app() -> web.Application:
     """The application as wired, for its routes only (nothing is started)."""
     return create_app(load_settings(ROOT / "config" / "test.toml", environ={}), SECRETS)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the document ------------------------------------------------------------------------------
@@ -189,7 +183,7 @@ def live_service(backends, secret_files) -> Iterator[LiveService]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="live-service", daemon=True)
     thread.start()
-    port = _free_port()
+    port = free_port()
     runner = web.AppRunner(create_app(settings_, SECRETS), access_log=None)
 
     async def start() -> tuple[str, str, int]:

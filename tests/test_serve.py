@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,12 +24,7 @@ from service.config import ROOT
 from tests.conftest import _with_database
 from tests.factories import add_member, make_project, make_user
 from tests.helpers import shell_headers
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.topology.postgres_servers import free_port
 
 
 async def _wait_ready(url: str, timeout: float = 30.0) -> None:
@@ -86,7 +80,7 @@ def serve(backends, secret_files) -> Iterator[Callable[..., Served]]:
     started: list[Served] = []
 
     def start(*extra: str, timeout: str = "50", stdout: IO[bytes] | int = subprocess.DEVNULL, **env: str) -> Served:
-        port = _free_port()
+        port = free_port()
         environ = {
             **os.environ,
             "DATABASE_URL": backends.database_url,
