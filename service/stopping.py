@@ -23,12 +23,21 @@ from types import FrameType
 HELD_WHILE_STARTING = (signal.SIGTERM, signal.SIGINT)
 
 
-class StopRequested(BaseException):
-    """A SIGTERM reached a process that had not handed its signals to the arbiter or an event loop."""
+class StopRequested(SystemExit):
+    """A SIGTERM reached a process that had not handed its signals to the arbiter or an event loop.
+
+    A SystemExit, because asyncio lets only SystemExit and KeyboardInterrupt out of its transports'
+    callbacks (any other BaseException there becomes a "fatal error" of one connection, and the
+    stop would be lost); its code is the shell's 128 + the signal's number, should anything exit
+    with it instead of `main`, which ends the process by the signal itself.
+    """
 
     def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(128 + signum)
         self.signum = signum
+
+    def __str__(self) -> str:
+        return signal.Signals(self.signum).name
 
 
 def _raise_stop_requested(signum: int, frame: FrameType | None) -> None:
@@ -51,7 +60,8 @@ def end_by(signum: int) -> None:
 
 @contextmanager
 def stop_signals_held() -> Iterator[None]:
-    """SIGTERM and SIGINT received inside are delivered on leaving, to the handlers there before."""
+    """SIGTERM and SIGINT received inside are delivered on leaving, to the handlers there before:
+    each signal once, in the order they came (one the process ignores does not hide the other)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set, and only run, in the main thread
         return
@@ -66,5 +76,5 @@ def stop_signals_held() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        if received:
-            signal.raise_signal(received[0])
+        for held in dict.fromkeys(received):
+            signal.raise_signal(held)

