@@ -7,6 +7,7 @@ over-long names and refs, over-large and unauthenticated bodies.
 from __future__ import annotations
 
 import asyncio
+import time
 import gzip
 import io
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ from tests.admin_helpers import make_admin
 from tests.billing_helpers import make_subscription, namespace_with_id, subscription_row
 from tests.factories import make_group, make_key, make_project, make_user
 from tests.helpers import kas_jwt, shell_headers, shell_jwt
+from tests.test_metrics import sample
 from tests.test_serve import _wait_ready, serve  # noqa: F401  (serve is a fixture)
 
 BAD_REQUEST_PREFIX = "400 Bad request"
@@ -591,3 +593,62 @@ async def test_a_long_value_in_a_form_is_no_parameter_too_many(client, db, redis
     ).encode()
     resp = await client.post("/api/v4/internal/allowed", data=io.BytesIO(body), headers={**shell_headers(), **FORM})
     assert resp.status == 200, (await resp.text())[:300]
+
+
+# --- clients that leave, and HEAD ----------------------------------------------------------------
+
+
+def _send_part_and_leave(port: int, request_part: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request_part)
+        time.sleep(0.3)  # the handler is waiting for the rest of the body when the client goes
+
+
+async def test_a_client_that_leaves_mid_body_is_a_499_not_a_500_with_a_traceback(serve, tmp_path):  # noqa: F811
+    """Anyone may open a request and go (a killed gitlab-shell, a client's timeout): that is not the
+    service's error, and must not page anyone with 5xx counts or fill the log with tracebacks.
+    (A served process: aiohttp's test server cancels the handler of a client that left instead.)"""
+    log_file = tmp_path / "service.log"
+    with open(log_file, "wb") as out:
+        served = serve(stdout=out, LOG_LEVEL="INFO")
+    credentials = "".join(f"{k}: {v}\r\n" for k, v in shell_headers().items() if k != "Content-Type")
+    heads = [  # read for its secret_token before anyone is authenticated, and by the handler
+        "POST /api/v4/internal/allowed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"{extra}Content-Length: 100\r\n\r\n{{"
+        for extra in ("", credentials)
+    ]
+    labels = {"method": "POST", "route": "/api/v4/internal/allowed"}
+    try:
+        await _wait_ready(f"{served.url}/-/readiness")
+        for head in heads:
+            await asyncio.to_thread(_send_part_and_leave, served.port, head.encode())
+        deadline = time.monotonic() + 10
+        async with aiohttp.ClientSession() as session:
+            while True:
+                async with session.get(f"{served.url}/-/metrics") as resp:
+                    text = await resp.text()
+                if sample(text, "http_requests_total", status="499", **labels) == 2 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        await served.stop()
+    assert sample(text, "http_requests_total", status="499", **labels) == 2
+    assert sample(text, "http_requests_total", status="500", **labels) == 0
+    logged = [orjson.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    assert [line["status"] for line in logged if line.get("path") == "/api/v4/internal/allowed"] == [499, 499]
+    assert [line for line in logged if line.get("severity") == "ERROR" or "exception" in line] == []
+
+
+async def test_head_answers_every_get_route_without_a_body(client, db, redis):
+    """Grape and Rails answer HEAD on a GET route (a load balancer's health check may send it)."""
+    async with client.head("/-/readiness") as resp:
+        assert resp.status == 200
+        assert await resp.read() == b""
+    async with client.head("/api/v4/internal/check", headers=shell_headers()) as resp:
+        assert (resp.status, resp.content_type) == (200, "application/json")
+        assert int(resp.headers["Content-Length"]) > 0  # the GET's length, no body sent
+        assert await resp.read() == b""
+    async with client.head("/api/v4/internal/check") as resp:  # the GET's credentials, still
+        assert resp.status == 401
+    async with client.head("/api/v4/internal/allowed", headers=shell_headers()) as resp:  # POST only
+        assert resp.status == 405

@@ -73,7 +73,8 @@ def test_every_route_is_in_the_registry():
         if (route.method, info.get("path") or info.get("formatter")) not in OPERATIONS:
             missing.append((route.method, info))
     assert missing == []
-    assert len(app[app_keys.ROUTE_CONSUMERS]) == len(OPERATIONS)
+    documented = [route for route in app[app_keys.ROUTE_CONSUMERS] if route.method != "HEAD"]  # a GET's, undocumented
+    assert len(documented) == len(OPERATIONS)
 
 
 def test_the_document_is_valid_openapi_3_1():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from service import auth, app_keys
 from service.routes import admin, billing, docs, health, kas, metrics, shell
@@ -27,4 +27,9 @@ def setup_routes(app: web.Application) -> None:
             assert isinstance(definition, web.RouteDef)
             route = app.router.add_route(definition.method, definition.path, definition.handler)
             consumers[route] = consumer
+            if definition.method == hdrs.METH_GET:
+                # Grape and Rails answer HEAD on every GET route (a load balancer's health check
+                # may use it); aiohttp sends the GET's headers without its body
+                head = app.router.add_route(hdrs.METH_HEAD, definition.path, definition.handler)
+                consumers[head] = consumer
     app[app_keys.ROUTE_CONSUMERS] = consumers
