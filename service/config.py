@@ -31,6 +31,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "GITLAB_INTERNAL_API_PORT": ("server", "port"),
     "GITLAB_INTERNAL_API_WORKERS": ("server", "workers"),
     "GITLAB_INTERNAL_API_SHUTDOWN_TIMEOUT": ("server", "shutdown_timeout"),
+    "GITLAB_INTERNAL_API_BODY_READ_TIMEOUT": ("server", "body_read_timeout"),
     "DATABASE_URL": ("database", "url"),
     "DATABASE_MIGRATION_URL": ("database", "migration_url"),
     "DATABASE_PREPARED_STATEMENTS": ("database", "prepared_statements"),
@@ -100,6 +101,7 @@ class Settings:
     port: int = 8080
     workers: int = 1
     shutdown_timeout: float = 30.0
+    body_read_timeout: float = 30.0
     database_url: str = ""
     # Direct to the primary (not through PgBouncer), for migrations and one-off commands; "" = database_url.
     database_migration_url: str = ""
@@ -230,6 +232,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         port=int(server["port"]),
         workers=int(server["workers"]),
         shutdown_timeout=float(server["shutdown_timeout"]),
+        body_read_timeout=float(server["body_read_timeout"]),
         database_url=database["url"],
         database_migration_url=database.get("migration_url", ""),
         database_prepared_statements=_as_bool(database.get("prepared_statements", True)),

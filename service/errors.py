@@ -83,6 +83,10 @@ def too_large() -> ApiError:
     return render_api_error("413 Request Entity Too Large", 413)
 
 
+def request_timeout() -> ApiError:
+    return render_api_error("408 Request Timeout", 408)
+
+
 def internal_error() -> ApiError:
     return render_api_error("500 Internal Server Error", 500)
 

@@ -10,6 +10,7 @@ GitLab's 400 `{"message": "400 Bad request - ..."}`, never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import re
 import weakref
@@ -24,7 +25,8 @@ from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import Schema, ValidationError
 
 from service import app_keys
-from service.errors import ApiError, bad_request, grape_error, too_large
+from service.config import Settings
+from service.errors import ApiError, bad_request, grape_error, request_timeout, too_large
 
 _PARAMS_KEY = web.RequestKey("merged_params", dict)
 # Which request of this task has its parameters under _PARAMS_KEY: asked first, so that the common
@@ -165,32 +167,45 @@ def release_large_body(request: web.Request) -> None:
         request.pop(_PARAMS_KEY, None)
 
 
+def _body_read_timeout(request: web.Request) -> float:
+    settings = request.config_dict.get(app_keys.SETTINGS)
+    # an application without settings (a test's) gets the setting's default
+    return (settings or Settings).body_read_timeout
+
+
 async def _read(request: web.Request, limit: int) -> bytes:
     """The whole body, refused with 413 once it is larger than `limit`, and with 400 when it does
     not decode (a Content-Encoding it is not in): the client's fault, never a 500."""
     length = request.content_length
     if length is not None and length > limit:
         raise too_large()
+    small = length is not None and length <= LARGE_BODY and "Content-Encoding" not in request.headers
+    if small and request.content.is_eof():
+        # The common case, a hook's small JSON that arrived with the headers: taken as it is,
+        # without request.read()'s loop and copy (no await; nothing else reads the body).
+        return request.content.read_nowait()
     try:
-        if length is not None and length <= LARGE_BODY and "Content-Encoding" not in request.headers:
-            content = request.content
-            if content.is_eof():
-                # The common case, a hook's small JSON that arrived with the headers: taken as it
-                # is, without request.read()'s loop and copy (no await; nothing else reads the body).
-                return content.read_nowait()
-            # aiohttp reads exactly Content-Length bytes (its client_max_size is the largest consumer
-            # limit, see service/app.py).
-            return await request.read()
-        # Large (not to be cached by aiohttp, see release_large_body), chunked or compressed: the
-        # limit applies to what arrives after decompression.
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise too_large()
-            parts.append(chunk)
-        return b"".join(parts)
+        # aiohttp sets no deadline on a body: a client that stalls would hold its connection
+        async with asyncio.timeout(_body_read_timeout(request)):
+            if small:
+                # aiohttp reads exactly Content-Length bytes (its client_max_size is the largest
+                # consumer limit, see service/app.py).
+                return await request.read()
+            # Large (not to be cached by aiohttp, see release_large_body), chunked or compressed:
+            # the limit applies to what arrives after decompression.
+            parts: list[bytes] = []
+            size = 0
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large()
+                parts.append(chunk)
+            return b"".join(parts)
+    except TimeoutError:
+        request.content.feed_eof()  # the rest of the body is not waited for: the connection closes
+        stalled = request_timeout()
+        stalled.close_connection = True
+        raise stalled from None
     except (RequestPayloadError, PayloadEncodingError):
         # A body that does not decode (not in its Content-Encoding): the stream is past use. It is
         # marked read, or aiohttp would read on once this is answered, fail again and log that with

@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from service import auth
+from service.app import create_app
 from tests.admin_helpers import make_admin
 from tests.billing_helpers import make_subscription, namespace_with_id, subscription_row
 from tests.factories import make_group, make_key, make_project, make_user
@@ -652,3 +653,29 @@ async def test_head_answers_every_get_route_without_a_body(client, db, redis):
         assert resp.status == 401
     async with client.head("/api/v4/internal/allowed", headers=shell_headers()) as resp:  # POST only
         assert resp.status == 405
+
+
+@pytest.mark.parametrize(
+    "head, credentials, answer",
+    [
+        pytest.param("Content-Length: 100\r\n\r\n{", False, 408, id="length, read for its secret_token"),
+        pytest.param("Content-Length: 100\r\n\r\n{", True, 408, id="length, authenticated"),
+        pytest.param("Transfer-Encoding: chunked\r\n\r\n10\r\n{", True, 408, id="chunked, authenticated"),
+        # no length: not read for credentials at all (query_or_body_param), refused at once
+        pytest.param("Transfer-Encoding: chunked\r\n\r\n10\r\n{", False, 401, id="chunked, anonymous"),
+    ],
+)
+async def test_a_body_that_stalls_is_408_and_closes_its_connection(
+    aiohttp_client, settings, secrets, db, redis, head, credentials, answer
+):
+    """A client that sends its headers and then too little of its body does not hold the handler,
+    nor its connection, past the deadline."""
+    client = await aiohttp_client(create_app(settings.with_overrides(body_read_timeout=0.5), secrets))
+    extra = "".join(f"{k}: {v}\r\n" for k, v in shell_headers().items() if k != "Content-Type") if credentials else ""
+    request = f"POST /api/v4/internal/allowed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}{head}"
+    began = time.monotonic()
+    answered = await asyncio.to_thread(_headers_only_exchange, client.port, request.encode())
+    assert int(answered.split(b" ", 2)[1]) == answer, answered[:300]
+    assert time.monotonic() - began < 5
+    if answer == 408:
+        assert b"\r\nConnection: close\r\n" in answered
