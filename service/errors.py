@@ -87,6 +87,13 @@ def request_timeout() -> ApiError:
     return render_api_error("408 Request Timeout", 408)
 
 
+def client_closed_request() -> ApiError:
+    """The client closed its connection before its body was read (a timeout on its side, a killed
+    gitlab-shell): nobody to answer, and not the service's error. The access log and the metrics
+    say 499, nginx's status for a client that closed its request."""
+    return render_api_error("499 Client Closed Request", 499)
+
+
 def internal_error() -> ApiError:
     return render_api_error("500 Internal Server Error", 500)
 
@@ -241,11 +248,6 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
         log.info("invalid input on %s %s: %s", request.method, request.path, type(exc).__name__)
         return rendered(bad_request())
     except Exception as exc:
-        if isinstance(exc, ConnectionResetError) and _client_left(request):
-            # The client closed its connection before its body was read (a timeout on its side,
-            # a killed gitlab-shell): nobody to answer, and not the service's error. The access
-            # log says 499, nginx's status for a client that closed its request.
-            return json_response({"message": "499 Client Closed Request"}, CLIENT_CLOSED_REQUEST)
         if is_database_outage(exc):
             # Connections of the pool may be dead (a restart, a failover): drop them all, so the
             # next requests connect anew (to the promoted primary) instead of inheriting them.
@@ -254,14 +256,6 @@ async def error_response(request: web.Request, error: Exception) -> web.StreamRe
             return _retry_later()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return rendered(internal_error())
-
-
-CLIENT_CLOSED_REQUEST = 499
-
-
-def _client_left(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
 
 
 # A write naming a row another request deleted meanwhile: the lookup's 404, had it come second. By

@@ -26,7 +26,7 @@ from marshmallow import Schema, ValidationError
 
 from service import app_keys
 from service.config import Settings
-from service.errors import ApiError, bad_request, grape_error, request_timeout, too_large
+from service.errors import ApiError, bad_request, client_closed_request, grape_error, request_timeout, too_large
 
 _PARAMS_KEY = web.RequestKey("merged_params", dict)
 # Which request of this task has its parameters under _PARAMS_KEY: asked first, so that the common
@@ -167,10 +167,46 @@ def release_large_body(request: web.Request) -> None:
         request.pop(_PARAMS_KEY, None)
 
 
-def _body_read_timeout(request: web.Request) -> float:
-    settings = request.config_dict.get(app_keys.SETTINGS)
-    # an application without settings (a test's) gets the setting's default
-    return (settings or Settings).body_read_timeout
+class _ClientDeadline:
+    """How long the client may go without sending any of its body (server.body_read_timeout, as
+    Puma's first_data_timeout): asyncio's timeout, moved on by every chunk that arrives, so that a
+    large body on a slow link is read to its end and a client that stalls is answered 408.
+
+    Also where a client that left is told apart: the body's ConnectionResetError, on a connection
+    that is closed, is the client's going (499), not the service's error.
+    """
+
+    __slots__ = ("_deadline", "_loop", "_request", "_seconds")
+
+    def __init__(self, request: web.Request) -> None:
+        settings = request.config_dict.get(app_keys.SETTINGS)
+        # an application without settings (a test's) gets the setting's default
+        self._seconds = (settings or Settings).body_read_timeout
+        self._request = request
+        self._loop = asyncio.get_running_loop()
+        self._deadline = asyncio.timeout(self._seconds)
+
+    def progressed(self) -> None:
+        self._deadline.reschedule(self._loop.time() + self._seconds)
+
+    async def __aenter__(self) -> _ClientDeadline:
+        await self._deadline.__aenter__()
+        return self
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        try:
+            await self._deadline.__aexit__(kind, exc, traceback)
+        except TimeoutError:
+            self._request.content.feed_eof()  # the rest is not waited for: the connection closes
+            stalled = request_timeout()
+            stalled.close_connection = True
+            raise stalled from None
+        if isinstance(exc, ConnectionResetError):
+            transport = self._request.transport
+            if transport is None or transport.is_closing():
+                left = client_closed_request()
+                left.close_connection = True  # past reading, as the credentials' reader knows
+                raise left from None
 
 
 async def _read(request: web.Request, limit: int) -> bytes:
@@ -179,33 +215,24 @@ async def _read(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise too_large()
-    small = length is not None and length <= LARGE_BODY and "Content-Encoding" not in request.headers
-    if small and request.content.is_eof():
+    small = length is not None and length <= LARGE_BODY
+    if small and request.content.is_eof() and "Content-Encoding" not in request.headers:
         # The common case, a hook's small JSON that arrived with the headers: taken as it is,
-        # without request.read()'s loop and copy (no await; nothing else reads the body).
+        # without a loop and a copy (no await; nothing else reads the body).
         return request.content.read_nowait()
     try:
-        # aiohttp sets no deadline on a body: a client that stalls would hold its connection
-        async with asyncio.timeout(_body_read_timeout(request)):
-            if small:
-                # aiohttp reads exactly Content-Length bytes (its client_max_size is the largest
-                # consumer limit, see service/app.py).
-                return await request.read()
-            # Large (not to be cached by aiohttp, see release_large_body), chunked or compressed:
-            # the limit applies to what arrives after decompression.
+        async with _ClientDeadline(request) as client:
+            # Not cached by aiohttp (see release_large_body); for a compressed body the limit
+            # applies to what arrives after decompression.
             parts: list[bytes] = []
             size = 0
             async for chunk in request.content.iter_any():
+                client.progressed()
                 size += len(chunk)
                 if size > limit:
                     raise too_large()
                 parts.append(chunk)
             return b"".join(parts)
-    except TimeoutError:
-        request.content.feed_eof()  # the rest of the body is not waited for: the connection closes
-        stalled = request_timeout()
-        stalled.close_connection = True
-        raise stalled from None
     except (RequestPayloadError, PayloadEncodingError):
         # A body that does not decode (not in its Content-Encoding): the stream is past use. It is
         # marked read, or aiohttp would read on once this is answered, fail again and log that with
@@ -244,43 +271,51 @@ async def _decode_multipart(request: web.Request, limit: int, target: dict[str, 
     """Text fields of a multipart/form-data body; file fields (an avatar...) are not parameters here."""
     if request.content_length is not None and request.content_length > limit:
         raise too_large()
-    size = parts = keys = 0
     try:
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                return
-            _check_count(parts)
-            parts += 1
-            if not isinstance(part, BodyPartReader):
-                raise bad_request("nested multipart bodies are not supported")
-            chunks: list[bytes] = []
-            while chunk := await part.read_chunk():
-                size += len(chunk)
-                if size > limit:
-                    raise too_large()
-                if part.filename is None:
-                    chunks.append(chunk)
-            if part.name is None or part.filename is not None:
-                continue
-            keys += len(part.name)
-            _check_key_space(keys)
-            if part.headers.get("Content-Encoding", "identity").lower() != "identity":
-                # a compressed field could inflate far beyond the limit counted above
-                raise bad_request("compressed multipart fields are not supported")
-            charset = part.get_charset("utf-8")
-            try:
-                value = part.decode(b"".join(chunks)).decode(charset)
-            except (LookupError, UnicodeDecodeError):
-                raise bad_request("invalid byte sequence in UTF-8") from None
-            _add_form_value(target, part.name, value)
+        async with _ClientDeadline(request) as client:
+            await _read_multipart(request, limit, target, client)
     except ApiError:
         raise
     except (ValueError, RuntimeError, AssertionError, Warning):
         # aiohttp's parser says what is wrong (no boundary, a truncated part, a bad header) with these;
         # Warning: BadContentDispositionHeader, an error where warnings are errors (the tests).
         raise bad_request("malformed multipart body") from None
+
+
+async def _read_multipart(request: web.Request, limit: int, target: dict[str, Any], client: _ClientDeadline) -> None:
+    """The text fields into target; every chunk that arrives moves the client's deadline on."""
+    size = parts = keys = 0
+    reader = await request.multipart()
+    while True:
+        part = await reader.next()
+        client.progressed()
+        if part is None:
+            return
+        _check_count(parts)
+        parts += 1
+        if not isinstance(part, BodyPartReader):
+            raise bad_request("nested multipart bodies are not supported")
+        chunks: list[bytes] = []
+        while chunk := await part.read_chunk():
+            client.progressed()
+            size += len(chunk)
+            if size > limit:
+                raise too_large()
+            if part.filename is None:
+                chunks.append(chunk)
+        if part.name is None or part.filename is not None:
+            continue
+        keys += len(part.name)
+        _check_key_space(keys)
+        if part.headers.get("Content-Encoding", "identity").lower() != "identity":
+            # a compressed field could inflate far beyond the limit counted above
+            raise bad_request("compressed multipart fields are not supported")
+        charset = part.get_charset("utf-8")
+        try:
+            value = part.decode(b"".join(chunks)).decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            raise bad_request("invalid byte sequence in UTF-8") from None
+        _add_form_value(target, part.name, value)
 
 
 async def params(request: web.Request) -> dict[str, Any]:

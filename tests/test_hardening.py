@@ -640,19 +640,17 @@ async def test_a_client_that_leaves_mid_body_is_a_499_not_a_500_with_a_traceback
     assert [line for line in logged if line.get("severity") == "ERROR" or "exception" in line] == []
 
 
-async def test_head_answers_every_get_route_without_a_body(client, db, redis):
-    """Grape and Rails answer HEAD on a GET route (a load balancer's health check may send it)."""
-    async with client.head("/-/readiness") as resp:
-        assert resp.status == 200
-        assert await resp.read() == b""
-    async with client.head("/api/v4/internal/check", headers=shell_headers()) as resp:
-        assert (resp.status, resp.content_type) == (200, "application/json")
-        assert int(resp.headers["Content-Length"]) > 0  # the GET's length, no body sent
-        assert await resp.read() == b""
-    async with client.head("/api/v4/internal/check") as resp:  # the GET's credentials, still
-        assert resp.status == 401
-    async with client.head("/api/v4/internal/allowed", headers=shell_headers()) as resp:  # POST only
-        assert resp.status == 405
+async def test_the_probes_answer_head_and_no_route_with_effects_does(client, db, redis):
+    """A load balancer's health check may send HEAD. Not every GET route answers it, as Grape's
+    would: GET two_factor_recovery_codes makes new codes, which HEAD would throw away unseen."""
+    for probe in ("/-/readiness", "/-/liveness"):
+        async with client.head(probe) as resp:
+            assert resp.status == 200
+            assert int(resp.headers["Content-Length"]) > 0  # the GET's length, no body sent
+            assert await resp.read() == b""
+    for path in ("/api/v4/internal/two_factor_recovery_codes", "/api/v4/internal/check"):
+        async with client.head(path, params={"key_id": "1"}, headers=shell_headers()) as resp:
+            assert resp.status == 405
 
 
 @pytest.mark.parametrize(
@@ -663,6 +661,13 @@ async def test_head_answers_every_get_route_without_a_body(client, db, redis):
         pytest.param("Transfer-Encoding: chunked\r\n\r\n10\r\n{", True, 408, id="chunked, authenticated"),
         # no length: not read for credentials at all (query_or_body_param), refused at once
         pytest.param("Transfer-Encoding: chunked\r\n\r\n10\r\n{", False, 401, id="chunked, anonymous"),
+        pytest.param(
+            "Content-Type: multipart/form-data; boundary=XX\r\nContent-Length: 1000\r\n\r\n"
+            '--XX\r\nContent-Disposition: form-data; name="action"\r\n\r\ngit-upload-pack\r\n',
+            True,
+            408,
+            id="multipart, authenticated",
+        ),
     ],
 )
 async def test_a_body_that_stalls_is_408_and_closes_its_connection(
@@ -672,10 +677,37 @@ async def test_a_body_that_stalls_is_408_and_closes_its_connection(
     nor its connection, past the deadline."""
     client = await aiohttp_client(create_app(settings.with_overrides(body_read_timeout=0.5), secrets))
     extra = "".join(f"{k}: {v}\r\n" for k, v in shell_headers().items() if k != "Content-Type") if credentials else ""
-    request = f"POST /api/v4/internal/allowed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}{head}"
+    content_type = "" if "Content-Type" in head else "Content-Type: application/json\r\n"
+    request = f"POST /api/v4/internal/allowed HTTP/1.1\r\nHost: x\r\n{content_type}{extra}{head}"
     began = time.monotonic()
     answered = await asyncio.to_thread(_headers_only_exchange, client.port, request.encode())
     assert int(answered.split(b" ", 2)[1]) == answer, answered[:300]
     assert time.monotonic() - began < 5
     if answer == 408:
         assert b"\r\nConnection: close\r\n" in answered
+
+
+def _send_slowly(port: int, head: bytes, body: bytes, pieces: int, pause: float) -> bytes:
+    """The head, then the body in `pieces` parts `pause` seconds apart; the answer's head."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(head)
+        step = -(-len(body) // pieces)
+        for start in range(0, len(body), step):
+            time.sleep(pause)
+            sock.sendall(body[start : start + step])
+        answer = b""
+        while b"\r\n\r\n" not in answer and (chunk := sock.recv(65536)):
+            answer += chunk
+        return answer
+
+
+async def test_a_body_that_keeps_arriving_is_read_to_its_end_whatever_it_takes(aiohttp_client, settings, secrets, db, redis):
+    """The deadline is on the client's silence, not on the whole upload: a large change list on a
+    slow link (here 2 s in ten parts against a deadline of 0.5 s) is read and answered."""
+    client = await aiohttp_client(create_app(settings.with_overrides(body_read_timeout=0.5), secrets))
+    change = f"{'0' * 40} {'1' * 40} refs/heads/main\n"
+    body = orjson.dumps({"action": "git-receive-pack", "changes": change * 400, "key_id": "999999", "project": "nope/nope"})
+    extra = "".join(f"{k}: {v}\r\n" for k, v in shell_headers().items())
+    head = f"POST /api/v4/internal/allowed HTTP/1.1\r\nHost: x\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
+    answered = await asyncio.to_thread(_send_slowly, client.port, head.encode(), body, 10, 0.2)
+    assert int(answered.split(b" ", 2)[1]) == 404, answered[:300]  # the key is unknown: read, then answered

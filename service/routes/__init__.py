@@ -27,9 +27,11 @@ def setup_routes(app: web.Application) -> None:
             assert isinstance(definition, web.RouteDef)
             route = app.router.add_route(definition.method, definition.path, definition.handler)
             consumers[route] = consumer
-            if definition.method == hdrs.METH_GET:
-                # Grape and Rails answer HEAD on every GET route (a load balancer's health check
-                # may use it); aiohttp sends the GET's headers without its body
+            if definition.kwargs.get("allow_head"):
+                # A GET route that says so answers HEAD too (a load balancer's health check may
+                # send it): aiohttp sends the GET's headers without its body. Not every GET route,
+                # as Grape does: this service's GET two_factor_recovery_codes makes new codes.
+                assert definition.method == hdrs.METH_GET
                 head = app.router.add_route(hdrs.METH_HEAD, definition.path, definition.handler)
                 consumers[head] = consumer
     app[app_keys.ROUTE_CONSUMERS] = consumers

@@ -20,13 +20,13 @@ class NotReady(Exception):
     pass
 
 
-@routes.get("/-/liveness")
+@routes.get("/-/liveness", allow_head=True)
 async def liveness(request: web.Request) -> web.Response:
     """GET /-/liveness: GitLab's probe shape."""
     return json_response({"status": "ok"})
 
 
-@routes.get("/-/readiness")
+@routes.get("/-/readiness", allow_head=True)
 async def readiness(request: web.Request) -> web.Response:
     """GET /-/readiness: 200 when both backends can serve the hot paths within a second, else 503.
 
