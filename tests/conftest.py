@@ -8,6 +8,7 @@ each test). Without them, an embedded PostgreSQL and Redis are started in a temp
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import shutil
 import tempfile
@@ -33,6 +34,7 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 # Commands the tests start (serve, create-admin) resolve secret files and .state/ against this
 # root: a throw-away one, never the developer's checkout or home directory.
 os.environ["GITLAB_INTERNAL_API_ROOT"] = tempfile.mkdtemp(prefix="gia-test-root-")
+atexit.register(shutil.rmtree, os.environ["GITLAB_INTERNAL_API_ROOT"], ignore_errors=True)  # each run left one
 
 SHELL_SECRET = b"a3f1c2e4b5d6978812ab34cd56ef7890"
 KAS_SECRET = bytes(range(32))
