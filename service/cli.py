@@ -241,10 +241,7 @@ def worker_command(args: argparse.Namespace) -> int:
     with _servers(settings) as (settings, _services):
         from service.jobs import run_standalone_worker
 
-        try:
-            return asyncio.run(run_standalone_worker(settings, args.concurrency or settings.jobs_concurrency))
-        finally:
-            stop_on_sigterm()  # asyncio's loop, closing, set SIGTERM back to its default
+        return asyncio.run(run_standalone_worker(settings, args.concurrency or settings.jobs_concurrency))
 
 
 @command("migrate", "apply pending SQL migrations")

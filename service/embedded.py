@@ -149,8 +149,8 @@ def _stop_postmasters(pids: set[int]) -> None:
         with contextlib.suppress(psutil.Error):
             server.kill()
     if servers:
-        log.warning("embedded PostgreSQL: its start did not finish; stopped the server it had started (pid %s)",
-                    ", ".join(str(server.pid) for server in servers))
+        stopped = ", ".join(str(server.pid) for server in servers)
+        log.warning("embedded PostgreSQL: its start did not finish; stopped the server it had started (pid %s)", stopped)
 
 
 def _skip_wal_zero_fill(maintenance_uri: str) -> None:

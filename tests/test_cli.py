@@ -24,8 +24,13 @@ from service.config import DEFAULT_CONFIG, ENVIRONMENT, ROOT, load_settings
 from tests.topology.postgres_servers import free_port
 
 
+def _environ_without_settings() -> dict[str, str]:
+    """This environment without the service's settings: a command then runs on its defaults."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABASE_", "REDIS_"))}
+
+
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABASE_", "REDIS_"))}
+    environ = _environ_without_settings()
     environ["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "service", *args],
@@ -166,7 +171,7 @@ def test_commands_use_the_embedded_servers_of_a_running_serve(tmp_path):
     root = tmp_path / "root"
     env = {"GITLAB_INTERNAL_API_ROOT": str(root), "LOG_LEVEL": "WARNING"}
     port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABASE_", "REDIS_"))}
+    environ = _environ_without_settings()
     served = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(port)],
         cwd=tmp_path,
@@ -231,7 +236,7 @@ def _processes_under(directory: Path) -> list[psutil.Process]:
 
 def _start_serve(root: Path, cwd: Path) -> subprocess.Popen[str]:
     """`serve` with embedded servers under root, in a session of its own (a process group to signal)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABASE_", "REDIS_"))}
+    environ = _environ_without_settings()
     return subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(free_port())],
         cwd=cwd,
