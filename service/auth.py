@@ -278,6 +278,12 @@ async def check_kas_agent(request: web.Request) -> Identity:
 
 
 async def pat_from(request: web.Request) -> str | None:
+    """GitLab's order (AuthFinders#extract_personal_access_token): the private_token parameter, then
+    the PRIVATE-TOKEN header, then a Bearer token. A client that sends two gets the first one's
+    answer, as from GitLab (a proxy's header must not stand in for the token its client sent)."""
+    value = await query_or_body_param(request, "private_token")
+    if isinstance(value, str) and value:
+        return value
     for header in ("PRIVATE-TOKEN", "TOKEN"):  # TOKEN: the 2021 CustomersDot examples send it
         value = request.headers.get(header)
         if value:
@@ -285,8 +291,7 @@ async def pat_from(request: web.Request) -> str | None:
     authorization = request.headers.get("Authorization", "")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip() or None
-    value = await query_or_body_param(request, "private_token")
-    return value if isinstance(value, str) and value else None
+    return None
 
 
 async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]) -> Identity:

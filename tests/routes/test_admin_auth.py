@@ -108,6 +108,30 @@ async def test_token_accepted_in_each_place_gitlab_reads_it(client, db, where):
     assert body["is_admin"] is True
 
 
+@pytest.mark.parametrize("where", ["query", "body"])
+async def test_the_private_token_parameter_comes_before_the_header_as_in_gitlab(client, db, where):
+    """Gitlab::Auth::AuthFinders reads params[:private_token] first, then PRIVATE-TOKEN, then Bearer."""
+    admin, admin_token = await make_admin(db)
+    user = await make_user(db)
+    user_token = await make_personal_access_token(db, user)
+    headers = {"PRIVATE-TOKEN": user_token, "Authorization": f"Bearer {user_token}"}
+    if where == "query":
+        resp = await client.get("/api/v4/user", params={"private_token": admin_token}, headers=headers)
+    else:
+        resp = await client.post(
+            "/api/v4/groups", json={"private_token": admin_token, "name": "G", "path": "g"}, headers=headers
+        )
+    assert resp.status in (200, 201), await resp.text()
+    body = await resp.json()
+    if where == "query":
+        assert body["id"] == admin["id"]
+    else:  # only an administrator may create a group: the user's header would have been 403
+        assert body["path"] == "g"
+    # The header alone is still the user's.
+    alone = await client.get("/api/v4/user", headers=headers)
+    assert (await alone.json())["id"] == user["id"]
+
+
 def test_every_admin_route_has_a_consumer_and_writes_need_admin():
     registered = {id(table) for table, _ in ROUTE_TABLES}
     for table, consumer in ADMIN_TABLES:
