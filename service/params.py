@@ -29,6 +29,9 @@ from service.config import Settings
 from service.errors import ApiError, bad_request, client_closed_request, grape_error, request_timeout, too_large
 
 _PARAMS_KEY = web.RequestKey("merged_params", dict)
+# The error of a body that could not be read or parsed: its bytes are gone, so every later reader
+# gets that error again, not an empty body (a credential search reads it before the handler).
+_PARAMS_ERROR_KEY = web.RequestKey("merged_params_error", ApiError)
 # Which request of this task has its parameters under _PARAMS_KEY: asked first, so that the common
 # case (not parsed yet) costs no request.get(), whose miss raises and catches a KeyError in Python.
 # A weak reference: tasks and connections started meanwhile copy this context and keep it, and
@@ -325,29 +328,37 @@ async def params(request: web.Request) -> dict[str, Any]:
         cached: dict[str, Any] | None = request.get(_PARAMS_KEY)  # None once released
         if cached is not None:
             return cached
-    merged: dict[str, Any] = {}
-    if request.query_string:  # the hook calls carry none: no query mapping built for them
-        _check_count(request.query_string.count("&"))
-        _check_key_space(sum(len(key) for key in request.query))
-        for key, value in request.query.items():
-            _add_form_value(merged, key, value)
-    if request.body_exists:
-        # Rack's params: the query's merged with the body's, key by key (not deeply)
-        content_type = request.content_type
-        limit = body_limit(request)
-        if content_type == MULTIPART:
-            form: dict[str, Any] = {}
-            await _decode_multipart(request, limit, form)
-            merged.update(form)
-        else:
-            body = await _read(request, limit)
-            if content_type == FORM:
-                form = {}
-                _decode_form(body, form)
+        failed = request.get(_PARAMS_ERROR_KEY)
+        if failed is not None:
+            raise failed
+    try:
+        merged: dict[str, Any] = {}
+        if request.query_string:  # the hook calls carry none: no query mapping built for them
+            _check_count(request.query_string.count("&"))
+            _check_key_space(sum(len(key) for key in request.query))
+            for key, value in request.query.items():
+                _add_form_value(merged, key, value)
+        if request.body_exists:
+            # Rack's params: the query's merged with the body's, key by key (not deeply)
+            content_type = request.content_type
+            limit = body_limit(request)
+            if content_type == MULTIPART:
+                form: dict[str, Any] = {}
+                await _decode_multipart(request, limit, form)
                 merged.update(form)
-            elif content_type in JSON_TYPES and body.strip():
-                merged.update(_decode_json(body, content_type))
-            # any other type (XML...) carries no parameters Grape would read
+            else:
+                body = await _read(request, limit)
+                if content_type == FORM:
+                    form = {}
+                    _decode_form(body, form)
+                    merged.update(form)
+                elif content_type in JSON_TYPES and body.strip():
+                    merged.update(_decode_json(body, content_type))
+                # any other type (XML...) carries no parameters Grape would read
+    except ApiError as exc:
+        request[_PARAMS_ERROR_KEY] = exc
+        _PARSED_FOR.set(weakref.ref(request))
+        raise
     request[_PARAMS_KEY] = merged
     _PARSED_FOR.set(weakref.ref(request))
     return merged
