@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 import jwt
+import orjson
 from aiohttp import web
 from aiohttp.web_urldispatcher import SystemRoute
 
@@ -282,8 +283,9 @@ async def pat_from(request: web.Request) -> str | None:
     the PRIVATE-TOKEN header, then a Bearer token. A client that sends two gets the first one's
     answer, as from GitLab (a proxy's header must not stand in for the token its client sent)."""
     value = await query_or_body_param(request, "private_token")
-    if isinstance(value, str) and value:
-        return value
+    if not _blank(value):
+        # A value that is not a string is tried as its text, as Rails' to_s does, and matches no token.
+        return value if isinstance(value, str) else orjson.dumps(value).decode()
     for header in ("PRIVATE-TOKEN", "TOKEN"):  # TOKEN: the 2021 CustomersDot examples send it
         value = request.headers.get(header)
         if value:
@@ -292,6 +294,13 @@ async def pat_from(request: web.Request) -> str | None:
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip() or None
     return None
+
+
+def _blank(value: Any) -> bool:
+    """Rails' blank?, which `presence` tests: nil, false, white space, an empty list or hash."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or value is False or value == [] or value == {}
 
 
 async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]) -> Identity:

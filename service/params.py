@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import PayloadEncodingError
+from aiohttp.http_exceptions import HttpProcessingError, PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import Schema, ValidationError
 
@@ -166,7 +166,8 @@ def release_large_body(request: web.Request) -> None:
     aiohttp's cache (_read), and their parsed parameters are dropped here.
     """
     length = request.content_length
-    if length is None or length > LARGE_BODY:
+    # A compressed body's length says nothing of what it inflated to.
+    if length is None or length > LARGE_BODY or "Content-Encoding" in request.headers:
         request.pop(_PARAMS_KEY, None)
 
 
@@ -279,9 +280,10 @@ async def _decode_multipart(request: web.Request, limit: int, target: dict[str, 
             await _read_multipart(request, limit, target, client)
     except ApiError:
         raise
-    except (ValueError, RuntimeError, AssertionError, Warning):
+    except (ValueError, RuntimeError, AssertionError, Warning, HttpProcessingError):
         # aiohttp's parser says what is wrong (no boundary, a truncated part, a bad header) with these;
-        # Warning: BadContentDispositionHeader, an error where warnings are errors (the tests).
+        # Warning: BadContentDispositionHeader, an error where warnings are errors (the tests);
+        # HttpProcessingError: InvalidHeader, a part's header line without a colon.
         raise bad_request("malformed multipart body") from None
 
 
@@ -330,7 +332,7 @@ async def params(request: web.Request) -> dict[str, Any]:
             return cached
         failed = request.get(_PARAMS_ERROR_KEY)
         if failed is not None:
-            raise failed
+            raise _bare(failed)
     try:
         merged: dict[str, Any] = {}
         if request.query_string:  # the hook calls carry none: no query mapping built for them
@@ -356,12 +358,19 @@ async def params(request: web.Request) -> dict[str, Any]:
                     merged.update(_decode_json(body, content_type))
                 # any other type (XML...) carries no parameters Grape would read
     except ApiError as exc:
-        request[_PARAMS_ERROR_KEY] = exc
+        # A copy without its traceback: the frames of the failed parse hold the whole decoded body,
+        # which a keep-alive connection would keep until its next request.
+        request[_PARAMS_ERROR_KEY] = _bare(exc)
         _PARSED_FOR.set(weakref.ref(request))
         raise
     request[_PARAMS_KEY] = merged
     _PARSED_FOR.set(weakref.ref(request))
     return merged
+
+
+def _bare(error: ApiError) -> ApiError:
+    """The same answer, as an exception never raised: no traceback, no frames, no cause."""
+    return ApiError(error.status, error.body, error.headers, close_connection=error.close_connection)
 
 
 def query_value(request: web.Request, name: str) -> str | None:

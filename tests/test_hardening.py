@@ -7,7 +7,9 @@ over-long names and refs, over-large and unauthenticated bodies.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import tracemalloc
 import gzip
 import io
 from urllib.parse import urlencode
@@ -96,6 +98,11 @@ async def test_multipart_file_fields_are_not_parameters(client, db):
             b'--b\r\nContent-Disposition: form-data; name="gl_repository"\r\n\r\n\xff\xfe\r\n--b--\r\n',
             id="multipart-invalid-utf8",
         ),
+        pytest.param(
+            "multipart/form-data; boundary=b",
+            b"--b\r\nnot a header line\r\n\r\nproject-1\r\n--b--\r\n",
+            id="multipart-part-header-without-colon",
+        ),
         pytest.param("application/x-www-form-urlencoded", b"gl_repository=%ff%fe", id="form-invalid-utf8-escape"),
         pytest.param("application/x-www-form-urlencoded", b"gl_repository=\xff\xfe", id="form-invalid-utf8-raw"),
         pytest.param("application/json", b'{"gl_repository": ', id="json-truncated"),
@@ -113,6 +120,34 @@ async def test_malformed_bodies_are_400(client, redis, content_type, body):
     assert resp.status == 400, await resp.text()
     assert (await resp.json())["message"].startswith(BAD_REQUEST_PREFIX)
     assert await redis.keys("git-receive-pack-reference-counter:*") == []
+
+
+@pytest.mark.parametrize("broken", [True, False], ids=["broken", "parsed"])
+async def test_what_a_compressed_body_inflated_to_is_not_kept_after_its_answer(client, db, broken):
+    """aiohttp keeps a connection's last request until its next one arrives: what a body inflated to
+    must not stay with it, neither as parameters (a 1 kB gzip of 900 KiB: its Content-Length is no
+    guide) nor inside the frames of a failed parse, which the error a request keeps would hold."""
+    _, token = await make_admin(db)
+    inflated = b'{"name": "' + b"x" * (900 * 1024) + (b'"' if broken else b'"}')
+    headers = {"PRIVATE-TOKEN": token, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    packed = gzip.compress(inflated)
+    assert len(packed) < 8 * 1024
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        # concurrent: ten connections, each kept alive with its last request
+        answers = await asyncio.gather(
+            *(client.post("/api/v4/groups", data=packed, headers=headers) for _ in range(10))
+        )
+        assert {answer.status for answer in answers} == {400}
+        for answer in answers:
+            await answer.read()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 3 * 1024**2, f"{held / 1024**2:.1f} MiB held by ten answered requests"
 
 
 async def test_invalid_utf8_form_without_credentials_is_401(client):

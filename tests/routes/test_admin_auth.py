@@ -132,6 +132,38 @@ async def test_the_private_token_parameter_comes_before_the_header_as_in_gitlab(
     assert (await alone.json())["id"] == user["id"]
 
 
+async def test_the_private_token_header_comes_before_a_bearer_token(client, db):
+    admin, admin_token = await make_admin(db)
+    user = await make_user(db)
+    user_token = await make_personal_access_token(db, user)
+    resp = await client.get(
+        "/api/v4/user", headers={"PRIVATE-TOKEN": admin_token, "Authorization": f"Bearer {user_token}"}
+    )
+    assert (await resp.json())["id"] == admin["id"]
+
+
+@pytest.mark.parametrize(
+    "given, status",
+    [
+        pytest.param({"params": {"private_token": " "}}, 200, id="blank query: the header's"),
+        pytest.param({"json": {"private_token": ""}}, 200, id="empty in the body: the header's"),
+        pytest.param({"json": {"private_token": []}}, 200, id="empty list: the header's"),
+        pytest.param({"json": {"private_token": 5}}, 401, id="a number: tried, no such token"),
+        pytest.param({"json": {"private_token": ["a"]}}, 401, id="a list: tried, no such token"),
+    ],
+)
+async def test_a_blank_private_token_is_passed_over_and_any_other_is_tried(client, db, given, status):
+    """Rails' presence: nil, false, white space and empty lists are blank; anything else is the token."""
+    admin, token = await make_admin(db)
+    method = client.post if "json" in given else client.get
+    path = "/api/v4/groups" if "json" in given else "/api/v4/user"
+    body = {**given["json"], "name": "G", "path": "g"} if "json" in given else None
+    kwargs = {"json": body} if body is not None else {"params": given["params"]}
+    resp = await method(path, headers={"PRIVATE-TOKEN": token}, **kwargs)
+    expected = status if status == 401 or "params" in given else 201
+    assert resp.status == expected, await resp.text()
+
+
 def test_every_admin_route_has_a_consumer_and_writes_need_admin():
     registered = {id(table) for table, _ in ROUTE_TABLES}
     for table, consumer in ADMIN_TABLES:
