@@ -84,14 +84,16 @@ def too_large() -> ApiError:
 
 
 def request_timeout() -> ApiError:
-    return render_api_error("408 Request Timeout", 408)
+    """The client sent nothing of its body for too long: the rest is not waited for, and the
+    connection, whose stream is past use, closes with the answer."""
+    return ApiError(408, {"message": "408 Request Timeout"}, close_connection=True)
 
 
 def client_closed_request() -> ApiError:
     """The client closed its connection before its body was read (a timeout on its side, a killed
     gitlab-shell): nobody to answer, and not the service's error. The access log and the metrics
     say 499, nginx's status for a client that closed its request."""
-    return render_api_error("499 Client Closed Request", 499)
+    return ApiError(499, {"message": "499 Client Closed Request"}, close_connection=True)
 
 
 def internal_error() -> ApiError:

@@ -202,15 +202,11 @@ class _ClientDeadline:
             await self._deadline.__aexit__(kind, exc, traceback)
         except TimeoutError:
             self._request.content.feed_eof()  # the rest is not waited for: the connection closes
-            stalled = request_timeout()
-            stalled.close_connection = True
-            raise stalled from None
+            raise request_timeout() from None
         if isinstance(exc, ConnectionResetError):
             transport = self._request.transport
             if transport is None or transport.is_closing():
-                left = client_closed_request()
-                left.close_connection = True  # past reading, as the credentials' reader knows
-                raise left from None
+                raise client_closed_request() from None  # past reading, as the credentials' reader knows
 
 
 async def _read(request: web.Request, limit: int) -> bytes:
