@@ -17,13 +17,23 @@ from dataclasses import dataclass, field
 from service.db.access import ProtectedRefRule
 from service.domain.errors import ERROR_MESSAGES, AccessDenied
 from service.domain.ref_matcher import wildcard_matches
-from service.domain.permissions import ADMIN, DEVELOPER, MAINTAINER, NO_ACCESS, Viewer, can_push_code
+from service.domain.permissions import (
+    ADMIN,
+    DEVELOPER,
+    GUEST,
+    MAINTAINER,
+    NO_ACCESS,
+    Viewer,
+    acting_user,
+    can_push_code,
+)
 
 BLANK_SHAS = ("0" * 40, "0" * 64)
 # How many changes are checked between two turns of the event loop
 CHANGES_PER_TURN = 256
 _HEX_BRANCH = re.compile(r"\A[0-9a-fA-F]{40}(-/|/|\Z)")
-_SHA_TAG = re.compile(r"\A(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})\Z")
+# TagCheck::STARTS_WITH_SHA_REGEX: anchored at the start only, so "<sha>-rc1" is refused too
+_SHA_TAG = re.compile(r"\A(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})")
 
 
 class InvalidChanges(ValueError):
@@ -120,18 +130,25 @@ def matching(rules: list[ProtectedRule], name: str) -> list[ProtectedRule]:
 
 
 def entry_allows(entry: AccessEntry, viewer: Viewer) -> bool:
-    """ProtectedRefAccess#check_access."""
-    if viewer.deploy_key_id is not None:
-        return entry.deploy_key_id == viewer.deploy_key_id and viewer.deploy_key_enabled and viewer.deploy_key_can_push
-    if viewer.user_id is None:
+    """ProtectedRefAccess#check_access, for the acting user (a deploy key's creator for a deploy key)."""
+    user = acting_user(viewer)
+    if user is None:
         return False
+    if entry.deploy_key_id is not None:
+        # ProtectedRefDeployKeyAccess: the key, enabled with write access, its creator a member
+        return (
+            entry.deploy_key_id == viewer.deploy_key_id
+            and viewer.deploy_key_can_push
+            and viewer.deploy_key_enabled
+            and user.access_level >= GUEST
+        )
     if entry.user_id is not None:
-        return entry.user_id == viewer.user_id
+        return entry.user_id == user.user_id
     if entry.access_level is None or entry.access_level == NO_ACCESS:
         return False
     if entry.access_level == ADMIN:
-        return viewer.admin
-    return viewer.admin or viewer.access_level >= entry.access_level
+        return user.admin
+    return user.admin or user.access_level >= entry.access_level
 
 
 def rules_allow(rules: list[ProtectedRule], kind: str, viewer: Viewer) -> bool:
@@ -184,13 +201,21 @@ def _deny(key: str) -> AccessDenied:
     return AccessDenied(ERROR_MESSAGES[key])
 
 
+def can_push_changes(viewer: Viewer, feature_level: int) -> bool:
+    """UserAccess#can_push_to_branch?'s first condition; for a deploy key (DeployKeyAccess), a key
+    with write access whose creator may still use git and read the project."""
+    if not can_push_code(viewer, feature_level):
+        return False
+    return viewer.deploy_key_id is None or viewer.deploy_key_creator is not None
+
+
 def push_check(change: Change, ctx: ChangeContext) -> None:
-    if not can_push_code(ctx.viewer, ctx.feature_level):
+    if not can_push_changes(ctx.viewer, ctx.feature_level):
         raise _deny("push_code")
 
 
 def can_push_to_branch(ctx: ChangeContext, rules: list[ProtectedRule]) -> bool:
-    if not can_push_code(ctx.viewer, ctx.feature_level):
+    if not can_push_changes(ctx.viewer, ctx.feature_level):
         return False
     return not rules or rules_allow(rules, "push", ctx.viewer)
 
@@ -216,15 +241,17 @@ async def branch_check(change: Change, ctx: ChangeContext, logger: TimedLogger) 
         if change.update and not any(rule.allow_force_push for rule in rules):
             if await ctx.repository.is_force_push(change.oldrev, change.newrev):
                 raise _deny("force_push_protected_branch")
-    if change.deletion:
+    # BranchCheck#protected_branch_checks: into an empty repository (no default branch yet) every
+    # change takes the push checks, whose refusal says that the default branch does not exist yet
+    empty_repository = ctx.default_branch is None
+    if change.deletion and not empty_repository:
         with logger.timed("Checking if you are allowed to delete the protected branch..."):
-            viewer = ctx.viewer
-            if not (viewer.user_id is not None and (viewer.admin or viewer.access_level >= MAINTAINER)):
+            if not _has_role(acting_user(ctx.viewer), MAINTAINER):  # push_to_delete_protected_branch
                 raise _deny("non_master_delete_protected_branch")
             if not from_web:
                 raise _deny("non_web_delete_protected_branch")
         return
-    if change.creation:
+    if change.creation and not empty_repository:
         with logger.timed("Checking if you are allowed to create a protected branch..."):
             if can_push_to_branch(ctx, rules):
                 return
@@ -238,7 +265,7 @@ async def branch_check(change: Change, ctx: ChangeContext, logger: TimedLogger) 
         return
     with logger.timed("Checking if you are allowed to push to the protected branch..."):
         if not can_push_to_branch(ctx, rules):
-            if ctx.default_branch is None:
+            if empty_repository:
                 raise AccessDenied(empty_repository_message(ctx))
             raise _deny("push_protected_branch")
 
@@ -260,13 +287,10 @@ async def tag_check(change: Change, ctx: ChangeContext, logger: TimedLogger) -> 
             raise _deny("prohibited_tag_name")
         if change.creation and _SHA_TAG.match(tag):
             raise _deny("prohibited_sha_tag_name")
-        # A tag exists when the change line's old value is not the blank sha.
-        viewer = ctx.viewer
-        if not change.creation and not (
-            viewer.deploy_key_id is None
-            and viewer.user_id is not None
-            and (viewer.admin or viewer.access_level >= DEVELOPER)
-        ):
+        # A tag exists when the change line's old value is not the blank sha; changing one takes
+        # admin_tag (developers and up), a deploy key's creator's for a deploy key.
+        user = acting_user(ctx.viewer)
+        if not change.creation and not _has_role(user, DEVELOPER):
             raise _deny("change_existing_tags")
     if change.creation and tag == ctx.default_branch:
         raise _deny("default_branch_collision")
@@ -277,13 +301,17 @@ async def tag_check(change: Change, ctx: ChangeContext, logger: TimedLogger) -> 
         if change.update:
             raise _deny("update_protected_tag")
         if change.deletion:
-            if not (viewer.user_id is not None and (viewer.admin or viewer.access_level >= MAINTAINER)):
+            if not _has_role(user, MAINTAINER):
                 raise _deny("delete_protected_tag")
             if ctx.protocol != "web":
                 raise _deny("delete_protected_tag_non_web")
             return
-        if not rules_allow(rules, "create", viewer):
+        if not rules_allow(rules, "create", ctx.viewer):
             raise _deny("create_protected_tag")
+
+
+def _has_role(user: Viewer | None, minimum: int) -> bool:
+    return user is not None and (user.admin or user.access_level >= minimum)
 
 
 def _valid_ref_name(name: str) -> bool:

@@ -108,6 +108,7 @@ class Verdict:
     console_messages: list[str]
     create_project: bool = False
     run_change_checks: bool = False
+    viewer: Viewer | None = None  # whom the change checks check, when they run
 
 
 @dataclass(frozen=True)
@@ -145,22 +146,32 @@ def is_deploy_key(ctx: AccessContextRow) -> bool:
     return ctx.key_class == "DeployKey"
 
 
-def viewer_of(ctx: AccessContextRow) -> Viewer:
-    if is_deploy_key(ctx):
-        return Viewer(
-            user_id=None,
-            admin=False,
-            external=False,
-            access_level=0,
-            deploy_key_id=ctx.key_id,
-            deploy_key_enabled=ctx.deploy_key_can_push is not None,
-            deploy_key_can_push=bool(ctx.deploy_key_can_push),
-        )
-    return Viewer(
+def viewer_of(ctx: AccessContextRow, app: AppSettings, urls: InstanceUrls, now: datetime) -> Viewer:
+    user = Viewer(
         user_id=ctx.user_id,
         admin=bool(ctx.user_admin),
         external=bool(ctx.user_external),
         access_level=ctx.access_level or 0,
+    )
+    if not is_deploy_key(ctx):
+        return user
+    # A deploy key's row carries its creator as the user (keys.user_id; none once the creator was
+    # deleted). DeployKeyAccess checks the changes of a push as the creator: one who may use git
+    # (UserAccess#can_access_git?: the same refusals as a pushing user's) and may read the project.
+    creator_usable = (
+        ctx.user_id is not None
+        and user_rejection(ctx, app, urls, now) is None
+        and can_read_project(user, ctx.visibility_level or 0)
+    )
+    return Viewer(
+        user_id=None,
+        admin=False,
+        external=False,
+        access_level=0,
+        deploy_key_id=ctx.key_id,
+        deploy_key_enabled=ctx.deploy_key_can_push is not None,
+        deploy_key_can_push=bool(ctx.deploy_key_can_push),
+        deploy_key_creator=user if creator_usable else None,
     )
 
 
@@ -238,7 +249,7 @@ def check_access(
     if repo_type == "design" and req.protocol != "web":
         raise AccessDenied("Designs are only accessible using the web interface")
     pushing = req.action in PUSH_COMMANDS
-    viewer = viewer_of(ctx)
+    viewer = viewer_of(ctx, app, urls, now)
 
     if ctx.project_id is None or repo_type not in ("project", "wiki"):
         if repo_type == "project" and req.repository.container_id is None and req.repository.namespace_path is None:
@@ -281,7 +292,7 @@ def check_access(
         if not can_push_code(viewer, feature):
             raise AccessDenied(ERROR_MESSAGES["push_code"])
         return Verdict(console)
-    return Verdict(console, run_change_checks=True)
+    return Verdict(console, run_change_checks=True, viewer=viewer)
 
 
 def context_lookup(req: AllowedRequest, project_id: int | None = None) -> ContextLookup:
@@ -352,7 +363,7 @@ def _valid_project_path(path: str) -> bool:
     return bool(re.fullmatch(r"[a-zA-Z0-9_][a-zA-Z0-9_.-]*", path)) and not path.endswith((".git", ".atom"))
 
 
-async def _run_change_checks(deps: AccessDeps, ctx: AccessContextRow, req: AllowedRequest, repo_type: str) -> None:
+async def _run_change_checks(deps: AccessDeps, ctx: AccessContextRow, req: AllowedRequest, viewer: Viewer) -> None:
     """Gitlab::Checks::ChangesAccess under the deadline; past it, everything in flight is cancelled."""
     try:
         changes = checks.parse_changes(req.changes or "")
@@ -376,7 +387,7 @@ async def _run_change_checks(deps: AccessDeps, ctx: AccessContextRow, req: Allow
                 with logger.timed("Loading protected branches and tags..."):
                     rules = await access_db.protected_ref_rules(conn, ctx.project_id)
             change_ctx = checks.ChangeContext(
-                viewer=viewer_of(ctx),
+                viewer=viewer,
                 default_branch=ctx.default_branch,
                 protocol=req.protocol,
                 feature_level=ctx.repository_access_level or 0,
@@ -455,14 +466,17 @@ async def _grant(
         verdict = check_access(ctx, req, app, deps.urls, now)
     repo_type = req.repository.repo_type
     if verdict.run_change_checks:
-        await _run_change_checks(deps, ctx, req, repo_type)
+        assert verdict.viewer is not None
+        await _run_change_checks(deps, ctx, req, verdict.viewer)
     wrote = verdict.create_project or verdict.run_change_checks
     if ctx.redirected_from and ctx.user_id is not None and not is_deploy_key(ctx):
         message = deps.urls.project_moved_message(ctx.redirected_from, _gl_project_path(ctx, repo_type), req.protocol)
         key = moved_key(ctx.user_id, gl_repository(ctx, repo_type))
         await _store_notice(deps, key, message)
         wrote = True
-    stamps_activity = req.action in DOWNLOAD_COMMANDS and ctx.user_id is not None and not is_deploy_key(ctx)
+    # log_user_activity(actor.user): a deploy key's clone counts for its creator (the row's user), so
+    # that dormant-user deactivation does not take an account whose key is in use
+    stamps_activity = req.action in DOWNLOAD_COMMANDS and ctx.user_id is not None
     today = date.today()  # read once: the stamp and the kept answer's bound agree on the day
     if stamps_activity and ctx.user_id is not None:
         if ctx.user_last_activity_on is None or ctx.user_last_activity_on < today:

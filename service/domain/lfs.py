@@ -29,12 +29,13 @@ def deploy_key_secret(fingerprint_sha256: str, db_key_base: bytes) -> bytes:
 def lfs_token(actor_name: str, secret: bytes, project_id: int, now: float | None = None) -> str:
     issued = int(now if now is not None else time.time())
     claims = {
-        "data": {"actor": actor_name},
+        # HMACToken#token: the project binding goes inside `data`, where token_valid? reads it (a
+        # claim beside `data` would bind nothing: GitLab would take the token for any project)
+        "data": {"actor": actor_name, "container_gid": f"gid://gitlab/Project/{project_id}"},
         "jti": str(uuid.uuid4()),
         "iat": issued,
         "nbf": issued - 5,
         "exp": issued + DEFAULT_EXPIRE_TIME,
-        "container_gid": f"gid://gitlab/Project/{project_id}",
     }
     return jwt.encode(claims, secret, algorithm="HS256")
 

@@ -24,11 +24,23 @@ class Viewer:
     deploy_key_id: int | None = None
     deploy_key_enabled: bool = False  # the deploy key is enabled on this project
     deploy_key_can_push: bool = False
+    # A deploy key's creator, when the creator may use git and read this project; None otherwise.
+    # GitLab's DeployKeyAccess acts as that user for every change of a push: a key whose creator was
+    # blocked, deleted or removed from a private project can no longer push changes.
+    deploy_key_creator: Viewer | None = None
+
+
+def acting_user(viewer: Viewer) -> Viewer | None:
+    """The user whose rights a change of a push is checked with: the pusher, or a deploy key's creator."""
+    if viewer.deploy_key_id is not None:
+        return viewer.deploy_key_creator
+    return viewer if viewer.user_id is not None else None
 
 
 def can_read_project(viewer: Viewer, visibility: int) -> bool:
     if viewer.deploy_key_id is not None:
-        return viewer.deploy_key_enabled
+        # GitAccess#can_read_project?: the key's projects, or what anybody may read
+        return viewer.deploy_key_enabled or visibility == PUBLIC
     if viewer.user_id is None:
         return visibility == PUBLIC
     if viewer.admin or viewer.access_level >= GUEST:
@@ -42,7 +54,8 @@ def can_download(viewer: Viewer, visibility: int, feature_level: int, member_min
     if feature_level == FEATURE_DISABLED:
         return False
     if viewer.deploy_key_id is not None:
-        return viewer.deploy_key_enabled
+        # the key's projects; elsewhere only what anybody may download (guest_can_download?)
+        return viewer.deploy_key_enabled or (visibility == PUBLIC and feature_level >= FEATURE_ENABLED)
     if viewer.user_id is not None:
         if viewer.admin or viewer.access_level >= member_minimum:
             return True

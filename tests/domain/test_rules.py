@@ -69,11 +69,12 @@ def test_read_access_matrix(viewer: Viewer, visibility: int, expected: bool) -> 
     assert can_read_project(viewer, visibility) is expected
 
 
-def test_a_deploy_key_reads_only_where_it_is_enabled() -> None:
+def test_a_deploy_key_reads_where_it_is_enabled_and_what_anybody_may_read() -> None:
     enabled = Viewer(user_id=None, admin=False, external=False, access_level=0, deploy_key_id=9, deploy_key_enabled=True)
-    disabled = Viewer(user_id=None, admin=False, external=False, access_level=0, deploy_key_id=9)
+    elsewhere = Viewer(user_id=None, admin=False, external=False, access_level=0, deploy_key_id=9)
     assert can_read_project(enabled, PRIVATE)
-    assert not can_read_project(disabled, PUBLIC)
+    assert not can_read_project(elsewhere, PRIVATE) and not can_read_project(elsewhere, INTERNAL)
+    assert can_read_project(elsewhere, PUBLIC)  # GitAccess#can_read_project?'s `|| Guest.can?`
 
 
 def test_a_guest_cannot_download_a_private_repository_but_a_reporter_can() -> None:

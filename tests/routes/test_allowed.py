@@ -287,9 +287,30 @@ async def test_deploy_keys(client, db):
     push = {"action": "git-receive-pack", "project": project["full_path"]}
     await denied(client, 401, "This deploy key does not have write access to this project.", **push, key_id=str(read_only["id"]))
     assert (await allowed(client, **push, key_id=str(writer["id"])))[0] == 200
-    # a blocked creator does not matter: deploy keys act without a user
+    # GitLab Shell's "_any" asks about the key alone (check_change_access!: a deploy key passes); a
+    # blocked creator stops the key's real changes (test_allowed_push.py), not this
     await db.execute("UPDATE users SET state = 'blocked' WHERE id = $1", creator["id"])
     assert (await allowed(client, **push, key_id=str(writer["id"])))[0] == 200
+
+
+async def test_a_deploy_key_reads_public_projects_it_is_not_enabled_on(client, db):
+    """GitAccess#can_read_project? ends in `|| Guest.can?(:read_project)` and the download check in
+    guest_can_download?: a key may clone what anybody may clone, and push only where it is enabled."""
+    creator = await make_user(db)
+    public = await make_project(db, owner=creator, visibility_level=20)
+    private = await make_project(db, owner=creator)
+    key, _ = await make_key(db, creator, deploy_key=True)
+    assert (await allowed(client, project=public["full_path"], key_id=str(key["id"])))[0] == 200
+    await denied(
+        client, 401, "This deploy key does not have write access to this project.",
+        action="git-receive-pack", project=public["full_path"], key_id=str(key["id"]),
+    )
+    await denied(client, 404, PROJECT_NOT_FOUND, project=private["full_path"], key_id=str(key["id"]))
+    await db.execute("UPDATE projects SET repository_access_level = 10 WHERE id = $1", public["id"])
+    await denied(
+        client, 401, "You are not allowed to download code from this project.",
+        project=public["full_path"], key_id=str(key["id"]),
+    )
 
 
 async def test_protocol_setting_and_unknown_commands(client, db):
@@ -405,6 +426,17 @@ async def test_form_bodies_and_activity_tracking(client, db):
     row = await db.fetchrow("SELECT last_activity_on FROM users WHERE id = $1", user["id"])
     assert row["last_activity_on"] == date.today()
     assert await db.fetchval("SELECT last_used_at FROM keys WHERE id = $1", key["id"]) is not None
+
+
+async def test_a_deploy_keys_clone_counts_as_its_creators_activity(client, db):
+    """base.rb's log_user_activity(actor.user): for a deploy key, actor.user is its creator."""
+    creator = await make_user(db)
+    project = await make_project(db, owner=creator)
+    deploy, _ = await make_key(db, creator, deploy_key=True)
+    await enable_deploy_key(db, deploy, project, can_push=False)
+    await db.execute("UPDATE users SET last_activity_on = NULL WHERE id = $1", creator["id"])
+    assert (await allowed(client, project=project["full_path"], key_id=str(deploy["id"])))[0] == 200
+    assert await db.fetchval("SELECT last_activity_on FROM users WHERE id = $1", creator["id"]) == date.today()
 
 
 async def test_concurrent_requests_each_get_their_own_answer(client, db):

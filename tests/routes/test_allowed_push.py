@@ -128,6 +128,26 @@ async def test_creating_protected_branches(client, db, team):
     assert (await push(client, team["project"], create, user_id=reporter["id"]))[0] == 401
 
 
+async def test_the_first_push_into_an_empty_repository_takes_the_push_checks(client, db, team):
+    """BranchCheck: in an empty repository (no default branch yet) a new protected branch is checked
+    as a push, and its refusal tells the pusher that a default branch does not exist yet."""
+    owner = team["owner"]
+    project = await make_project(db, owner=owner, default_branch=None)
+    developer = await make_user(db)
+    await add_member(db, developer, project, 30)
+    await protect_branch(db, project, "main", push=[40], merge=[30])
+    create_main = f"{BLANK} {B} refs/heads/main"
+    members_url = f"http://gitlab.test/{project['full_path']}/-/project_members"
+    message = (
+        f"A default branch (e.g. main) does not yet exist for {project['full_path']}\n"
+        f"Ask a project Owner or Maintainer to create a default branch:\n\n  {members_url}\n"
+    )
+    assert await push(client, project, create_main, user_id=developer["id"]) == (401, {"status": False, "message": message})
+    # the creation checks would have let a merger create it from the web; the push checks do not
+    assert (await push(client, project, create_main, protocol="web", user_id=developer["id"]))[0] == 401
+    assert (await push(client, project, create_main, user_id=owner["id"]))[0] == 200
+
+
 async def test_tag_rules(client, db, team):
     project = team["project"]
     await protect_tag(db, project, "v*", create=[40])
@@ -138,6 +158,8 @@ async def test_tag_rules(client, db, team):
         (maint, f"{A} {BLANK} refs/tags/v1.0", "You can only delete protected tags using the web interface."),
         (dev, f"{BLANK} {B} refs/tags/main", "You cannot use default branch name to create a tag"),
         (dev, f"{BLANK} {B} refs/tags/{'d' * 40}", "You cannot create a tag with a SHA-1 or SHA-256 tag name."),
+        # TagCheck's STARTS_WITH_SHA_REGEX: a name that starts with one is refused too
+        (dev, f"{BLANK} {B} refs/tags/{'c' * 40}-rc1", "You cannot create a tag with a SHA-1 or SHA-256 tag name."),
         (dev, f"{BLANK} {B} refs/tags/refs/tags/x", "You cannot create a tag with a prohibited pattern."),
         (dev, f"{BLANK} {B} refs/tags/bad..name", "You cannot create a tag with a prohibited pattern."),
     ]
@@ -149,15 +171,73 @@ async def test_tag_rules(client, db, team):
 
 
 async def test_deploy_keys_on_protected_branches(client, db, team):
+    """DeployKeyAccess checks a key's changes as its creator: the creator's role counts against a
+    rule's roles, and a key listed in the rule passes while its creator is a member."""
     project = team["project"]
-    key, _ = await make_key(db, team["owner"], deploy_key=True)
-    listed, _ = await make_key(db, team["owner"], deploy_key=True)
-    await enable_deploy_key(db, key, project, can_push=True)
-    await enable_deploy_key(db, listed, project, can_push=True)
+    key, _ = await make_key(db, team["developer"], deploy_key=True)
+    listed, _ = await make_key(db, team["developer"], deploy_key=True)
+    by_maintainer, _ = await make_key(db, team["maintainer"], deploy_key=True)
+    for each in (key, listed, by_maintainer):
+        await enable_deploy_key(db, each, project, can_push=True)
     await protect_branch(db, project, "main", push=[40], push_deploy_keys=[listed["id"]])
     assert (await push(client, project, f"{A} {B} refs/heads/feature", key_id=key["id"]))[0] == 200
-    assert (await push(client, project, f"{A} {B} refs/heads/main", key_id=key["id"]))[0] == 401
+    assert await push(client, project, f"{A} {B} refs/heads/main", key_id=key["id"]) == (
+        401,
+        {"status": False, "message": "You are not allowed to push code to protected branches on this project."},
+    )
     assert (await push(client, project, f"{A} {B} refs/heads/main", key_id=listed["id"]))[0] == 200
+    assert (await push(client, project, f"{A} {B} refs/heads/main", key_id=by_maintainer["id"]))[0] == 200
+
+
+PUSH_CODE = (401, {"status": False, "message": "You are not allowed to push code to this project."})
+
+
+async def test_a_deploy_key_stops_pushing_when_its_creator_is_blocked_removed_or_deleted(client, db, team):
+    """GitLab's deploy keys "are deactivated when the user is blocked or removed" (UserAccess
+    #can_access_git? and DeployKeyAccess#can_collaborate? of the creator); cloning goes on."""
+    project = team["project"]  # private
+    creator = await make_user(db)
+    await add_member(db, creator, project, 40)
+    key, _ = await make_key(db, creator, deploy_key=True)
+    await enable_deploy_key(db, key, project, can_push=True)
+    feature = f"{A} {B} refs/heads/feature"
+    assert (await push(client, project, feature, key_id=key["id"]))[0] == 200
+
+    await db.execute("UPDATE users SET state = 'blocked' WHERE id = $1", creator["id"])
+    assert await push(client, project, feature, key_id=key["id"]) == PUSH_CODE
+    await db.execute("UPDATE users SET state = 'deactivated' WHERE id = $1", creator["id"])
+    assert await push(client, project, feature, key_id=key["id"]) == PUSH_CODE
+    await db.execute("UPDATE users SET state = 'active' WHERE id = $1", creator["id"])
+    assert (await push(client, project, feature, key_id=key["id"]))[0] == 200
+
+    await db.execute("DELETE FROM members WHERE user_id = $1", creator["id"])  # no longer reads the project
+    assert await push(client, project, feature, key_id=key["id"]) == PUSH_CODE
+    await db.execute("UPDATE keys SET user_id = NULL WHERE id = $1", key["id"])  # the creator deleted
+    assert await push(client, project, feature, key_id=key["id"]) == PUSH_CODE
+    clone = {"action": "git-upload-pack", "project": project["full_path"], "changes": "_any", "protocol": "ssh"}
+    resp = await client.post(ALLOWED, json={**clone, "key_id": str(key["id"])}, headers=shell_headers())
+    assert resp.status == 200
+
+
+async def test_deploy_keys_change_existing_tags_with_their_creators_admin_tag(client, db, team):
+    """TagCheck: changing an existing tag takes admin_tag, a deploy key's creator's (developers up)."""
+    project = team["project"]
+    reporter = await make_user(db)
+    await add_member(db, reporter, project, 20)
+    by_developer, _ = await make_key(db, team["developer"], deploy_key=True)
+    by_reporter, _ = await make_key(db, reporter, deploy_key=True)
+    for each in (by_developer, by_reporter):
+        await enable_deploy_key(db, each, project, can_push=True)
+    move_tag = f"{A} {B} refs/tags/v1"
+    assert (await push(client, project, move_tag, key_id=by_developer["id"]))[0] == 200
+    assert (await push(client, project, f"{A} {BLANK} refs/tags/v1", key_id=by_developer["id"]))[0] == 200
+    # a reporter's key pushes branches (DeployKeyAccess#can_collaborate? asks the key's write access
+    # and the creator's read access), but a tag stays where it is
+    assert (await push(client, project, f"{A} {B} refs/heads/feature", key_id=by_reporter["id"]))[0] == 200
+    assert await push(client, project, move_tag, key_id=by_reporter["id"]) == (
+        401,
+        {"status": False, "message": "You are not allowed to change existing tags on this project."},
+    )
 
 
 async def test_malformed_change_lines_are_refused(client, db, team):

@@ -94,8 +94,9 @@ async def test_lfs_authenticate_for_users_and_deploy_keys(client, db):
     assert body["repository_http_path"] == f"http://gitlab.test/{project['full_path']}.git"
     secret = f"{user['id']}{user['encrypted_password'][-16:]}".encode() + DB_KEY_BASE[:16]
     claims = jwt.decode(body["lfs_token"], secret, algorithms=["HS256"])
-    assert claims["data"] == {"actor": "root"} and claims["exp"] - claims["iat"] == 7200
-    assert claims["container_gid"] == f"gid://gitlab/Project/{project['id']}"
+    # the project binding inside `data`, where GitLab's LfsToken#token_valid? looks for it
+    assert claims["data"] == {"actor": "root", "container_gid": f"gid://gitlab/Project/{project['id']}"}
+    assert claims["exp"] - claims["iat"] == 7200 and "container_gid" not in claims
 
     deploy, parsed = await make_key(db, user, deploy_key=True)
     await enable_deploy_key(db, deploy, project)
