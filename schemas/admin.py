@@ -119,12 +119,17 @@ class KeyLookupIn(_In):
     fingerprint = _name(required=True)
 
 
+# the groups API's names of Gitlab::Access's project creation levels (Group#project_creation_level_str)
+PROJECT_CREATION_LEVELS = ("noone", "maintainer", "developer", "administrator", "owner")
+
+
 class GroupCreateIn(_In):
     name = _name(required=True)
     path = _name(required=True)
     parent_id = _id(allow_none=True)
     visibility = _str(validate=validate.OneOf(VISIBILITIES))
     description = _str(load_default="", max_length=NAMESPACE_DESCRIPTION_MAX)
+    project_creation_level = _str(validate=validate.OneOf(PROJECT_CREATION_LEVELS))
 
 
 class GroupUpdateIn(_In):
@@ -132,6 +137,7 @@ class GroupUpdateIn(_In):
     path = _name()
     visibility = _str(validate=validate.OneOf(VISIBILITIES))
     description = _str(max_length=NAMESPACE_DESCRIPTION_MAX)
+    project_creation_level = _str(validate=validate.OneOf(PROJECT_CREATION_LEVELS))
 
 
 class GroupListIn(PageIn):
@@ -267,3 +273,6 @@ class SettingsUpdateIn(_In):
     ecdsa_sk_key_restriction = _int()
     ed25519_sk_key_restriction = _int()
     allow_local_requests_from_web_hooks_and_services = _bool()
+    # Gitlab::Access.project_creation_values: 0 no one, 1 maintainers, 2 developers and maintainers,
+    # 3 administrators, 4 owners
+    default_project_creation = _int(validate=validate.Range(min=0, max=4))

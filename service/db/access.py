@@ -62,7 +62,8 @@ class NamespaceForCreation:
     full_path: str
     traversal_ids: list[int]
     access_level: int | None
-    projects_created: int
+    project_creation_level: int
+    personal_projects: int
     projects_limit: int | None
 
 

@@ -32,6 +32,7 @@ class NamespaceRow:
     traversal_ids: list[int]
     visibility_level: int
     description: str
+    project_creation_level: int  # its own, else the instance's default_project_creation
     created_at: datetime
     full_path: str
     full_name: str
@@ -55,10 +56,11 @@ async def insert_namespace(
     parent_id: int | None,
     visibility_level: int,
     description: str = "",
+    project_creation_level: int | None = None,
 ) -> int:
     """The namespace row (traversal_ids included); the caller adds its route (routes.insert_route)."""
     namespace_id: int = await conn.fetchval(
-        _INSERT, name, path, kind, owner_id, parent_id, visibility_level, description
+        _INSERT, name, path, kind, owner_id, parent_id, visibility_level, description, project_creation_level
     )
     return namespace_id
 
@@ -99,8 +101,9 @@ async def update_namespace(
     path: str | None = None,
     visibility_level: int | None = None,
     description: str | None = None,
+    project_creation_level: int | None = None,
 ) -> None:
-    await conn.execute(_UPDATE, namespace_id, name, path, visibility_level, description)
+    await conn.execute(_UPDATE, namespace_id, name, path, visibility_level, description, project_creation_level)
 
 
 async def namespace_subtree(conn: Conn, namespace_id: int) -> NamespaceSubtree:

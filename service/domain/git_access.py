@@ -325,10 +325,10 @@ async def _create_project(deps: AccessDeps, ctx: AccessContextRow, req: AllowedR
             user_id=ctx.user_id,
             user_admin=bool(ctx.user_admin),
             access_level=namespace.access_level,
+            project_creation_level=namespace.project_creation_level,
+            personal_projects_left=(namespace.projects_limit or 0) - namespace.personal_projects,
         )
-        # User#can_create_project?: projects left under the user's projects_limit.
-        within_limit = namespace.projects_created < (namespace.projects_limit or 0)
-        if not allowed or not within_limit:
+        if not allowed:
             raise NotFound(ERROR_MESSAGES["project_not_found"])
         if not _valid_project_path(project_path):
             raise ProjectCreationError(f"Could not create project: {_PROJECT_PATH_RULE}")

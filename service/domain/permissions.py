@@ -76,12 +76,35 @@ def can_push_code(viewer: Viewer, feature_level: int) -> bool:
     return viewer.user_id is not None and (viewer.admin or viewer.access_level >= DEVELOPER)
 
 
+# Gitlab::Access's project creation levels (Group#project_creation_level, default_project_creation)
+NO_ONE_PROJECT_ACCESS, MAINTAINER_PROJECT_ACCESS, DEVELOPER_MAINTAINER_PROJECT_ACCESS = 0, 1, 2
+ADMINISTRATOR_PROJECT_ACCESS, OWNER_PROJECT_ACCESS = 3, 4
+# the least membership a level lets create projects (administrators: admins only; no one: nobody)
+_PROJECT_CREATORS = {
+    MAINTAINER_PROJECT_ACCESS: MAINTAINER,
+    DEVELOPER_MAINTAINER_PROJECT_ACCESS: DEVELOPER,
+    OWNER_PROJECT_ACCESS: OWNER,
+}
+
+
 def can_create_project_in(
-    *, namespace_type: str, namespace_owner_id: int | None, user_id: int, user_admin: bool, access_level: int | None
+    *,
+    namespace_type: str,
+    namespace_owner_id: int | None,
+    user_id: int,
+    user_admin: bool,
+    access_level: int | None,
+    project_creation_level: int,
+    personal_projects_left: int,
 ) -> bool:
-    """create_projects: your own namespace, or a group where you are at least a maintainer."""
+    """create_projects. A personal namespace (UserNamespacePolicy): its owner or an admin, while the
+    user has projects left under their projects_limit. A group (GroupPolicy): by its project creation
+    level; "no one" stops admins too, and no projects_limit applies."""
+    if namespace_type == "User":
+        return (user_admin or namespace_owner_id == user_id) and personal_projects_left > 0
+    if project_creation_level == NO_ONE_PROJECT_ACCESS:
+        return False
     if user_admin:
         return True
-    if namespace_type == "User":
-        return namespace_owner_id == user_id
-    return (access_level or 0) >= MAINTAINER
+    minimum = _PROJECT_CREATORS.get(project_creation_level)
+    return minimum is not None and (access_level or 0) >= minimum

@@ -83,8 +83,9 @@ LEFT JOIN deploy_keys_projects dkp ON dkp.deploy_key_id = k.id AND dkp.project_i
 ORDER BY req.n;
 
 -- name: namespace_for_project_creation^
--- The namespace a push would auto-create a project in, the pusher's access level there, and how
--- many projects the pusher created against their projects_limit.
+-- The namespace a push would auto-create a project in, the pusher's access level there, who may
+-- create projects in it (a group's own level, else the instance's default), and the pusher's
+-- personal projects against their projects_limit (User#projects_limit_left).
 -- $1 namespace full path, $2 user id
 SELECT
     n.id,
@@ -96,7 +97,10 @@ SELECT
       WHERE m.user_id = $2 AND m.state = 'active' AND m.requested_at IS NULL
         AND (m.expires_at IS NULL OR m.expires_at > current_date)
         AND m.source_type = 'Namespace' AND m.source_id = ANY (n.traversal_ids)) AS access_level,
-    (SELECT count(*) FROM projects p WHERE p.creator_id = $2 AND NOT p.pending_delete) AS projects_created,
+    COALESCE(n.project_creation_level,
+             (SELECT s.default_project_creation FROM application_settings s WHERE s.id = 1)) AS project_creation_level,
+    (SELECT count(*) FROM projects p JOIN namespaces personal ON personal.id = p.namespace_id
+      WHERE personal.type = 'User' AND personal.owner_id = $2 AND NOT p.pending_delete) AS personal_projects,
     (SELECT u.projects_limit FROM users u WHERE u.id = $2) AS projects_limit
 FROM routes route
 JOIN namespaces n ON n.id = route.source_id

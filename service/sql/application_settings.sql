@@ -13,7 +13,7 @@ SELECT * FROM application_settings WHERE id = 1;
 -- $9 admin_mode, $10 enforce_terms, $11 email_confirmation_setting, $12 two_factor_for_cli,
 -- $13 default_branch_name, $14..$18 rsa, dsa, ecdsa, ed25519, ecdsa_sk restriction,
 -- $19 clear token digest, $20 clear lifetime, $21 ed25519_sk restriction,
--- $22 allow_local_requests_from_web_hooks_and_services
+-- $22 allow_local_requests_from_web_hooks_and_services, $23 default_project_creation
 UPDATE application_settings SET
     enabled_git_access_protocol = COALESCE($1, enabled_git_access_protocol),
     receive_max_input_size = COALESCE($2, receive_max_input_size),
@@ -37,5 +37,6 @@ UPDATE application_settings SET
     ecdsa_sk_key_restriction = COALESCE($18, ecdsa_sk_key_restriction),
     ed25519_sk_key_restriction = COALESCE($21, ed25519_sk_key_restriction),
     allow_local_requests_from_web_hooks_and_services = COALESCE($22, allow_local_requests_from_web_hooks_and_services),
+    default_project_creation = COALESCE($23, default_project_creation),
     updated_at = now()
 WHERE id = 1;

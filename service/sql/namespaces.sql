@@ -5,20 +5,23 @@
 -- name: insert_namespace<!
 -- A user namespace or a group; traversal_ids are the parent's followed by the new id.
 -- $1 name, $2 path, $3 type ('User' | 'Group'), $4 owner id (User), $5 parent id (Group),
--- $6 visibility level, $7 description
+-- $6 visibility level, $7 description, $8 project creation level (NULL: the instance's default)
 WITH new_id AS (SELECT nextval(pg_get_serial_sequence('namespaces', 'id')) AS id)
-INSERT INTO namespaces (id, name, path, type, owner_id, parent_id, traversal_ids, visibility_level, description)
+INSERT INTO namespaces (id, name, path, type, owner_id, parent_id, traversal_ids, visibility_level, description,
+                        project_creation_level)
 SELECT new_id.id, $1, $2, $3, $4, $5,
        COALESCE((SELECT traversal_ids FROM namespaces WHERE id = $5::bigint), '{}') || new_id.id,
-       $6, $7
+       $6, $7, $8
 FROM new_id
 RETURNING id;
 
 -- name: find_namespace^
--- A namespace with its full path and full name.
+-- A namespace with its full path and full name (and, as Group#project_creation_level, its own
+-- project creation level or else the instance's default).
 -- $1 namespace id
 SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level, n.description,
-       n.created_at, r.path AS full_path, r.name AS full_name
+       COALESCE(n.project_creation_level, (SELECT s.default_project_creation FROM application_settings s WHERE s.id = 1))
+       AS project_creation_level, n.created_at, r.path AS full_path, r.name AS full_name
 FROM namespaces n
 JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
 WHERE n.id = $1;
@@ -27,7 +30,8 @@ WHERE n.id = $1;
 -- A namespace by full path, ignoring case, following redirects left by renames.
 -- $1 full path
 SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level, n.description,
-       n.created_at, r.path AS full_path, r.name AS full_name
+       COALESCE(n.project_creation_level, (SELECT s.default_project_creation FROM application_settings s WHERE s.id = 1))
+       AS project_creation_level, n.created_at, r.path AS full_path, r.name AS full_name
 FROM namespaces n
 JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
 WHERE n.id = COALESCE(
@@ -39,7 +43,9 @@ WHERE n.id = COALESCE(
 -- $1 search text, $2 limit, $3 offset
 WITH matched AS (
     SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level,
-           n.description, n.created_at, r.path AS full_path, r.name AS full_name
+           n.description,
+           COALESCE(n.project_creation_level, (SELECT s.default_project_creation FROM application_settings s WHERE s.id = 1))
+               AS project_creation_level, n.created_at, r.path AS full_path, r.name AS full_name
     FROM namespaces n
     JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
     WHERE n.type = 'Group'
@@ -54,7 +60,9 @@ LEFT JOIN LATERAL (SELECT * FROM matched ORDER BY name, id LIMIT $2 OFFSET $3) p
 -- $1 parent id, $2 limit, $3 offset
 WITH matched AS (
     SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level,
-           n.description, n.created_at, r.path AS full_path, r.name AS full_name
+           n.description,
+           COALESCE(n.project_creation_level, (SELECT s.default_project_creation FROM application_settings s WHERE s.id = 1))
+               AS project_creation_level, n.created_at, r.path AS full_path, r.name AS full_name
     FROM namespaces n
     JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
     WHERE n.type = 'Group' AND n.parent_id = $1
@@ -96,13 +104,15 @@ WITH locked_namespaces AS (
 SELECT 1 FROM projects WHERE namespace_id IN (SELECT id FROM locked_namespaces) ORDER BY id FOR UPDATE;
 
 -- name: update_namespace!
--- Changes a namespace's name, path, visibility or description; NULL keeps the current value.
--- $1 id, $2 name, $3 path, $4 visibility level, $5 description
+-- Changes a namespace's name, path, visibility, description or project creation level; NULL keeps
+-- the current value.
+-- $1 id, $2 name, $3 path, $4 visibility level, $5 description, $6 project creation level
 UPDATE namespaces SET
     name = COALESCE($2, name),
     path = COALESCE($3, path),
     visibility_level = COALESCE($4, visibility_level),
     description = COALESCE($5, description),
+    project_creation_level = COALESCE($6, project_creation_level),
     updated_at = now()
 WHERE id = $1;
 

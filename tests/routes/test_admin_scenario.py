@@ -3,6 +3,9 @@ error-tracking service get their answers from the internal endpoints for exactly
 
 from __future__ import annotations
 
+import gitlab
+import pytest
+
 from service.domain.tokens import token_digest
 from tests.admin_helpers import call, gitlab_client, make_admin
 from tests.factories import ed25519_public_key
@@ -228,3 +231,40 @@ async def test_agent_token_from_the_admin_api_authenticates_the_agent_at_kas(cli
     with gitlab_client(client, admin_token) as gl:
         await call(lambda: gl.http_delete(f"{tokens}/{created['id']}"))
     assert await agent_info() == 401
+
+
+async def test_who_may_create_projects_by_push_is_set_through_the_groups_and_settings_api(client, db):
+    """The groups API's project_creation_level and the instance's default_project_creation decide
+    whether a push to a new path in the group creates its project (GroupPolicy's create_projects)."""
+    _, admin_token = await make_admin(db)
+    with gitlab_client(client, admin_token) as gl:
+        developer = await call(
+            lambda: gl.users.create(
+                {"username": "dev", "email": "dev@example.com", "name": "Dev", "password": "correct-horse-1"}
+            )
+        )
+        team = await call(lambda: gl.groups.create({"name": "Team", "path": "team"}))
+        strict = await call(
+            lambda: gl.groups.create({"name": "Strict", "path": "strict", "project_creation_level": "maintainer"})
+        )
+        for group in (team, strict):
+            await call(lambda: group.members.create({"user_id": developer.id, "access_level": 30}))
+        assert (team.project_creation_level, strict.project_creation_level) == ("developer", "maintainer")
+
+        push = {"action": "git-receive-pack", "user_id": developer.id}
+        assert (await _allowed(client, project="team/one", **push))[0] == 200
+        assert (await _allowed(client, project="strict/one", **push))[0] == 404
+
+        strict.project_creation_level = "developer"
+        await call(strict.save)
+        assert (await _allowed(client, project="strict/one", **push))[0] == 200
+        settings = await call(gl.settings.get)
+        settings.default_project_creation = 1  # maintainers, for groups without their own level
+        await call(settings.save)
+        assert (await call(lambda: gl.groups.get(team.id))).project_creation_level == "maintainer"
+        assert (await _allowed(client, project="team/two", **push))[0] == 404
+        assert (await _allowed(client, project="strict/two", **push))[0] == 200
+
+        with pytest.raises(gitlab.exceptions.GitlabCreateError) as refused:
+            await call(lambda: gl.groups.create({"name": "Bad", "path": "bad", "project_creation_level": "everyone"}))
+        assert refused.value.response_code == 400

@@ -388,14 +388,35 @@ async def test_an_auto_created_project_is_routed_under_its_full_name(client, db)
         assert await db.fetchval("SELECT name FROM routes WHERE source_type = 'Project' AND path = $1", path) == full_name
 
 
-async def test_project_creation_in_groups_needs_maintainer(client, db):
+async def test_project_creation_in_groups_follows_their_project_creation_level(client, db):
+    """GroupPolicy's create_projects: the group's level, else the instance's default_project_creation
+    (GitLab's default: developers and maintainers); "no one" stops admins too."""
     group = await make_group(db, "team")
-    developer = await make_user(db)
-    maintainer = await make_user(db)
-    await add_member(db, developer, group, 30)
-    await add_member(db, maintainer, group, 40)
-    await denied(client, 404, PROJECT_NOT_FOUND, action="git-receive-pack", project="team/new1", user_id=developer["id"])
-    assert (await allowed(client, action="git-receive-pack", project="team/new1", user_id=maintainer["id"]))[0] == 200
+    reporter, developer, maintainer, owner = [await make_user(db) for _ in range(4)]
+    admin = await make_user(db, admin=True)
+    for user, level in ((reporter, 20), (developer, 30), (maintainer, 40), (owner, 50)):
+        await add_member(db, user, group, level)
+    created = iter(range(1000))
+
+    async def may_create(user) -> bool:
+        path = f"team/new{next(created)}"
+        status, body = await allowed(client, action="git-receive-pack", project=path, user_id=user["id"])
+        assert status in (200, 404), body
+        return status == 200
+
+    everyone = (reporter, developer, maintainer, owner, admin)
+    assert [await may_create(u) for u in everyone] == [False, True, True, True, True]
+    for level, expected in (
+        (0, [False, False, False, False, False]),  # no one
+        (1, [False, False, True, True, True]),  # maintainers
+        (3, [False, False, False, False, True]),  # administrators
+        (4, [False, False, False, True, True]),  # owners
+    ):
+        await db.execute("UPDATE namespaces SET project_creation_level = $1 WHERE id = $2", level, group["id"])
+        assert [await may_create(u) for u in everyone] == expected, level
+    await db.execute("UPDATE namespaces SET project_creation_level = NULL WHERE id = $1", group["id"])
+    await set_application_settings(db, default_project_creation=1)
+    assert [await may_create(u) for u in everyone] == [False, False, True, True, True]
 
 
 async def test_rate_limit_per_action_project_and_actor(client, db):
@@ -503,10 +524,19 @@ async def test_a_push_without_changes_is_refused(client, db):
     assert (status, body) == (400, {"message": "400 Bad request - changes is missing"})
 
 
-async def test_auto_create_respects_the_projects_limit(client, db):
+async def test_auto_create_respects_the_projects_limit_in_the_personal_namespace_only(client, db):
+    """User#projects_limit_left counts personal projects, and only UserNamespacePolicy applies it."""
     user = await make_user(db, projects_limit=1)
+    group = await make_group(db, "limitless")
+    await add_member(db, user, group, 40)
     assert (await allowed(client, action="git-receive-pack", project=f"{user['username']}/first", user_id=user["id"]))[0] == 200
     await denied(client, 404, PROJECT_NOT_FOUND, action="git-receive-pack", project=f"{user['username']}/second", user_id=user["id"])
+    for name in ("g1", "g2"):  # projects in a group count against nothing
+        assert (await allowed(client, action="git-receive-pack", project=f"limitless/{name}", user_id=user["id"]))[0] == 200
+    none_left = await make_user(db, projects_limit=0)
+    await add_member(db, none_left, group, 40)
+    assert (await allowed(client, action="git-receive-pack", project="limitless/g3", user_id=none_left["id"]))[0] == 200
+    await denied(client, 404, PROJECT_NOT_FOUND, action="git-receive-pack", project=f"{none_left['username']}/x", user_id=none_left["id"])
 
 
 async def test_unreadable_body_without_credentials_is_401(client):

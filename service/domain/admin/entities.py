@@ -19,7 +19,7 @@ from service.db.projects import AdminProject, ClientKeyRow
 from service.db.protected_refs import ProtectedBranchRow, ProtectedTagRow
 from service.db.ssh_keys import KeyRow
 from service.db.users import AdminUser, PersonalAccessTokenRow
-from service.domain.admin.validation import VISIBILITY_NAMES
+from service.domain.admin.validation import PROJECT_CREATION_NAMES, VISIBILITY_NAMES
 from service.domain.urls import InstanceUrls
 
 # ProtectedRefAccess#humanize
@@ -111,6 +111,7 @@ def group(ns: NamespaceRow, urls: InstanceUrls) -> dict[str, Any]:
         "created_at": iso(ns.created_at),
         "lfs_enabled": True,
         "request_access_enabled": True,
+        "project_creation_level": PROJECT_CREATION_NAMES[ns.project_creation_level],
     }
 
 

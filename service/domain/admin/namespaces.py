@@ -64,6 +64,7 @@ async def create_group(
     visibility: str | None,
     description: str,
     creator_id: int,
+    project_creation_level: str | None = None,
 ) -> int:
     """A group (traversal_ids = parent's + [id]) with its route "<parent path>/<path>"; the creator
     becomes its owner, as Groups::CreateService does."""
@@ -90,6 +91,7 @@ async def create_group(
             parent_id=parent.id if parent else None,
             visibility_level=level,
             description=description,
+            project_creation_level=_project_creation_level(project_creation_level),
         )
         await routes_db.insert_route(conn, "Namespace", group_id, full_path, full_name)
         await members_db.insert_member(
@@ -113,6 +115,7 @@ async def update_group(
     path: str | None,
     visibility: str | None,
     description: str | None,
+    project_creation_level: str | None = None,
 ) -> None:
     """PUT /groups/:id. A new path moves the group's route and the routes of every subgroup and
     project under it, leaving redirects for all the old paths."""
@@ -138,13 +141,23 @@ async def update_group(
             if path.lower() != group.path.lower() and await routes_db.path_taken(conn, new_full_path):
                 raise Invalid({"path": ["has already been taken"]})
         await namespaces_db.update_namespace(
-            conn, group.id, name=name, path=path, visibility_level=level, description=description
+            conn,
+            group.id,
+            name=name,
+            path=path,
+            visibility_level=level,
+            description=description,
+            project_creation_level=_project_creation_level(project_creation_level),
         )
         if new_full_path is not None:
             await routes_db.move_routes(conn, group.full_path, new_full_path)
         if name is not None:
             full_name = f"{parent.full_name} / {name}" if parent else name
             await routes_db.rename_route(conn, "Namespace", group.id, full_name)
+
+
+def _project_creation_level(name: str | None) -> int | None:
+    return validation.PROJECT_CREATION_LEVELS[name] if name is not None else None
 
 
 async def delete_group(conn: Conn, group: NamespaceRow) -> None:

@@ -7,10 +7,20 @@ import hashlib
 import re
 import secrets
 
+from service.domain import permissions
 from service.domain.errors import Invalid
 
 VISIBILITY_LEVELS = {"private": 0, "internal": 10, "public": 20}
 VISIBILITY_NAMES = {level: name for name, level in VISIBILITY_LEVELS.items()}
+# The groups API's names of the project creation levels (Group#project_creation_level_str)
+PROJECT_CREATION_LEVELS = {
+    "noone": permissions.NO_ONE_PROJECT_ACCESS,
+    "maintainer": permissions.MAINTAINER_PROJECT_ACCESS,
+    "developer": permissions.DEVELOPER_MAINTAINER_PROJECT_ACCESS,
+    "administrator": permissions.ADMINISTRATOR_PROJECT_ACCESS,
+    "owner": permissions.OWNER_PROJECT_ACCESS,
+}
+PROJECT_CREATION_NAMES = {level: name for name, level in PROJECT_CREATION_LEVELS.items()}
 
 # PathRegex: start with a letter, digit, '_' or '.', then letters, digits, '_', '-', '.';
 # never end in '.git' or '.atom'. Namespaces may not end in '.' either.

@@ -40,7 +40,7 @@ async def list_groups(request: web.Request) -> web.Response:
 
 @admin_routes.post("/api/v4/groups")
 async def create_group(request: web.Request) -> web.Response:
-    """POST /groups (groups.rb): name, path, parent_id, visibility, description."""
+    """POST /groups (groups.rb): name, path, parent_id, visibility, description, project_creation_level."""
     values = await load_params(request, GroupCreateIn())
     async with pool(request).acquire() as conn:
         group_id = await namespaces_domain.create_group(
@@ -51,6 +51,7 @@ async def create_group(request: web.Request) -> web.Response:
             visibility=values.get("visibility"),
             description=values["description"],
             creator_id=actor_id(request),
+            project_creation_level=values.get("project_creation_level"),
         )
         group = await namespaces_domain.find_group(conn, group_id)
     return created(entities.group(group, urls(request)))
@@ -75,6 +76,7 @@ async def update_group(request: web.Request) -> web.Response:
             path=values.get("path"),
             visibility=values.get("visibility"),
             description=values.get("description"),
+            project_creation_level=values.get("project_creation_level"),
         )
         group = await namespaces_domain.find_group(conn, group.id)
     return json_response(entities.group(group, urls(request)))
