@@ -248,7 +248,7 @@ async def test_who_may_create_projects_by_push_is_set_through_the_groups_and_set
             lambda: gl.groups.create({"name": "Strict", "path": "strict", "project_creation_level": "maintainer"})
         )
         for group in (team, strict):
-            await call(lambda: group.members.create({"user_id": developer.id, "access_level": 30}))
+            await call(lambda group=group: group.members.create({"user_id": developer.id, "access_level": 30}))
         assert (team.project_creation_level, strict.project_creation_level) == ("developer", "maintainer")
 
         push = {"action": "git-receive-pack", "user_id": developer.id}
