@@ -328,10 +328,17 @@ async def authenticate_pat(request: web.Request, required_scopes: frozenset[str]
         "personal_access_token",
         user_id=found.user_id,
         username=found.username,
-        is_admin=found.admin,
+        is_admin=found.admin and await _in_admin_mode(request, found.scopes),
         token_id=found.token_id,
         scopes=tuple(found.scopes),
     )
+
+
+async def _in_admin_mode(request: web.Request, scopes: list[str]) -> bool:
+    """can_admin_all_resources? for an administrator's token: with the admin_mode setting on, only a
+    token with the admin_mode scope acts as an administrator; without it the user is like any other,
+    on admin routes (403) and on user routes alike (GitLab's admin mode for the API)."""
+    return "admin_mode" in scopes or not (await current_settings(request.app)).admin_mode
 
 
 API_SCOPES = frozenset({"api"})
@@ -345,13 +352,11 @@ async def check_user_api(request: web.Request) -> Identity:
 
 
 async def check_admin(request: web.Request) -> Identity:
-    """authenticated_as_admin!: 401 without a valid token, 403 for a non-admin; with the admin_mode
-    setting on, the token must also carry the admin_mode scope (GitLab's admin mode for the API)."""
+    """authenticated_as_admin!: 401 without a valid token, 403 "403 Forbidden" unless the user is an
+    administrator in admin mode (authenticate_pat decides is_admin)."""
     identity = await check_user_api(request)
     if not identity.is_admin:
         raise forbidden()
-    if "admin_mode" not in identity.scopes and (await current_settings(request.app)).admin_mode:
-        raise forbidden("Admin mode is enabled: the token needs the admin_mode scope")
     return identity
 
 

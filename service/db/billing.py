@@ -18,6 +18,7 @@ _LOCK_SUBSCRIPTION = one("lock_subscription_by_namespace")
 _INSERT_SUBSCRIPTION = returning("insert_subscription")
 _UPDATE_SUBSCRIPTION = statement("update_subscription")
 _INSERT_HISTORY = statement("insert_subscription_history")
+_LAST_TERM_ON_PLAN = one("find_last_subscription_term_on_plan")
 _RAISE_MAX_SEATS = statement("raise_max_seats_used")
 _INSERT_PACK = returning("insert_additional_pack")
 _PACK_BY_XID = one("find_additional_pack_by_purchase_xid")
@@ -87,6 +88,14 @@ class SubscriptionValues:
     max_seats_used: int
     max_seats_used_changed_at: datetime | None
     trial_extension_type: int | None
+
+
+@dataclass(frozen=True)
+class TermRow:
+    """A subscription term as a history row recorded it."""
+
+    start_date: date | None
+    end_date: date | None
 
 
 @dataclass(frozen=True)
@@ -203,6 +212,11 @@ async def insert_subscription_history(conn: Conn, previous: SubscriptionRow, cha
         previous.max_seats_used,
         previous.trial_extension_type,
     )
+
+
+async def find_last_term_on_plan(conn: Conn, subscription_id: int, plan_name: str) -> TermRow | None:
+    """The term of the subscription's latest history row on this plan; None when it never had it."""
+    return row(TermRow, await conn.fetchrow(_LAST_TERM_ON_PLAN, subscription_id, plan_name))
 
 
 # --- compute minutes packs ----------------------------------------------------------------------

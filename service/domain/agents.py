@@ -33,8 +33,10 @@ from service.domain.tokens import token_digest
 # TrackUsageService::UPDATE_USED_COLUMN_EVERY: last_used_at is written at most this often, at a
 # random point in the range so that an agent fleet does not write in lock step.
 UPDATE_USED_COLUMN_EVERY = (timedelta(minutes=40), timedelta(minutes=55))
-# CiAccess/UserAccess::RefreshService::AUTHORIZED_ENTITY_LIMIT: entries past this are ignored.
-AUTHORIZED_ENTITY_LIMIT = 100
+# CiAccess/UserAccess::RefreshService::AUTHORIZED_ENTITY_LIMIT: of each list (projects, groups) of
+# each section, entries past this are ignored (`.first(500)` before index_by, so malformed and
+# duplicate entries count towards it).
+AUTHORIZED_ENTITY_LIMIT = 500
 AUTHORIZATION_KINDS = ("ci_access", "user_access")
 AUTHORIZATION_ENTITIES = ("projects", "groups")
 # API::Helpers::INTEGER_ID_REGEX; ASCII digits as Ruby's \d, and few enough for int() (past bigint

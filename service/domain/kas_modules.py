@@ -134,9 +134,15 @@ def finding_identity(agent_id: int, project_id: int, vulnerability: Mapping[str,
     location = vulnerability["location"]
     resource = location["kubernetes_resource"]
     package = _dig(location, "dependency", "package", "name") or ""
+    # StarboardVulnerabilityCreateService#location_fingerprint joins kubernetes_resource[:container],
+    # not the container_name that the API requires (and kas sends) since it declared the location's
+    # fields; `container` is only the 2021 payload's key, which schemas/kas.py folds into
+    # container_name. So the container is blank, as in GitLab, and a workload's containers with the
+    # same package and CVE share one finding: kept, so that the uuids kas gets back (and sends to
+    # scan_result) are GitLab's.
+    container = resource.get("container") or ""
     location_fingerprint = sha1_hex(
-        f"{agent_id}:{resource['namespace']}:{resource['kind']}:{resource['name']}:"
-        f"{resource['container_name']}:{package}"
+        f"{agent_id}:{resource['namespace']}:{resource['kind']}:{resource['name']}:{container}:{package}"
     )
     primary = vulnerability["identifiers"][0]
     # The 2021 payload may leave value out; its name then stands for it.

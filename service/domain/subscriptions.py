@@ -15,12 +15,15 @@ from typing import Any
 
 from service.db import billing as db
 from service.db.billing import NamespaceRow as NamespaceRow  # re-exported for the routes
-from service.db.billing import PlanRow, SubscriptionRow, SubscriptionValues
+from service.db.billing import PlanRow, SubscriptionRow, SubscriptionValues, TermRow
 from service.db.rows import Conn
 from service.domain.errors import Denied, Invalid, Missing
 from service.domain.ids import as_id
 
 FREE = "free"
+PREMIUM = "premium"
+# Plan::ULTIMATE_TRIAL_PAID_CUSTOMER: the Ultimate trial offered to paying Premium customers
+TRIAL_PAID_CUSTOMER = "ultimate_trial_paid_customer"
 # Plan::PAID_HOSTED_PLANS, Plan::TOP_PLANS (ee/app/models/ee/plan.rb)
 PAID_HOSTED_PLANS = frozenset(
     {
@@ -70,6 +73,10 @@ WRITABLE_COLUMNS = (
 
 CANT_BE_BLANK = "can't be blank"
 TAKEN = "has already been taken"
+# ActiveModel's ComparisonValidator: the :greater_than message (count: the other date, Date#to_s),
+# and Comparable's ArgumentError when that other date is nil
+GREATER_THAN = "must be greater than {}"
+COMPARED_WITH_NIL = "comparison of Date with nil failed"
 
 # GET of a namespace without subscription: GitLab presents `{}` with the entity, so every field is nil.
 EMPTY_ENTITY: dict[str, dict[str, Any]] = {
@@ -135,7 +142,10 @@ def with_trial_start_default(params: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _blank_errors(values: SubscriptionValues | Mapping[str, Any]) -> dict[str, list[str]]:
+def _validation_errors(
+    values: SubscriptionValues | Mapping[str, Any], namespace_taken: bool = False
+) -> dict[str, list[str]]:
+    """GitlabSubscription's validations, in their declaration order (the order of the error keys)."""
     get = values.get if isinstance(values, Mapping) else lambda name: getattr(values, name)
     errors: dict[str, list[str]] = {}
     # validates :seats, :start_date, presence: true (in that order). max_seats_used is NOT NULL
@@ -143,7 +153,31 @@ def _blank_errors(values: SubscriptionValues | Mapping[str, Any]) -> dict[str, l
     for name in ("seats", "start_date", "max_seats_used"):
         if get(name) is None:
             errors[name] = [CANT_BE_BLANK]
+    # validates :namespace_id, uniqueness: true
+    if namespace_taken:
+        errors["namespace_id"] = [TAKEN]
+    if get("trial"):
+        _add_trial_errors(errors, get("trial_starts_on"), get("trial_ends_on"))
     return errors
+
+
+def _add_trial_errors(errors: dict[str, list[str]], starts_on: date | None, ends_on: date | None) -> None:
+    """`validates :trial_ends_on, :trial_starts_on, presence: true, if: :trial?`, then
+    `validates_comparison_of :trial_ends_on, greater_than: :trial_starts_on, if: :trial?`."""
+    for name, value in (("trial_ends_on", ends_on), ("trial_starts_on", starts_on)):
+        if value is None:
+            errors.setdefault(name, []).append(CANT_BE_BLANK)
+    # ComparisonValidator reports a blank value as blank once more (Rails keeps both messages), and
+    # comparing with a nil trial_starts_on raises an ArgumentError whose message becomes the error.
+    if ends_on is None:
+        message = CANT_BE_BLANK
+    elif starts_on is None:
+        message = COMPARED_WITH_NIL
+    elif ends_on <= starts_on:
+        message = GREATER_THAN.format(starts_on.isoformat())
+    else:
+        return
+    errors.setdefault("trial_ends_on", []).append(message)
 
 
 def _plan_id(params: Mapping[str, Any], plan: PlanRow | None, current: int | None) -> int | None:
@@ -169,9 +203,9 @@ def _create_candidate(params: Mapping[str, Any], plan: PlanRow | None) -> dict[s
     }
 
 
-def create_errors(params: Mapping[str, Any]) -> dict[str, list[str]]:
-    """The model's validation errors for a new subscription (without the uniqueness check)."""
-    return _blank_errors(_create_candidate(params, None))
+def create_errors(params: Mapping[str, Any], namespace_taken: bool) -> dict[str, list[str]]:
+    """The model's validation errors for a new subscription."""
+    return _validation_errors(_create_candidate(params, None), namespace_taken)
 
 
 def plan_create(params: Mapping[str, Any], plan: PlanRow | None) -> SubscriptionValues:
@@ -185,11 +219,14 @@ def plan_update(
     plan: PlanRow | None,
     plan_name: str | None,
     now: datetime,
+    premium_term: TermRow | None = None,
 ) -> PlannedUpdate:
     """GitlabSubscription#update with its before_update callbacks, minus the seat count itself.
 
     `plan_name` is the name of the plan the row will have. `reset_seats` means max_seats_used must
     become the live seat count (reset_seat_statistics), which the caller reads in the same transaction.
+    `premium_term` is the term of the subscription's latest history row on Premium, read by the
+    caller when returns_to_premium(current.plan_name, plan_name).
     """
     merged = {name: params[name] for name in WRITABLE_COLUMNS if name in params}
     values = replace(
@@ -197,7 +234,7 @@ def plan_update(
         hosted_plan_id=_plan_id(params, plan, current.hosted_plan_id),
         **merged,
     )
-    errors = _blank_errors(values)
+    errors = _validation_errors(values)
     if errors:
         raise SubscriptionInvalid(errors)
     assert values.start_date is not None
@@ -214,13 +251,39 @@ def plan_update(
     if not new_term and "max_seats_used" in changed:
         changed_at = now
     values = replace(values, max_seats_used_changed_at=changed_at)
-    # ... then reset_seat_statistics? (the ultimate_trial_paid_customer special case is not modelled)
-    reset = has_a_paid_hosted_plan(plan_name, values.trial, values.seats) and (
-        new_term
-        or ("trial" in changed and not values.trial)
-        or (changed_at is not None and changed_at.date() < values.start_date)
-    )
+    # ... then reset_seat_statistics?
+    if TRIAL_PAID_CUSTOMER in (current.plan_name, plan_name):
+        reset = _trial_paid_customer_reset(current, values, plan_name, premium_term)
+    else:
+        reset = has_a_paid_hosted_plan(plan_name, values.trial, values.seats) and (
+            new_term
+            or ("trial" in changed and not values.trial)
+            or (changed_at is not None and changed_at.date() < values.start_date)
+        )
     return PlannedUpdate(values=values, tracked_changed=bool(changed), reset_seats=reset)
+
+
+def returns_to_premium(current_plan: str | None, plan_name: str | None) -> bool:
+    """A Premium customer's ultimate_trial_paid_customer trial ends and the subscription goes back to Premium."""
+    return current_plan == TRIAL_PAID_CUSTOMER and plan_name == PREMIUM
+
+
+def _trial_paid_customer_reset(
+    current: SubscriptionRow, values: SubscriptionValues, plan_name: str | None, premium_term: TermRow | None
+) -> bool:
+    """reset_involves_ultimate_trial_paid_customer_plan?, which decides alone (paid plan or not,
+    new term or not) when the plan was or becomes ultimate_trial_paid_customer: the trial neither
+    starts nor ends a seat period, so the overage of the Premium term it interrupted stays billable."""
+    if values.hosted_plan_id == current.hosted_plan_id:
+        return False
+    if plan_name == TRIAL_PAID_CUSTOMER:
+        return False
+    # premium_plan_not_renewed?: back to Premium with the dates of the last Premium history row
+    if returns_to_premium(current.plan_name, plan_name) and premium_term is not None:
+        if (premium_term.start_date, premium_term.end_date) == (values.start_date, values.end_date):
+            return False
+    # a renewed Premium term, or any other plan (Ultimate, Free...)
+    return True
 
 
 def _values_of(row: SubscriptionRow) -> SubscriptionValues:
@@ -325,9 +388,7 @@ async def create(conn: Conn, namespace: NamespaceRow, params: Mapping[str, Any],
     """namespace.create_gitlab_subscription(declared params); raises SubscriptionInvalid."""
     params = with_trial_start_default(params)
     async with conn.transaction():
-        errors = create_errors(params)
-        if await db.find_subscription(conn, namespace.id) is not None:
-            errors["namespace_id"] = [TAKEN]
+        errors = create_errors(params, await db.find_subscription(conn, namespace.id) is not None)
         if errors:
             raise SubscriptionInvalid(errors)
         values = plan_create(params, await _plan_for(conn, params))
@@ -346,7 +407,10 @@ async def update(conn: Conn, namespace: NamespaceRow, params: Mapping[str, Any],
             raise SubscriptionNotFound()
         plan = await _plan_for(conn, params)
         plan_name = (plan.name if plan else None) if "plan_code" in params else current.plan_name
-        planned = plan_update(current, params, plan, plan_name, now)
+        premium_term = None
+        if returns_to_premium(current.plan_name, plan_name):
+            premium_term = await db.find_last_term_on_plan(conn, current.id, PREMIUM)
+        planned = plan_update(current, params, plan, plan_name, now, premium_term)
         values = planned.values
         if planned.reset_seats:
             values = replace(

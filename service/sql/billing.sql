@@ -121,6 +121,17 @@ INSERT INTO gitlab_subscription_histories (gitlab_subscription_id, gitlab_subscr
     trial_starts_on, trial_ends_on, trial, auto_renew, seats, max_seats_used, trial_extension_type)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15);
 
+-- name: find_last_subscription_term_on_plan^
+-- The term of a subscription's latest history row on a plan (GitlabSubscription#premium_plan_not_renewed?:
+-- does the subscription return to the very Premium term its ultimate_trial_paid_customer trial interrupted).
+-- $1 subscription id, $2 plan name
+SELECT h.start_date, h.end_date
+FROM gitlab_subscription_histories h
+JOIN plans p ON p.id = h.hosted_plan_id
+WHERE h.gitlab_subscription_id = $1 AND p.name = $2
+ORDER BY h.id DESC
+LIMIT 1;
+
 -- name: insert_additional_pack<!
 -- A purchased minutes pack, unless a pack with this purchase id exists: then nothing is returned
 -- (a concurrent insert of the same purchase waits here for the other transaction to finish).

@@ -177,6 +177,22 @@ async def test_blank_values_fail_the_model(client, db, bad):
     assert await packs(db) == []
 
 
+@pytest.mark.parametrize("length", [33, 60, 100_000])
+async def test_long_purchase_xid_fails_the_model(client, db, length):
+    """Grape takes any String; AdditionalPack's `length: { maximum: 32 }` refuses it."""
+    token = await admin_token(db)
+    group = await make_group(db)
+
+    resp = await client.post(
+        f"/api/v4/namespaces/{group['id']}/minutes",
+        json={"packs": [pack("x" * length)]},
+        headers=admin_headers(token),
+    )
+
+    assert (resp.status, await resp.json()) == (400, UNABLE)
+    assert await packs(db) == []
+
+
 async def test_single_pack_error_message(client, db):
     token = await admin_token(db)
     group = await make_group(db)

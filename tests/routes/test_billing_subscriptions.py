@@ -299,6 +299,58 @@ async def test_create_with_blank_required_value(client, db, field):
     assert await resp.json() == {"message": {field: ["can't be blank"]}}
 
 
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        # trial_starts_on defaults to start_date; the comparison reports the blank end date again
+        ({"start_date": "2024-01-01"}, {"trial_ends_on": ["can't be blank", "can't be blank"]}),
+        (
+            {"start_date": "2024-01-10", "trial_ends_on": "2024-01-01"},
+            {"trial_ends_on": ["must be greater than 2024-01-10"]},
+        ),
+        (
+            {"start_date": "2024-01-10", "trial_ends_on": "2024-01-10"},
+            {"trial_ends_on": ["must be greater than 2024-01-10"]},
+        ),
+        (
+            {"start_date": "2024-01-01", "trial_starts_on": "2024-02-01", "trial_ends_on": "2024-01-31"},
+            {"trial_ends_on": ["must be greater than 2024-02-01"]},
+        ),
+    ],
+)
+async def test_create_trial_needs_trial_dates_in_order(client, db, body, errors):
+    token = await admin_token(db)
+    namespace_id = await personal_namespace(db, await make_user(db))
+
+    resp = await client.post(
+        url(namespace_id), json={**body, "plan_code": "ultimate_trial", "trial": True}, headers=admin_headers(token)
+    )
+
+    assert resp.status == 400
+    assert await resp.json() == {"message": errors}
+    assert await subscription_row(db, namespace_id) is None
+
+
+async def test_create_errors_follow_the_order_of_the_validations(client, db):
+    token = await admin_token(db)
+    namespace_id = await personal_namespace(db, await make_user(db))
+    await make_subscription(db, namespace_id)
+
+    resp = await client.post(
+        url(namespace_id),
+        json={"start_date": "2024-01-10", "seats": None, "trial": True, "trial_ends_on": "2024-01-01"},
+        headers=admin_headers(token),
+    )
+
+    assert resp.status == 400
+    message = (await resp.json())["message"]
+    assert list(message.items()) == [
+        ("seats", ["can't be blank"]),
+        ("namespace_id", ["has already been taken"]),
+        ("trial_ends_on", ["must be greater than 2024-01-10"]),
+    ]
+
+
 async def test_create_by_url_encoded_full_path(client, db):
     token = await admin_token(db)
     parent = await make_group(db, "acme")
@@ -467,6 +519,173 @@ async def test_trial_ending_on_a_paid_plan_resets_max_seats_used(client, db):
     assert (await resp.json())["usage"]["max_seats_used"] == 2
 
 
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        # `trial_starts_on ||= start_date` assigns nil when start_date was not sent either
+        (
+            {"trial": True},
+            {"trial_ends_on": ["can't be blank", "can't be blank"], "trial_starts_on": ["can't be blank"]},
+        ),
+        (
+            {"trial": True, "trial_ends_on": "2024-03-31"},
+            {"trial_starts_on": ["can't be blank"], "trial_ends_on": ["comparison of Date with nil failed"]},
+        ),
+        (
+            {"trial": True, "start_date": "2024-03-01", "trial_ends_on": "2024-02-01"},
+            {"trial_ends_on": ["must be greater than 2024-03-01"]},
+        ),
+    ],
+)
+async def test_update_to_a_trial_needs_trial_dates_in_order(client, db, body, errors):
+    token = await admin_token(db)
+    namespace_id = await personal_namespace(db, await make_user(db))
+    subscription_id = await make_subscription(db, namespace_id, plan="free", seats=0)
+
+    resp = await client.put(
+        url(namespace_id), json={**body, "plan_code": "ultimate_trial"}, headers=admin_headers(token)
+    )
+
+    assert resp.status == 400
+    assert await resp.json() == {"message": errors}
+    row = await subscription_row(db, namespace_id)
+    assert (row["plan_name"], row["trial"], row["trial_starts_on"], row["trial_ends_on"]) == ("free", False, None, None)
+    assert await histories(db, subscription_id) == []
+
+
+async def test_update_of_a_running_trial_is_validated_as_a_whole(client, db):
+    token = await admin_token(db)
+    namespace_id = await personal_namespace(db, await make_user(db))
+    await make_subscription(
+        db,
+        namespace_id,
+        plan="ultimate_trial",
+        seats=0,
+        trial=True,
+        trial_starts_on=date(2024, 3, 1),
+        trial_ends_on=date(2024, 3, 31),
+    )
+
+    moved_before_start = await client.put(
+        url(namespace_id), json={"trial_ends_on": "2024-02-28"}, headers=admin_headers(token)
+    )
+    extended = await client.put(url(namespace_id), json={"trial_ends_on": "2024-04-30"}, headers=admin_headers(token))
+
+    assert moved_before_start.status == 400
+    assert await moved_before_start.json() == {"message": {"trial_ends_on": ["must be greater than 2024-03-01"]}}
+    assert extended.status == 200
+    assert (await subscription_row(db, namespace_id))["trial_ends_on"] == date(2024, 4, 30)
+
+
+# --- ultimate_trial_paid_customer: reset_involves_ultimate_trial_paid_customer_plan? ------------
+
+
+async def _premium_customer_on_a_trial(client, db, token):  # type: ignore[no-untyped-def]
+    """A group of 3 on Premium (10 seats, 15 used) that took the Ultimate trial for paying customers."""
+    group = await group_with_members(db, 3)
+    await make_subscription(
+        db, group["id"], seats=10, max_seats_used=15, start_date=date(2024, 1, 1), end_date=date(2025, 1, 1)
+    )
+    resp = await client.put(
+        url(group["id"]),
+        json={
+            "plan_code": "ultimate_trial_paid_customer",
+            "trial": True,
+            "trial_starts_on": "2024-06-01",
+            "trial_ends_on": "2024-07-01",
+        },
+        headers=admin_headers(token),
+    )
+    assert resp.status == 200
+    assert (await resp.json())["usage"]["max_seats_used"] == 15
+    return group
+
+
+@pytest.mark.parametrize(
+    ("body", "max_seats_used", "seats_owed"),
+    [
+        # premium_plan_not_renewed?: back on the Premium term the trial interrupted, overage kept
+        ({"plan_code": "premium", "trial": False}, 15, 5),
+        # a renewed Premium term (other dates than the last Premium history row) starts afresh
+        ({"plan_code": "premium", "trial": False, "start_date": "2025-01-01", "end_date": "2026-01-01"}, 3, 0),
+        ({"plan_code": "premium", "trial": False, "end_date": "2025-06-01"}, 3, 0),
+        # any other plan after the trial resets, paid or not
+        ({"plan_code": "ultimate", "trial": False}, 3, 0),
+        ({"plan_code": "free", "trial": False}, 3, 0),
+        # the plan stays ultimate_trial_paid_customer: nothing resets
+        ({"trial_ends_on": "2024-08-01"}, 15, 0),
+    ],
+)
+async def test_trial_for_premium_customers_and_seat_statistics(client, db, body, max_seats_used, seats_owed):
+    token = await admin_token(db)
+    group = await _premium_customer_on_a_trial(client, db, token)
+
+    resp = await client.put(url(group["id"]), json=body, headers=admin_headers(token))
+
+    assert resp.status == 200
+    usage = (await resp.json())["usage"]
+    assert (usage["max_seats_used"], usage["seats_owed"]) == (max_seats_used, seats_owed)
+
+
+async def test_switching_to_the_trial_for_premium_customers_never_resets(client, db):
+    # Even with a new term in the same request, which would reset any other paid plan.
+    token = await admin_token(db)
+    group = await group_with_members(db, 3)
+    await make_subscription(
+        db, group["id"], seats=10, max_seats_used=15, start_date=date(2024, 1, 1), end_date=date(2025, 1, 1)
+    )
+
+    resp = await client.put(
+        url(group["id"]),
+        json={"plan_code": "ultimate_trial_paid_customer", "start_date": "2025-01-01", "end_date": "2026-01-01"},
+        headers=admin_headers(token),
+    )
+
+    assert resp.status == 200
+    assert (await resp.json())["usage"]["max_seats_used"] == 15
+
+
+async def test_new_term_on_the_trial_for_premium_customers_keeps_seat_statistics(client, db):
+    token = await admin_token(db)
+    group = await group_with_members(db, 3)
+    await make_subscription(
+        db,
+        group["id"],
+        plan="ultimate_trial_paid_customer",
+        seats=10,
+        max_seats_used=15,
+        start_date=date(2024, 1, 1),
+        end_date=date(2025, 1, 1),
+    )
+
+    resp = await client.put(
+        url(group["id"]), json={"start_date": "2025-01-01", "end_date": "2026-01-01"}, headers=admin_headers(token)
+    )
+
+    assert resp.status == 200
+    assert (await resp.json())["usage"]["max_seats_used"] == 15
+
+
+async def test_premium_after_a_trial_without_premium_history_resets(client, db):
+    # premium_plan_not_renewed? finds no Premium history row: the subscription began on the trial.
+    token = await admin_token(db)
+    group = await group_with_members(db, 3)
+    await make_subscription(
+        db,
+        group["id"],
+        plan="ultimate_trial_paid_customer",
+        seats=10,
+        max_seats_used=15,
+        start_date=date(2024, 1, 1),
+        end_date=date(2025, 1, 1),
+    )
+
+    resp = await client.put(url(group["id"]), json={"plan_code": "premium"}, headers=admin_headers(token))
+
+    assert resp.status == 200
+    assert (await resp.json())["usage"]["max_seats_used"] == 3
+
+
 async def test_free_and_trial_plans_owe_no_seats(client, db):
     token = await admin_token(db)
     free = await personal_namespace(db, await make_user(db))
@@ -602,6 +821,34 @@ async def test_stranger_sees_public_group_forbidden_and_private_namespaces_not_f
     assert (public_resp.status, await public_resp.json()) == (403, {"message": "403 Forbidden"})
     assert (private_resp.status, await private_resp.json()) == (404, {"message": "404 Namespace Not Found"})
     assert (personal_resp.status, await personal_resp.json()) == (404, {"message": "404 Namespace Not Found"})
+
+
+async def test_admin_without_admin_mode_reads_as_any_user(client, db):
+    """With the admin_mode setting on, an administrator's token without the admin_mode scope is not
+    an administrator (APIGuard#bypass_session_for_admin_mode?): GET sees what its user may see."""
+    from tests.factories import set_application_settings
+
+    public = await make_group(db)
+    private = await make_group(db)
+    await db.execute("UPDATE namespaces SET visibility_level = 0 WHERE id = $1", private["id"])
+    admin = await make_user(db, admin=True)
+    plain = await make_personal_access_token(db, admin, scopes=["api"])
+    elevated = await make_personal_access_token(db, admin, scopes=["api", "admin_mode"])
+    await set_application_settings(db, admin_mode=True)
+
+    public_resp = await client.get(url(public["id"]), headers={"PRIVATE-TOKEN": plain})
+    private_resp = await client.get(url(private["id"]), headers={"PRIVATE-TOKEN": plain})
+    write_resp = await client.put(url(private["id"]), json={"seats": 1}, headers={"PRIVATE-TOKEN": plain})
+    elevated_resp = await client.get(url(private["id"]), headers={"PRIVATE-TOKEN": elevated})
+
+    assert (public_resp.status, await public_resp.json()) == (403, {"message": "403 Forbidden"})
+    assert (private_resp.status, await private_resp.json()) == (404, {"message": "404 Namespace Not Found"})
+    # authenticated_as_admin!: the plain 403 of forbidden!
+    assert (write_resp.status, await write_resp.json()) == (403, {"message": "403 Forbidden"})
+    assert elevated_resp.status == 200
+
+    await set_application_settings(db, admin_mode=False)
+    assert (await client.get(url(private["id"]), headers={"PRIVATE-TOKEN": plain})).status == 200
 
 
 # --- authentication -----------------------------------------------------------------------------

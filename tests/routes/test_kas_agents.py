@@ -276,16 +276,53 @@ async def test_agent_configuration_accepts_config_as_a_json_string(client, db, c
     ]
 
 
-async def test_agent_configuration_limits_entries_to_100(client, db, configured):
+async def test_agent_configuration_stores_150_projects(client, db, configured):
+    # GitLab's limit is 500 per list; 150 real projects are all authorized.
     agent = configured["agent"]
-    projects = [{"id": f"acme/none-{n}"} for n in range(100)] + [{"id": "acme/app"}]
+    projects = [await make_project(db, configured["acme"], path=f"p{n}") for n in range(150)]
+    config = {"ci_access": {"projects": [{"id": f"acme/p{n}"} for n in range(150)]}}
     resp = await client.post(
         f"{K8S}/agent_configuration",
-        json={"agent_id": agent["id"], "agent_config": {"ci_access": {"projects": projects}}},
+        json={"agent_id": agent["id"], "agent_config": config},
         headers=kas_headers(),
     )
     assert resp.status == 204
-    assert await _authorizations(db, "ci_access", "projects") == {}
+    assert sorted(await _authorizations(db, "ci_access", "projects")) == sorted(p["id"] for p in projects)
+
+
+@pytest.mark.parametrize("kind", ["ci_access", "user_access"])
+@pytest.mark.parametrize("before, stored", [(499, True), (500, False)])
+async def test_agent_configuration_limits_each_list_to_500_entries(client, db, configured, kind, before, stored):
+    """RefreshService#extract_config_entries: `.first(AUTHORIZED_ENTITY_LIMIT)` of each list."""
+    agent = configured["agent"]
+    projects = [{"id": f"acme/none-{n}"} for n in range(before)] + [{"id": "acme/app"}]
+    groups = [{"id": f"acme/none-{n}"} for n in range(before)] + [{"id": "acme/platform"}]
+    resp = await client.post(
+        f"{K8S}/agent_configuration",
+        json={"agent_id": agent["id"], "agent_config": {kind: {"projects": projects, "groups": groups}}},
+        headers=kas_headers(),
+    )
+    assert resp.status == 204
+    assert list(await _authorizations(db, kind, "projects")) == ([configured["app"]["id"]] if stored else [])
+    assert list(await _authorizations(db, kind, "groups")) == ([configured["platform"]["id"]] if stored else [])
+
+
+async def test_agent_configuration_limit_counts_each_list_apart(client, db, configured):
+    # 600 project entries do not use up the groups' 500.
+    agent = configured["agent"]
+    config = {
+        "ci_access": {
+            "projects": [{"id": f"acme/none-{n}"} for n in range(600)],
+            "groups": [{"id": f"acme/none-{n}"} for n in range(400)] + [{"id": "acme/platform"}],
+        }
+    }
+    resp = await client.post(
+        f"{K8S}/agent_configuration",
+        json={"agent_id": agent["id"], "agent_config": config},
+        headers=kas_headers(),
+    )
+    assert resp.status == 204
+    assert list(await _authorizations(db, "ci_access", "groups")) == [configured["platform"]["id"]]
 
 
 @pytest.mark.parametrize(

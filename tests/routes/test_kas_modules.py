@@ -196,7 +196,8 @@ async def test_starboard_vulnerability_creates_a_finding(client, db, agent_and_t
     resp = await _put(client, token, current_payload())
     assert resp.status == 200
     body = await resp.json()
-    location_fp = hashlib.sha1(f"{agent['id']}:production:Deployment:web:nginx:libc".encode()).hexdigest()
+    # GitLab joins kubernetes_resource[:container], which kas does not send: the container is blank.
+    location_fp = hashlib.sha1(f"{agent['id']}:production:Deployment:web::libc".encode()).hexdigest()
     identifier_fp = hashlib.sha1(b"cve:CVE-2026-0001").hexdigest()
     expected = uuid.uuid5(
         uuid.UUID("58dc0f06-936c-43b3-93bb-71693f1b6570"),
@@ -229,6 +230,16 @@ async def test_starboard_vulnerability_is_idempotent(client, db, agent_and_token
     other = await (await _put(client, token, current_payload(package="openssl"))).json()
     assert other != first
     assert await db.fetchval("SELECT count(*) FROM vulnerabilities") == 2
+
+
+async def test_starboard_vulnerability_containers_of_a_workload_share_a_finding(client, db, agent_and_token):
+    """StarboardVulnerabilityCreateService#location_fingerprint reads kubernetes_resource[:container]
+    while kas sends container_name, so GitLab gives both containers the same uuid."""
+    _, token = agent_and_token
+    nginx = await (await _put(client, token, current_payload(container="nginx"))).json()
+    sidecar = await (await _put(client, token, current_payload(container="sidecar"))).json()
+    assert nginx == sidecar
+    assert await db.fetchval("SELECT count(*) FROM vulnerability_findings") == 1
 
 
 async def test_starboard_vulnerability_concurrent_duplicates_make_one_row(client, db, agent_and_token):
