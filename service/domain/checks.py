@@ -143,12 +143,15 @@ def entry_allows(entry: AccessEntry, viewer: Viewer) -> bool:
             and user.access_level >= GUEST
         )
     if entry.user_id is not None:
-        return entry.user_id == user.user_id
+        # user_access_allowed?: that user, while a member of the project
+        return entry.user_id == user.user_id and user.access_level >= GUEST
     if entry.access_level is None or entry.access_level == NO_ACCESS:
         return False
     if entry.access_level == ADMIN:
         return user.admin
-    return user.admin or user.access_level >= entry.access_level
+    # role_access_allowed?: push_code and a membership of at least the level (max_member_access: an
+    # administrator who is not a member has none, so no administrator passes a role by being one)
+    return user.access_level >= max(entry.access_level, DEVELOPER)
 
 
 def rules_allow(rules: list[ProtectedRule], kind: str, viewer: Viewer) -> bool:
@@ -217,7 +220,14 @@ def push_check(change: Change, ctx: ChangeContext) -> None:
 def can_push_to_branch(ctx: ChangeContext, rules: list[ProtectedRule]) -> bool:
     if not can_push_changes(ctx.viewer, ctx.feature_level):
         return False
-    return not rules or rules_allow(rules, "push", ctx.viewer)
+    if not rules:
+        return True
+    # ProtectedBranch.protected_ref_accessible_to?: into an empty repository, administrators and
+    # those who may admin the project (maintainers and owners) push whatever the rules say
+    user = acting_user(ctx.viewer)
+    if ctx.default_branch is None and _has_role(user, MAINTAINER):
+        return True
+    return rules_allow(rules, "push", ctx.viewer)
 
 
 def can_merge_to_branch(ctx: ChangeContext, rules: list[ProtectedRule]) -> bool:
@@ -282,11 +292,8 @@ async def tag_check(change: Change, ctx: ChangeContext, logger: TimedLogger) -> 
     tag = change.tag_name
     if tag is None:
         return
+    # TagCheck#validate!'s order: existing tags, the default branch's name, the name, protection
     with logger.timed("Checking if you are allowed to change existing tags..."):
-        if change.creation and (tag.startswith("refs/tags/") or not _valid_ref_name(tag)):
-            raise _deny("prohibited_tag_name")
-        if change.creation and _SHA_TAG.match(tag):
-            raise _deny("prohibited_sha_tag_name")
         # A tag exists when the change line's old value is not the blank sha; changing one takes
         # admin_tag (developers and up), a deploy key's creator's for a deploy key.
         user = acting_user(ctx.viewer)
@@ -294,6 +301,11 @@ async def tag_check(change: Change, ctx: ChangeContext, logger: TimedLogger) -> 
             raise _deny("change_existing_tags")
     if change.creation and tag == ctx.default_branch:
         raise _deny("default_branch_collision")
+    if not change.deletion:  # prohibited_tag_checks: a moved tag's name too
+        if tag.startswith("refs/tags/") or not _valid_ref_name(tag):
+            raise _deny("prohibited_tag_name")
+        if _SHA_TAG.match(tag):
+            raise _deny("prohibited_sha_tag_name")
     rules = matching(ctx.refs.tags, tag)
     if not rules:
         return

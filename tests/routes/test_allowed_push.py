@@ -162,6 +162,8 @@ async def test_tag_rules(client, db, team):
         (dev, f"{BLANK} {B} refs/tags/{'c' * 40}-rc1", "You cannot create a tag with a SHA-1 or SHA-256 tag name."),
         (dev, f"{BLANK} {B} refs/tags/refs/tags/x", "You cannot create a tag with a prohibited pattern."),
         (dev, f"{BLANK} {B} refs/tags/bad..name", "You cannot create a tag with a prohibited pattern."),
+        # prohibited_tag_checks skip only deletions: moving such a tag is refused too
+        (dev, f"{A} {B} refs/tags/{'c' * 40}", "You cannot create a tag with a SHA-1 or SHA-256 tag name."),
     ]
     for actor, changes, message in cases:
         assert await push(client, project, changes, **actor) == (401, {"status": False, "message": message}), changes
@@ -190,6 +192,50 @@ async def test_deploy_keys_on_protected_branches(client, db, team):
 
 
 PUSH_CODE = (401, {"status": False, "message": "You are not allowed to push code to this project."})
+PROTECTED = (401, {"status": False, "message": "You are not allowed to push code to protected branches on this project."})
+
+
+async def test_a_role_rule_takes_a_membership_and_an_administrator_has_none_by_being_one(client, db, team):
+    """role_access_allowed? asks max_member_access: an administrator who is not a member passes no
+    role rule, nor does a deploy key that administrator added (the admin API's keys all have an
+    administrator as creator); only an empty repository lets administrators in regardless."""
+    project = team["project"]
+    admin = await make_user(db, admin=True)
+    key, _ = await make_key(db, admin, deploy_key=True)
+    await enable_deploy_key(db, key, project, can_push=True)
+    await protect_branch(db, project, "main", push=[40], merge=[40])
+    await protect_tag(db, project, "v*", create=[40])
+    update_main = f"{A} {B} refs/heads/main"
+    assert await push(client, project, update_main, user_id=admin["id"]) == PROTECTED
+    assert await push(client, project, update_main, key_id=key["id"]) == PROTECTED
+    assert await push(client, project, f"{BLANK} {B} refs/tags/v1", key_id=key["id"]) == (
+        401,
+        {"status": False, "message": "You are not allowed to create this tag as it is protected."},
+    )
+    await add_member(db, admin, project, 40)
+    assert (await push(client, project, update_main, user_id=admin["id"]))[0] == 200
+    assert (await push(client, project, update_main, key_id=key["id"]))[0] == 200
+
+    empty = await make_project(db, owner=team["owner"], default_branch=None)
+    await protect_branch(db, empty, "main", push=[40], merge=[40])
+    outsider = await make_user(db, admin=True)
+    assert (await push(client, empty, f"{BLANK} {B} refs/heads/main", user_id=outsider["id"]))[0] == 200
+
+
+async def test_a_user_rule_takes_that_user_as_a_member(client, db):
+    """user_access_allowed?: the named user, while a member; a deploy key whose creator is named but
+    not a member of the (public) project does not pass."""
+    owner = await make_user(db)
+    project = await make_project(db, owner=owner, visibility_level=20, default_branch="main")
+    creator = await make_user(db)
+    key, _ = await make_key(db, creator, deploy_key=True)
+    await enable_deploy_key(db, key, project, can_push=True)
+    await protect_branch(db, project, "main", push=[40], push_users=[creator["id"]])
+    update_main = f"{A} {B} refs/heads/main"
+    assert (await push(client, project, f"{A} {B} refs/heads/feature", key_id=key["id"]))[0] == 200
+    assert await push(client, project, update_main, key_id=key["id"]) == PROTECTED
+    await add_member(db, creator, project, 10)
+    assert (await push(client, project, update_main, key_id=key["id"]))[0] == 200
 
 
 async def test_a_deploy_key_stops_pushing_when_its_creator_is_blocked_removed_or_deleted(client, db, team):
