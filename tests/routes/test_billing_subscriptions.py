@@ -486,18 +486,24 @@ async def test_new_term_resets_max_seats_used(client, db):
     assert (await subscription_row(db, group["id"]))["max_seats_used_changed_at"] is not None
 
 
-async def test_overlapping_dates_are_not_a_new_term(client, db):
+@pytest.mark.parametrize(
+    "body",
+    [
+        # overlapping dates are not a new term
+        {"start_date": "2024-06-01", "end_date": "2025-06-01"},
+        # switching to the trial for Premium customers never resets, even with a new term in the
+        # same request, which would reset any other paid plan
+        {"plan_code": "ultimate_trial_paid_customer", "start_date": "2025-01-01", "end_date": "2026-01-01"},
+    ],
+)
+async def test_seat_statistics_kept(client, db, body):
     token = await admin_token(db)
     group = await group_with_members(db, 3)
     await make_subscription(
         db, group["id"], seats=10, max_seats_used=15, start_date=date(2024, 1, 1), end_date=date(2025, 1, 1)
     )
 
-    resp = await client.put(
-        url(group["id"]),
-        json={"start_date": "2024-06-01", "end_date": "2025-06-01"},
-        headers=admin_headers(token),
-    )
+    resp = await client.put(url(group["id"]), json=body, headers=admin_headers(token))
 
     assert resp.status == 200
     assert (await resp.json())["usage"]["max_seats_used"] == 15
@@ -627,25 +633,19 @@ async def test_trial_for_premium_customers_and_seat_statistics(client, db, body,
     assert (usage["max_seats_used"], usage["seats_owed"]) == (max_seats_used, seats_owed)
 
 
-async def test_switching_to_the_trial_for_premium_customers_never_resets(client, db):
-    # Even with a new term in the same request, which would reset any other paid plan.
-    token = await admin_token(db)
-    group = await group_with_members(db, 3)
-    await make_subscription(
-        db, group["id"], seats=10, max_seats_used=15, start_date=date(2024, 1, 1), end_date=date(2025, 1, 1)
-    )
-
-    resp = await client.put(
-        url(group["id"]),
-        json={"plan_code": "ultimate_trial_paid_customer", "start_date": "2025-01-01", "end_date": "2026-01-01"},
-        headers=admin_headers(token),
-    )
-
-    assert resp.status == 200
-    assert (await resp.json())["usage"]["max_seats_used"] == 15
-
-
-async def test_new_term_on_the_trial_for_premium_customers_keeps_seat_statistics(client, db):
+@pytest.mark.parametrize(
+    "change, max_seats_used",
+    [
+        # a new term on the trial keeps the seat statistics
+        ({"start_date": "2025-01-01", "end_date": "2026-01-01"}, 15),
+        # premium_plan_not_renewed? finds no Premium history row (the subscription began on the
+        # trial): the statistics start afresh from the live seat count
+        ({"plan_code": "premium"}, 3),
+    ],
+)
+async def test_leaving_or_renewing_a_trial_for_premium_customers_without_premium_history(
+    client, db, change, max_seats_used
+):
     token = await admin_token(db)
     group = await group_with_members(db, 3)
     await make_subscription(
@@ -658,32 +658,10 @@ async def test_new_term_on_the_trial_for_premium_customers_keeps_seat_statistics
         end_date=date(2025, 1, 1),
     )
 
-    resp = await client.put(
-        url(group["id"]), json={"start_date": "2025-01-01", "end_date": "2026-01-01"}, headers=admin_headers(token)
-    )
+    resp = await client.put(url(group["id"]), json=change, headers=admin_headers(token))
 
     assert resp.status == 200
-    assert (await resp.json())["usage"]["max_seats_used"] == 15
-
-
-async def test_premium_after_a_trial_without_premium_history_resets(client, db):
-    # premium_plan_not_renewed? finds no Premium history row: the subscription began on the trial.
-    token = await admin_token(db)
-    group = await group_with_members(db, 3)
-    await make_subscription(
-        db,
-        group["id"],
-        plan="ultimate_trial_paid_customer",
-        seats=10,
-        max_seats_used=15,
-        start_date=date(2024, 1, 1),
-        end_date=date(2025, 1, 1),
-    )
-
-    resp = await client.put(url(group["id"]), json={"plan_code": "premium"}, headers=admin_headers(token))
-
-    assert resp.status == 200
-    assert (await resp.json())["usage"]["max_seats_used"] == 3
+    assert (await resp.json())["usage"]["max_seats_used"] == max_seats_used
 
 
 async def test_free_and_trial_plans_owe_no_seats(client, db):
