@@ -273,6 +273,7 @@ class SettingsUpdateIn(_In):
     ecdsa_sk_key_restriction = _int()
     ed25519_sk_key_restriction = _int()
     allow_local_requests_from_web_hooks_and_services = _bool()
+    allow_local_requests_from_system_hooks = _bool()
     # Gitlab::Access.project_creation_values: 0 no one, 1 maintainers, 2 developers and maintainers,
     # 3 administrators, 4 owners
     default_project_creation = _int(validate=validate.Range(min=0, max=4))

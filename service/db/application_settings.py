@@ -45,4 +45,5 @@ async def update_application_settings(
         values.get("ed25519_sk_key_restriction"),
         values.get("allow_local_requests_from_web_hooks_and_services"),
         values.get("default_project_creation"),
+        values.get("allow_local_requests_from_system_hooks"),
     )

@@ -192,8 +192,8 @@ async def set_failures(conn: Conn, hook_id: int, recent_failures: int, disabled_
     await conn.execute(_SET_FAILURES, hook_id, recent_failures, disabled_until)
 
 
-async def allow_local_requests(conn: Conn) -> bool:
-    return bool(await conn.fetchval(_ALLOW_LOCAL))
+async def allow_local_requests(conn: Conn, hook_type: str) -> bool:
+    return bool(await conn.fetchval(_ALLOW_LOCAL, hook_type))
 
 
 async def plain_hook_urls(conn: Conn) -> list[tuple[int, str]]:

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import re
 import socket
 import time
 import uuid
@@ -114,19 +115,23 @@ def executable(hook_type: str, recent_failures: int, disabled_until: datetime | 
 
 
 def after_failure(recent_failures: int, now: datetime) -> tuple[int, datetime | None]:
-    """backoff!: one more failure; past the grace threshold the hook is disabled for a backoff that
-    doubles with each failure, from 1 minute up to 1 day (disabled for good after 40)."""
+    """backoff!: one more failure; from the one after the grace threshold on, the hook is disabled
+    for a backoff of 1 minute that doubles with each further failure, up to 1 day (disabled for good
+    after 40). GitLab's next_backoff reads the backoff count before this failure's increment, and
+    that count is the failures past the threshold: the 4th failure backs off 1 minute, the 5th 2."""
     failures = min(max(recent_failures + 1, 1), PERMANENTLY_DISABLED_FAILURE_THRESHOLD + 1)
     if failures <= TEMPORARILY_DISABLED_FAILURE_THRESHOLD:
         return failures, None
-    backoff = INITIAL_BACKOFF * (BACKOFF_GROWTH_FACTOR ** (failures - TEMPORARILY_DISABLED_FAILURE_THRESHOLD))
+    backoffs_before = failures - TEMPORARILY_DISABLED_FAILURE_THRESHOLD - 1
+    backoff = INITIAL_BACKOFF * (BACKOFF_GROWTH_FACTOR ** min(backoffs_before, 16))
     return failures, now + min(max(backoff, INITIAL_BACKOFF), MAX_BACKOFF)
 
 
 # --- SSRF protection -----------------------------------------------------------------------------
 
 
-def _address_blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+def address_blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a hook may not connect to `address` (UrlBlocker's checks of an address), or None."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if address.is_loopback or address.is_unspecified:
@@ -135,7 +140,14 @@ def _address_blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
         return "Requests to the link local network are not allowed"
     if address.is_private or address.is_reserved or address.is_multicast:
         return "Requests to the local network are not allowed"
+    if address in _SHARED_ADDRESS_SPACE:  # not is_private in Python's table, but UrlBlocker's
+        return "Requests to the shared address space are not allowed"
     return None
+
+
+# RFC 6598's carrier-grade NAT range (cloud metadata services live there too): UrlBlocker's
+# validate_shared_address
+_SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 
 
 async def blocked_reason(url: str, allow_local: bool) -> str | None:
@@ -159,7 +171,7 @@ async def blocked_reason(url: str, allow_local: bool) -> str | None:
             return "Host cannot be resolved or invalid"
         addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
     for address in addresses:
-        reason = _address_blocked(address)
+        reason = address_blocked(address)
         if reason:
             return reason
     return None
@@ -185,7 +197,7 @@ class HookClient(Protocol):
     RESPONSE_BODY_SIZE_LIMIT bytes of the answer, or DeliveryError."""
 
     async def post(
-        self, url: str, headers: dict[str, str], body: bytes, verify_ssl: bool, timeout: float
+        self, url: str, headers: dict[str, str], body: bytes, verify_ssl: bool, timeout: float, *, allow_local: bool
     ) -> tuple[int, dict[str, str], str]: ...
 
 
@@ -233,8 +245,29 @@ def request_headers(config: DeliveryConfig, delivery: DeliveryRow) -> dict[str, 
         "Idempotency-Key": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{delivery.event_uuid}/{delivery.hook_id}")),
     }
     if delivery.token:
-        headers["X-Gitlab-Token"] = config.token_box.open(delivery.token)
+        # Gitlab::Utils.remove_line_breaks: a token saved with a trailing newline still works
+        headers["X-Gitlab-Token"] = _LINE_BREAK.sub("", config.token_box.open(delivery.token))
     return headers
+
+
+_LINE_BREAK = re.compile(r"\r?\n")
+# URI::MailTo::EMAIL_REGEXP: a value that is an e-mail address, and nothing else
+_EMAIL = re.compile(
+    r"[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*"
+)
+
+
+def redacted_emails(value: Any) -> Any:
+    """WebHookLog's redact_user_emails: every value of the logged payload that is an e-mail address
+    (a commit author's, a pusher's) becomes "[REDACTED]"; the receiver got them, the log does not keep them."""
+    if isinstance(value, dict):
+        return {key: redacted_emails(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redacted_emails(item) for item in value]
+    if isinstance(value, str) and _EMAIL.fullmatch(value):
+        return "[REDACTED]"
+    return value
 
 
 async def send(
@@ -275,12 +308,19 @@ async def send(
     else:
         try:
             status_code, response_headers, body = await http.post(
-                url, headers, delivery.payload.encode(), delivery.enable_ssl_verification, config.timeout
+                url,
+                headers,
+                delivery.payload.encode(),
+                delivery.enable_ssl_verification,
+                config.timeout,
+                allow_local=delivery.allow_local_requests,
             )
         except DeliveryError as exc:
             error = f"Hook execution failed: {exc}"[:1024]
     duration = time.monotonic() - started
-    delivered = status_code is not None and 200 <= status_code < 300
+    # WebHookService#response_category: a success or a redirection (one not followed: another
+    # origin) is :ok and enables the hook; anything else backs it off
+    delivered = status_code is not None and 200 <= status_code < 400
     status = str(status_code) if status_code is not None else "internal error"
     shown_headers = {k: ("[REDACTED]" if k == "X-Gitlab-Token" else v) for k, v in headers.items()}
     async with pool.acquire() as conn, conn.transaction():
@@ -291,7 +331,7 @@ async def send(
                 trigger=delivery.trigger,
                 url=masked_url(url),
                 request_headers=shown_headers,
-                request_data=payload,
+                request_data=redacted_emails(payload),
                 response_headers=response_headers,
                 response_body=body,
                 response_status=status,
@@ -305,13 +345,12 @@ async def send(
                 await hooks_db.set_failures(conn, delivery.hook_id, 0, None)  # enable!
             await hooks_db.finish_delivery(conn, delivery.id, "delivered")
         else:
-            failures, disabled_until = delivery.recent_failures, delivery.disabled_until
-            if delivery.hook_type == "ProjectHook":  # auto-disabling applies to project hooks only
+            # a blocked URL stays blocked: no retry. GitLab sends a delivery once and backs the hook
+            # off once for it; here a failed delivery is tried again, and counts once, when it ends.
+            retry = not reason and not last_attempt
+            if not retry and delivery.hook_type == "ProjectHook":  # auto-disabling: project hooks only
                 failures, disabled_until = after_failure(delivery.recent_failures, now)
                 await hooks_db.set_failures(conn, delivery.hook_id, failures, disabled_until)
-            still_executable = executable(delivery.hook_type, failures, disabled_until, datetime.now(UTC))
-            # a blocked URL stays blocked: no retry
-            retry = still_executable and not reason and not last_attempt
             await hooks_db.finish_delivery(conn, delivery.id, "pending" if retry else "failed")
     log.info(
         "web hook %s %s: %s",

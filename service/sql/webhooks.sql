@@ -57,14 +57,15 @@ ORDER BY l.id DESC
 LIMIT $2 OFFSET $3;
 
 -- name: delivery_for_sending^
--- A delivery, its hook and the instance's SSRF setting. Not locked: the HTTP call must not hold a
+-- A delivery, its hook and the instance's SSRF setting for that kind of hook. Not locked: the HTTP call must not hold a
 -- database connection (PgBouncer's server connections are few), and the queue runs a job on one
 -- worker at a time. $1 delivery id
 SELECT d.id, d.state, d.event_header, d.trigger, d.payload::text AS payload, d.event_uuid::text AS event_uuid,
        d.attempts, h.id AS hook_id, h.type AS hook_type, h.url, h.token, h.enable_ssl_verification,
        h.recent_failures, h.disabled_until,
-       (SELECT s.allow_local_requests_from_web_hooks_and_services FROM application_settings s WHERE s.id = 1)
-           AS allow_local_requests
+       (SELECT CASE WHEN h.type = 'SystemHook' THEN s.allow_local_requests_from_system_hooks
+                    ELSE s.allow_local_requests_from_web_hooks_and_services END
+          FROM application_settings s WHERE s.id = 1) AS allow_local_requests
 FROM web_hook_deliveries d
 JOIN web_hooks h ON h.id = d.web_hook_id
 WHERE d.id = $1;
@@ -87,8 +88,12 @@ VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10);
 UPDATE web_hooks SET recent_failures = $2, disabled_until = $3 WHERE id = $1;
 
 -- name: allow_local_requests$
--- The instance's SSRF switch (application setting allow_local_requests_from_web_hooks_and_services).
-SELECT allow_local_requests_from_web_hooks_and_services FROM application_settings WHERE id = 1;
+-- The instance's SSRF switch for a kind of hook (WebHook#allow_local_requests?): system hooks'
+-- allow_local_requests_from_system_hooks, other hooks' allow_local_requests_from_web_hooks_and_services.
+-- $1 hook type
+SELECT CASE WHEN $1::text = 'SystemHook' THEN allow_local_requests_from_system_hooks
+            ELSE allow_local_requests_from_web_hooks_and_services END
+FROM application_settings WHERE id = 1;
 
 -- name: plain_hook_urls
 -- Hooks whose URL was stored before URLs were sealed (2026-12-07): not "v1:..." (a URL's scheme is

@@ -121,7 +121,7 @@ def _sealed(values: dict[str, Any], box: TokenBox) -> dict[str, Any]:
 async def create_hook(
     conn: Conn, hook_type: str, project_id: int | None, values: dict[str, Any], box: TokenBox
 ) -> HookRow:
-    await webhooks.check_hook_url(values["url"], await hooks_db.allow_local_requests(conn))
+    await webhooks.check_hook_url(values["url"], await hooks_db.allow_local_requests(conn, hook_type))
     webhooks.validate_branch_filter(values.get("branch_filter_strategy"), values.get("push_events_branch_filter"))
     if hook_type == hooks_db.SYSTEM_HOOK:
         # SystemHook's defaults: push_events and tag_push_events off unless asked for
@@ -135,7 +135,7 @@ async def update_hook(
 ) -> HookRow:
     current = await get_hook(conn, box, hook_type, project_id, hook_id)
     if "url" in values:  # "" too: refused as at creation, never stored
-        await webhooks.check_hook_url(values["url"], await hooks_db.allow_local_requests(conn))
+        await webhooks.check_hook_url(values["url"], await hooks_db.allow_local_requests(conn, hook_type))
     webhooks.validate_branch_filter(
         values.get("branch_filter_strategy", current.branch_filter_strategy),
         values.get("push_events_branch_filter", current.push_events_branch_filter),
