@@ -59,6 +59,8 @@ class PushJobContext:
     default_branch: str | None
     repository_storage: str | None
     legacy_disk_path: str | None
+    protected_branches: list[str]  # names or wildcard patterns
+    protected_tags: list[str]
     user_id: int | None
     user_name: str | None
     user_username: str | None

@@ -4,10 +4,11 @@ Gitlab::DataBuilder::Push).
 
 Per push: one push event per ref change (one bulk event per kind of change past 3 refs), the
 project's last_activity_at and last_repository_updated_at, and one Push Hook / Tag Push Hook
-delivery per matching project hook and system hook (none when more than 3 refs were pushed at once,
-as GitLab's push_event_hooks_limit). Everything is written in one transaction together with the
-delivery jobs, and keyed by the job's id, so a job that runs twice (at-least-once) records one event
-and creates one delivery per hook.
+delivery per matching project hook and system hook (none for the refs of one kind of change, a
+branch or tag created, updated or removed, when more than 3 of them were pushed at once: GitLab's
+push_event_hooks_limit, counted per kind as Git::ProcessRefChangesService#process_changes_by_action).
+Everything is written in one transaction together with the delivery jobs, and keyed by the job's id,
+so a job that runs twice (at-least-once) records one event and creates one delivery per hook.
 
 Wiki pushes touch the project's last_activity_at only (GitLab's wiki pushes create wiki page events,
 which this service does not have). A deleted default branch is recorded and announced like any
@@ -23,7 +24,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from service.db.push_jobs import NewDelivery, PushEventRow, PushHook, PushJobCon
 from service.domain.actors import InvalidRepository, parse_gl_repository, parse_identifier
 from service.domain.checks import Change, parse_changes
 from service.domain.push_options import parse_push_options
+from service.domain.ref_matcher import wildcard_matches
 from service.domain.repository import RepositoryInspector, hashed_disk_path
 from service.domain.urls import InstanceUrls
 from service.domain.webhooks import PUSH_HOOK, SYSTEM_HOOK, TAG_PUSH_HOOK, hook_fires
@@ -46,6 +48,12 @@ PUSH_EVENT_HOOKS_LIMIT = 3
 PUSH_EVENT_ACTIVITIES_LIMIT = 3
 MAX_HOOK_COMMITS = 20  # Gitlab::DataBuilder::Push: at most the 20 latest commits
 COMMIT_TITLE_MAX = 70  # PushEventPayloadService: the title truncated to 70 characters
+# Commit#title: a first line of 100 characters or more is cut at a space within its first 78, "..." added
+TITLE_FULL_BELOW = 100
+TITLE_TRUNCATED_TO = 81
+NO_COMMIT_MESSAGE = "No commit message"  # Commit#full_title of a blank message
+# String#strip's whitespace (Ruby): not Unicode spaces as Python's str.strip()
+_RUBY_SPACE = " \t\n\v\f\r\0"
 # When no storage path is configured the commits cannot be read: hooks get `commits: []` and
 # `total_commits_count: 0` (documented in the README), events a commit_count of 0.
 
@@ -92,40 +100,81 @@ async def run_git(git: str, repo: Path, *args: str) -> tuple[int, str]:
     return process.returncode or 0, out.decode("utf-8", "replace")
 
 
+def truncate(text: str, length: int, *, separator: str | None = None, omission: str = "...") -> str:
+    """ActiveSupport's String#truncate."""
+    if len(text) <= length:
+        return text
+    stop = length - len(omission)
+    if separator is not None:
+        found = text.rfind(separator, 0, stop + len(separator))
+        stop = found if found >= 0 else stop
+    return text[:stop] + omission
+
+
+def commit_title(message: str) -> str:
+    """Commit#title: the message's first line (ended by \\r or \\n), shortened past 99 characters."""
+    full = message.split("\n", 1)[0].split("\r", 1)[0] if message.strip() else NO_COMMIT_MESSAGE
+    if len(full) < TITLE_FULL_BELOW:
+        return full
+    return truncate(full, TITLE_TRUNCATED_TO, separator=" ")
+
+
+def hook_timestamp(raw_date: str) -> str:
+    """Commit#timestamp (committed_date.xmlschema) from git's raw `<seconds> <±hhmm>` date.
+
+    Gitaly passes the committer's offset along and GitLab parses it with Time.strptime('%s %z'),
+    which keeps +0000 as an offset ("+00:00") and only -0000 as UTC ("Z")."""
+    seconds, _, zone = raw_date.partition(" ")
+    if zone == "-0000":
+        return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    offset = timedelta(hours=int(zone[1:3] or 0), minutes=int(zone[3:5] or 0))
+    when = datetime.fromtimestamp(int(seconds), timezone(-offset if zone.startswith("-") else offset))
+    return when.isoformat()
+
+
 def _commit_attrs(block: str, project_url: str) -> dict[str, Any] | None:
-    """Commit#hook_attrs from one `git log --name-status` record."""
+    """Commit#hook_attrs (with_changed_files) from one `git log -z --name-status` record: the
+    header fields, then NUL-separated status and path pairs (-z: paths as they are, never quoted)."""
     head, _, files = block.partition(_FIELD + "\n")
     parts = head.split(_FIELD)
-    if len(parts) < 6:
+    if len(parts) < 5:
         return None
-    sha, title, timestamp, name, email, message = parts[:6]
+    sha, raw_date, name, email, message = parts[:5]
     added, modified, removed = [], [], []
-    for line in files.splitlines():
-        status, _, path = line.partition("\t")
-        if not path:
-            continue
-        kind = status[:1]
-        if kind == "A":
+    entries = files.split(_FIELD)
+    for status, path in zip(entries[::2], entries[1::2]):
+        if status.startswith("A"):
             added.append(path)
-        elif kind == "D":
+        elif status.startswith("D"):
             removed.append(path)
-        elif kind == "R":
-            old, _, new = path.partition("\t")
-            removed.append(old)
-            added.append(new or old)
         else:
             modified.append(path)
     return {
         "id": sha,
         "message": message,
-        "title": title,
-        "timestamp": timestamp,
+        "title": commit_title(message),
+        "timestamp": hook_timestamp(raw_date),
         "url": f"{project_url}/-/commit/{sha}",
         "author": {"name": name, "email": email},
         "added": added,
         "modified": modified,
         "removed": removed,
     }
+
+
+async def _tag_message(git: str, repo: Path, change: Change) -> str | None:
+    """Git::TagHooksService#event_message: the tag's message, if the tag still points at the pushed
+    object (else GitLab finds no tag: nil). Gitaly's FindTag gives an annotated tag's message
+    without its trailing newlines (catfile.TrimTagMessage) and a lightweight tag's as empty, where
+    %(contents) would give the tagged commit's message."""
+    code, out = await run_git(
+        git, repo, "for-each-ref", "--format=%(objectname)%00%(objecttype)%00%(contents)", change.ref
+    )
+    name, _, rest = out.partition(_FIELD)
+    kind, _, contents = rest.partition(_FIELD)
+    if code != 0 or name != change.newrev:
+        return None
+    return contents.rstrip("\n") if kind == "tag" else ""
 
 
 async def read_commits(
@@ -141,18 +190,21 @@ async def read_commits(
     tag_message = None
     tip = change.newrev
     if change.tag_name is not None:
+        tag_message = await _tag_message(git, repo, change)
         code, out = await run_git(git, repo, "rev-parse", "--verify", "--quiet", f"{change.newrev}^{{commit}}")
         if code != 0:
-            return Commits([], 0)
+            return Commits([], 0, tag_message)
         tip = out.strip()
-        code, out = await run_git(git, repo, "for-each-ref", "--format=%(contents)", change.ref)
-        tag_message = out.strip() or None if code == 0 else None
         # Git::TagHooksService: the tagged commit is the push's one commit
         spec = [tip, "-1"]
+    elif change.creation and ctx.default_branch not in (None, change.branch_name):
+        # Git::BranchHooksService#threshold_commits: a new branch other than the default one brings
+        # what the default branch has not (commits_between(default_branch, newrev))
+        spec = [tip, "--not", f"refs/heads/{ctx.default_branch}"]
     elif change.creation:
-        # a new branch: what it has that the other branches have not (commits_between default and new)
-        # (--exclude takes the name without refs/heads/ when it goes with --branches)
-        spec = [tip, "--not", f"--exclude={change.branch_name}", "--branches"]
+        # ... and the new default branch (or any branch of a project without one) all its commits
+        # (repository.commits(newrev), counted by commit_count_for_ref)
+        spec = [tip]
     else:
         spec = [f"{change.oldrev}..{tip}"]
     code, out = await run_git(git, repo, "rev-list", "--count", *spec)
@@ -166,7 +218,9 @@ async def read_commits(
         f"-{MAX_HOOK_COMMITS}",
         "--name-status",
         "--no-renames",
-        "--format=%x1e%H%x00%s%x00%aI%x00%an%x00%ae%x00%B%x00",
+        "-z",
+        "--date=raw",
+        "--format=%x1e%H%x00%cd%x00%an%x00%ae%x00%B%x00",
         *spec,
     )
     listed = [attrs for block in out.split(_RECORD) if block.strip() if (attrs := _commit_attrs(block, project_url))]
@@ -203,6 +257,15 @@ def project_hook_attrs(ctx: PushJobContext, urls: InstanceUrls) -> dict[str, Any
     }
 
 
+def ref_protected(ctx: PushJobContext, change: Change) -> bool:
+    """Project#protected_for?(ref): a protected branch (or tag) whose name or wildcard matches."""
+    if change.branch_name is not None:
+        return any(wildcard_matches(rule, change.branch_name) for rule in ctx.protected_branches)
+    if change.tag_name is not None:
+        return any(wildcard_matches(rule, change.tag_name) for rule in ctx.protected_tags)
+    return False
+
+
 def push_data(
     ctx: PushJobContext, urls: InstanceUrls, change: Change, commits: Commits, push_options: dict[str, Any]
 ) -> dict[str, Any]:
@@ -221,14 +284,14 @@ def push_data(
         "before": change.oldrev,
         "after": change.newrev,
         "ref": change.ref,
-        "ref_protected": False,
+        "ref_protected": ref_protected(ctx, change),
         "checkout_sha": checkout_sha,
         "message": commits.tag_message if kind == "tag_push" else None,
         "user_id": ctx.user_id,
         "user_name": ctx.user_name,
         "user_username": ctx.user_username,
-        # User#public_email: this service keeps no public e-mail, so it is empty as for a user without one
-        "user_email": "",
+        # User#public_email: this service keeps none, so null as GitLab's for a user who set none
+        "user_email": None,
         "user_avatar": None,
         "project_id": ctx.project_id,
         "project": project,
@@ -250,9 +313,17 @@ def push_action(change: Change) -> str:
     return "pushed"
 
 
+def event_commit_title(commits: Commits) -> str | None:
+    """PushEventPayloadService#commit_title: the newest commit's message up to its first newline,
+    stripped, then truncate(70)."""
+    if not commits.listed:
+        return None
+    message: str = commits.listed[-1]["message"]
+    return truncate(message.split("\n", 1)[0].strip(_RUBY_SPACE), COMMIT_TITLE_MAX)
+
+
 def event_row(change: Change, commits: Commits, key: str) -> PushEventRow:
     """PushEventPayloadService."""
-    title = commits.listed[-1]["title"] if commits.listed else None
     return PushEventRow(
         push_action=push_action(change),
         ref_type="tag" if change.tag_name is not None else "branch",
@@ -260,7 +331,7 @@ def event_row(change: Change, commits: Commits, key: str) -> PushEventRow:
         commit_from=None if change.creation else change.oldrev,
         commit_to=None if change.deletion else change.newrev,
         commit_count=commits.total,
-        commit_title=title[:COMMIT_TITLE_MAX] if title else None,
+        commit_title=event_commit_title(commits),
         idempotency_key=key,
     )
 
@@ -286,11 +357,14 @@ async def plan_push(
     plan = PushPlan()
     assert ctx.full_path is not None
     project_url = deps.urls.project_url(ctx.full_path)
-    execute_hooks = len(changes) <= PUSH_EVENT_HOOKS_LIMIT
     groups: dict[tuple[str, str], list[tuple[int, Change]]] = defaultdict(list)
     for index, change in enumerate(changes):
         groups[("tag" if change.tag_name is not None else "branch", push_action(change))].append((index, change))
-    for (ref_type, action), members in groups.items():
+    # Git::ProcessRefChangesService: the branches' groups, then the tags', each in order of first
+    # appearance; both limits count the refs of one group, not of the push
+    ordered = sorted(groups.items(), key=lambda group: group[0][0] == "tag")
+    for (ref_type, action), members in ordered:
+        execute_hooks = len(members) <= PUSH_EVENT_HOOKS_LIMIT
         bulk = len(members) > PUSH_EVENT_ACTIVITIES_LIMIT
         if bulk:
             # BulkPushEventPayloadService: one event for the lot, with their number

@@ -18,8 +18,10 @@ SELECT cardinality(procrastinate_defer_jobs_v1(array_agg(
 FROM unnest($1::bigint[]) AS d(id);
 
 -- name: push_job_context^
--- What a PostReceive job needs: the project (NULL if it is gone) and the pusher (from the identifier:
--- user-<id>, key-<id> for the key's owner or a deploy key's creator, username-<name>).
+-- What a PostReceive job needs: the project (NULL if it is gone), the names (or wildcard patterns) of
+-- its protected branches and tags (the payload's ref_protected, Project#protected_for?), and the
+-- pusher (from the identifier: user-<id>, key-<id> for the key's owner or a deploy key's creator,
+-- username-<name>).
 -- $1 project id, $2 user id, $3 key id, $4 username
 SELECT
     p.id AS project_id,
@@ -31,6 +33,8 @@ SELECT
     p.default_branch,
     p.repository_storage,
     p.legacy_disk_path,
+    ARRAY(SELECT pb.name FROM protected_branches pb WHERE pb.project_id = p.id ORDER BY pb.id) AS protected_branches,
+    ARRAY(SELECT pt.name FROM protected_tags pt WHERE pt.project_id = p.id ORDER BY pt.id) AS protected_tags,
     pusher.id AS user_id,
     pusher.name AS user_name,
     pusher.username AS user_username
