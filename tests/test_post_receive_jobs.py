@@ -32,11 +32,11 @@ from service.config import ROOT, Storage
 from service.domain.push_jobs import PostReceiveJob, PushDeps, run_post_receive_job
 from service.domain.push_options import parse_push_options
 from service.domain.reference_counter import counter_key
-from service.domain.repository import hashed_disk_path
 from service.domain.webhooks import after_failure, branch_filter_matches
 from service.jobs import run_worker
 from tests.admin_helpers import call, created, error_of, gitlab_client, make_admin
 from tests.factories import make_project, set_application_settings
+from tests.git_repos import git, repositories
 from tests.helpers import shell_headers
 
 INTERNAL = "/api/v4/internal"
@@ -118,34 +118,18 @@ async def jobs_client(aiohttp_client: Any, settings: Any, secrets: Any, **overri
     return await aiohttp_client(create_app(settings.with_overrides(**{**FAST_JOBS, **overrides}), secrets))
 
 
-def _git(*args: str, cwd: Path) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Ada",
-        "GIT_AUTHOR_EMAIL": "ada@example.com",
-        "GIT_COMMITTER_NAME": "Ada",
-        "GIT_COMMITTER_EMAIL": "ada@example.com",
-    }
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def make_repository(storage: Path, project_id: int) -> list[str]:
     """A bare repository where the project's hashed path says, with two commits on main."""
-    bare = storage / (hashed_disk_path(project_id) + ".git")
-    bare.parent.mkdir(parents=True)
-    _git("init", "--bare", "-q", str(bare), cwd=storage)
-    work = storage / "work"
-    work.mkdir()
-    _git("init", "-q", "-b", "main", cwd=work)
+    bare, work = repositories(storage, project_id)
     (work / "README.md").write_text("hello\n")
-    _git("add", "README.md", cwd=work)
-    _git("commit", "-q", "-m", "Add README\n\nThe body.", cwd=work)
+    git("add", "README.md", cwd=work)
+    git("commit", "-q", "-m", "Add README\n\nThe body.", cwd=work)
     (work / "README.md").write_text("hello again\n")
     (work / "LICENSE").write_text("MIT\n")
-    _git("add", ".", cwd=work)
-    _git("commit", "-q", "-m", "Add LICENSE", cwd=work)
-    _git("push", "-q", str(bare), "main", cwd=work)
-    return _git("rev-list", "--reverse", "main", cwd=work).split()
+    git("add", ".", cwd=work)
+    git("commit", "-q", "-m", "Add LICENSE", cwd=work)
+    git("push", "-q", str(bare), "main", cwd=work)
+    return git("rev-list", "--reverse", "main", cwd=work).split()
 
 
 async def test_push_delivers_one_push_hook_in_gitlabs_format_and_records_one_event(

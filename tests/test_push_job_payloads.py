@@ -9,8 +9,6 @@ Jobs run directly (no worker, no receiver): a delivery is a web_hook_deliveries 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,9 @@ from aiohttp import web
 from service import app_keys
 from service.config import Storage
 from service.domain.push_jobs import PostReceiveJob, PushDeps, run_post_receive_job
-from service.domain.repository import RepositoryInspector, hashed_disk_path
+from service.domain.repository import RepositoryInspector
 from tests.admin_helpers import make_admin
+from tests.git_repos import git, repositories
 from tests.factories import make_project
 
 BLANK = "0" * 40
@@ -69,35 +68,12 @@ async def events(db: asyncpg.Connection) -> list[tuple[Any, ...]]:
     ]
 
 
-def git(*args: str, cwd: Path, **env: str) -> str:
-    base = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Ada",
-        "GIT_AUTHOR_EMAIL": "ada@example.com",
-        "GIT_COMMITTER_NAME": "Ada",
-        "GIT_COMMITTER_EMAIL": "ada@example.com",
-    }
-    done = subprocess.run(["git", *args], cwd=cwd, env={**base, **env}, check=True, capture_output=True, text=True)
-    return done.stdout.strip()
-
-
 def commit(work: Path, message: str, files: dict[str, str], **env: str) -> str:
     for name, text in files.items():
         (work / name).write_text(text)
     git("add", "-A", cwd=work)
     git("commit", "-q", "--allow-empty", "-m", message, cwd=work, **env)
     return git("rev-parse", "HEAD", cwd=work)
-
-
-def repositories(storage: Path, project_id: int) -> tuple[Path, Path]:
-    """The project's bare repository (where its hashed path says) and a work tree on `main`."""
-    bare = storage / (hashed_disk_path(project_id) + ".git")
-    bare.parent.mkdir(parents=True)
-    git("init", "--bare", "-q", str(bare), cwd=storage)
-    work = storage / "work"
-    work.mkdir()
-    git("init", "-q", "-b", "main", cwd=work)
-    return bare, work
 
 
 # --- 1. the hooks limit counts the refs of one kind of change -------------------------------------
