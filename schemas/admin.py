@@ -81,6 +81,9 @@ class UserListIn(PageIn):
     search = _name()
     active = _bool()
     blocked = _bool()
+    admins = _bool(load_default=False)
+    external = _bool(load_default=False)
+    exclude_external = _bool(load_default=False)
 
 
 class UserCreateIn(_In):
@@ -106,6 +109,10 @@ class UserUpdateIn(_In):
     can_create_group = _bool()
     external = _bool()
     projects_limit = _int(validate=validate.Range(min=0))
+
+
+class UserDeleteIn(_In):
+    hard_delete = _bool(load_default=False)
 
 
 class KeyCreateIn(_In):
@@ -177,6 +184,10 @@ class ProjectUpdateIn(_In):
 
 class ProjectListIn(PageIn):
     search = _name()
+    archived = _bool()  # no default: both
+    visibility = _str(validate=validate.OneOf(VISIBILITIES))
+    owned = _bool(load_default=False)
+    membership = _bool(load_default=False)
 
 
 class TransferIn(_In):
@@ -188,6 +199,11 @@ class DeployKeyCreateIn(_In):
     key = _str(required=True, max_length=KEY_MAX)
     can_push = _bool(load_default=False)
     expires_at = fields.DateTime(allow_none=True)
+
+
+class DeployKeyUpdateIn(_In):
+    title = _name()
+    can_push = _bool()
 
 
 class ProtectedBranchCreateIn(_In):

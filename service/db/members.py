@@ -16,7 +16,7 @@ _UPDATE = returning("update_member")
 _DELETE = returning("delete_member")
 _OTHER_OWNERS = value("count_other_group_owners")
 _OWNED_BY = many("groups_owned_by")
-_SOLELY_OWNED = value("group_solely_owned_by")
+_SOLELY_OWNED = many("groups_solely_owned_by")
 _DELETE_OF = statement("delete_memberships_of")
 _LOCK_OWNERS = statement("lock_group_owners")
 
@@ -79,9 +79,8 @@ async def groups_owned_by(conn: Conn, user_id: int) -> list[int]:
     return [record["source_id"] for record in await conn.fetch(_OWNED_BY, user_id)]
 
 
-async def group_solely_owned_by(conn: Conn, user_id: int) -> int | None:
-    group_id: int | None = await conn.fetchval(_SOLELY_OWNED, user_id)
-    return group_id
+async def groups_solely_owned_by(conn: Conn, user_id: int) -> list[int]:
+    return [record["source_id"] for record in await conn.fetch(_SOLELY_OWNED, user_id)]
 
 
 async def delete_memberships_of(conn: Conn, namespace_ids: Sequence[int], project_ids: Sequence[int]) -> None:

@@ -19,6 +19,7 @@ _DELETE = statement("delete_namespace")
 _LOCK = statement("lock_namespace")
 _LOCK_PATH = statement("lock_namespace_path")
 _LOCK_SUBTREE = statement("lock_namespace_subtree")
+_VISIBILITY_ABOVE = one("visibility_above")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ class NamespaceRow:
     created_at: datetime
     full_path: str
     full_name: str
+
+
+@dataclass(frozen=True)
+class VisibilityAbove:
+    """Whether a group holds projects or subgroups more visible than a given level."""
+
+    projects_above: bool
+    subgroups_above: bool
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,12 @@ async def update_namespace(
     project_creation_level: int | None = None,
 ) -> None:
     await conn.execute(_UPDATE, namespace_id, name, path, visibility_level, description, project_creation_level)
+
+
+async def visibility_above(conn: Conn, group_id: int, level: int) -> VisibilityAbove:
+    found = row(VisibilityAbove, await conn.fetchrow(_VISIBILITY_ABOVE, group_id, level))
+    assert found is not None  # two EXISTS columns: always one row
+    return found
 
 
 async def namespace_subtree(conn: Conn, namespace_id: int) -> NamespaceSubtree:

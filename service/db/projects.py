@@ -152,9 +152,22 @@ async def find_project_id_by_path(conn: Conn, full_path: str) -> int | None:
 
 
 async def list_projects(
-    conn: Conn, *, search: str | None, namespace_id: int | None, limit: int, offset: int
+    conn: Conn,
+    *,
+    search: str | None,
+    namespace_id: int | None,
+    limit: int,
+    offset: int,
+    archived: bool | None = None,
+    visibility_level: int | None = None,
+    owned_by: int | None = None,
+    member_id: int | None = None,
 ) -> Paged[AdminProject]:
-    return paged(AdminProject, await conn.fetch(_LIST, search, namespace_id, limit, offset))
+    """None leaves a filter out; owned_by and member_id are user ids."""
+    return paged(
+        AdminProject,
+        await conn.fetch(_LIST, search, namespace_id, limit, offset, archived, visibility_level, owned_by, member_id),
+    )
 
 
 async def name_or_path_taken(

@@ -136,9 +136,17 @@ async def list_users(
     limit: int,
     offset: int,
     search_email: bool = False,
+    admins: bool = False,
+    external: bool = False,
+    non_external: bool = False,
 ) -> Paged[AdminUser]:
     """search_email: match `search` against e-mail addresses too (administrators only, as GitLab)."""
-    return paged(AdminUser, await conn.fetch(_LIST, username, search, active, blocked, limit, offset, search_email))
+    return paged(
+        AdminUser,
+        await conn.fetch(
+            _LIST, username, search, active, blocked, limit, offset, search_email, admins, external, non_external
+        ),
+    )
 
 
 async def user_conflicts(conn: Conn, username: str | None, email: str | None, except_id: int | None) -> UserConflicts:

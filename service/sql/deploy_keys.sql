@@ -37,3 +37,17 @@ ON CONFLICT (deploy_key_id, project_id) DO NOTHING;
 -- too once no project uses it (ssh_keys.sql delete_orphaned_deploy_key, same transaction).
 -- $1 project id, $2 key id
 DELETE FROM deploy_keys_projects WHERE project_id = $1 AND deploy_key_id = $2 RETURNING deploy_key_id;
+
+-- name: update_deploy_key_link$
+-- PUT /projects/:id/deploy_keys/:key_id: whether the key may push to this project (NULL keeps
+-- it); the key id, or NULL when the key is not enabled here. The row stays locked until the
+-- transaction ends, so the key's title is written in the same breath.
+-- $1 project id, $2 key id, $3 can_push
+UPDATE deploy_keys_projects SET can_push = COALESCE($3::boolean, can_push)
+WHERE project_id = $1 AND deploy_key_id = $2
+RETURNING deploy_key_id;
+
+-- name: rename_deploy_key!
+-- A deploy key's title, shared by every project it is enabled on (GitLab's deploy_key_attributes).
+-- $1 key id, $2 title
+UPDATE keys SET title = $2, updated_at = now() WHERE id = $1 AND type = 'DeployKey';

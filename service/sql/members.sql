@@ -59,15 +59,18 @@ SELECT source_id FROM members
 WHERE user_id = $1 AND source_type = 'Namespace' AND access_level = 50
 ORDER BY source_id;
 
--- name: group_solely_owned_by$
--- A group this user is the only owner of, if any (such a user cannot be deleted).
+-- name: groups_solely_owned_by
+-- The groups this user is the only owner of, root first (such a user cannot be deleted, unless
+-- hard_delete deletes these groups too). An owner of a group above counts as another owner, as in
+-- GitLab (Users::DestroyService keeps a subgroup whose parent has another owner).
 -- $1 user id
 SELECT m.source_id FROM members m
+JOIN namespaces g ON g.id = m.source_id
 WHERE m.user_id = $1 AND m.source_type = 'Namespace' AND m.access_level = 50
   AND NOT EXISTS (SELECT 1 FROM members o
-                  WHERE o.source_type = 'Namespace' AND o.source_id = m.source_id AND o.user_id <> $1
+                  WHERE o.source_type = 'Namespace' AND o.source_id = ANY (g.traversal_ids) AND o.user_id <> $1
                     AND o.access_level = 50 AND o.state = 'active' AND o.requested_at IS NULL)
-LIMIT 1;
+ORDER BY array_length(g.traversal_ids, 1), g.id;
 
 -- name: delete_memberships_of!
 -- Before namespaces or projects are deleted: their memberships.

@@ -130,3 +130,14 @@ DELETE FROM namespaces WHERE id = $1;
 SELECT ARRAY(SELECT n.id FROM namespaces n WHERE $1 = ANY (n.traversal_ids)) AS namespace_ids,
        ARRAY(SELECT p.id FROM projects p JOIN namespaces n ON n.id = p.namespace_id
              WHERE $1 = ANY (n.traversal_ids)) AS project_ids;
+
+-- name: visibility_above^
+-- Whether a group holds projects or direct subgroups more visible than a level: Group's
+-- visibility_level_allowed_by_projects and _by_sub_groups, which refuse to lower the group below
+-- them (/internal/allowed reads each project's own level, so a hidden group must not hold one
+-- readable by anyone). Projects being deleted do not count, as in GitLab.
+-- $1 group id, $2 visibility level
+SELECT EXISTS (SELECT 1 FROM projects
+               WHERE namespace_id = $1 AND visibility_level > $2 AND NOT pending_delete) AS projects_above,
+       EXISTS (SELECT 1 FROM namespaces
+               WHERE parent_id = $1 AND type = 'Group' AND visibility_level > $2) AS subgroups_above;

@@ -68,9 +68,13 @@ SELECT COALESCE(
     (SELECT source_id FROM redirect_routes WHERE source_type = 'Project' AND lower(path) = lower($1)));
 
 -- name: list_projects
--- Projects whose name or path contains the search text, newest first (GitLab's order_by
--- created_at, sort desc), one page of them.
--- $1 search text, $2 namespace id (NULL = all), $3 limit, $4 offset
+-- Projects whose name or path contains the search text, archived or not, of one visibility, owned
+-- by a user (its personal projects and those it has owner access to: User#owned_projects) or that
+-- a user is a member of (authorized_projects: personal projects, and projects it reaches through a
+-- membership of the project or of a group above it), newest first (GitLab's order_by created_at,
+-- sort desc), one page of them. NULL leaves a filter out.
+-- $1 search text, $2 namespace id, $3 limit, $4 offset, $5 archived, $6 visibility level,
+-- $7 owner's user id, $8 member's user id
 WITH matched AS (
     SELECT p.id, p.name, p.path, p.description, p.namespace_id, p.creator_id, p.visibility_level, p.archived,
            p.lfs_enabled, p.default_branch, p.created_at, p.last_activity_at, r.path AS full_path,
@@ -83,6 +87,18 @@ WITH matched AS (
     WHERE NOT p.pending_delete
       AND ($1::text IS NULL OR p.name ILIKE contains_pattern($1::text) OR p.path ILIKE contains_pattern($1::text))
       AND ($2::bigint IS NULL OR p.namespace_id = $2::bigint)
+      AND ($5::boolean IS NULL OR p.archived = $5::boolean)
+      AND ($6::integer IS NULL OR p.visibility_level = $6::integer)
+      AND (COALESCE($7::bigint, $8::bigint) IS NULL
+           OR (n.type = 'User' AND n.owner_id = COALESCE($7::bigint, $8::bigint))
+           OR EXISTS (SELECT 1 FROM members m
+                      WHERE m.user_id = COALESCE($7::bigint, $8::bigint)
+                        AND m.state = 'active' AND m.requested_at IS NULL
+                        AND (m.expires_at IS NULL OR m.expires_at > current_date)
+                        -- owned: owner access; membership: any role that reaches the code (not minimal access)
+                        AND m.access_level >= CASE WHEN $7::bigint IS NOT NULL THEN 50 ELSE 10 END
+                        AND ((m.source_type = 'Project' AND m.source_id = p.id)
+                          OR (m.source_type = 'Namespace' AND m.source_id = ANY (n.traversal_ids)))))
 )
 SELECT total.total, page.*
 FROM (SELECT count(*) AS total FROM matched) total

@@ -58,9 +58,10 @@ WHERE u.id = $1;
 
 -- name: list_users
 -- Users by exact username (case-insensitive) and/or a search over name, username and e-mail,
--- optionally only active or only blocked ones, newest first (GitLab's order_by id, sort desc),
--- one page of them.
--- $1 username, $2 search text, $3 only active, $4 only blocked, $5 limit, $6 offset
+-- optionally only active or only blocked ones, only administrators, only external or only
+-- non-external users (UsersFinder), newest first (GitLab's order_by id, sort desc), one page of them.
+-- $1 username, $2 search text, $3 only active, $4 only blocked, $5 limit, $6 offset,
+-- $7 search e-mail addresses too, $8 only admins, $9 only external, $10 only non-external
 WITH matched AS (
     SELECT u.id, u.username, u.email, u.name, u.state, u.user_type, u.admin, u.external, u.can_create_group,
            u.projects_limit, u.confirmed_at, u.created_at, u.last_activity_on, u.otp_required_for_login,
@@ -74,6 +75,9 @@ WITH matched AS (
            OR ($7::boolean AND lower(u.email) = lower($2::text)))
       AND (NOT $3::boolean OR u.state = 'active')
       AND (NOT $4::boolean OR u.state IN ('blocked', 'ldap_blocked'))
+      AND (NOT $8::boolean OR u.admin)
+      AND (NOT $9::boolean OR u.external)
+      AND (NOT $10::boolean OR NOT u.external)
 )
 SELECT total.total, page.*
 FROM (SELECT count(*) AS total FROM matched) total

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.admin_helpers import call, error_of, gitlab_client, make_admin
-from tests.factories import ed25519_public_key, make_user
+from tests.factories import ed25519_public_key, make_user, user_namespace_id
 from tests.helpers import shell_headers
 
 
@@ -274,7 +274,7 @@ async def test_deploy_keys(client, db):
         unknown = await error_of(lambda: two.keys.enable(99999))
         user = await call(
             lambda: gl.users.create(
-                {"username": "u", "email": "u@x.org", "name": "U", "password": "12345678"}
+                {"username": "uma", "email": "u@x.org", "name": "U", "password": "12345678"}
             )
         )
         user_key_text = ed25519_public_key()
@@ -435,3 +435,117 @@ async def test_application_settings_take_effect_at_once(client, db):
         client, action="git-upload-pack", key_id=str(key.id), project=project.path_with_namespace + ".git"
     )
     assert (status, body["message"]) == (401, "Git access over SSH is not allowed")
+
+
+async def test_a_project_moved_into_a_less_visible_group_takes_the_groups_visibility(client, db):
+    _, token = await make_admin(db)
+    outsider = await make_user(db)
+    with gitlab_client(client, token) as gl:
+        hidden = await call(lambda: gl.groups.create({"name": "Hidden", "path": "hidden", "visibility": "private"}))
+        inner = await call(lambda: gl.groups.create({"name": "Inner", "path": "inner", "visibility": "internal"}))
+        public = await call(lambda: gl.projects.create({"name": "open", "visibility": "public"}))
+        also_public = await call(lambda: gl.projects.create({"name": "also", "visibility": "public"}))
+        private = await call(lambda: gl.projects.create({"name": "quiet", "visibility": "private"}))
+        path = public.path_with_namespace + ".git"
+        status, _ = await _allowed(client, action="git-upload-pack", project=path, user_id=str(outsider["id"]))
+        assert status == 200  # anyone may pull a public project
+        await call(lambda: public.transfer(hidden.id))
+        await call(lambda: also_public.transfer(inner.id))
+        await call(lambda: private.transfer(inner.id))
+        moved = await call(lambda: gl.projects.get(public.id))
+        lowered = await call(lambda: gl.projects.get(also_public.id))
+        kept = await call(lambda: gl.projects.get(private.id))
+    # Projects::TransferService lowers a project above its new group to the group's level only
+    assert (moved.visibility, lowered.visibility, kept.visibility) == ("private", "internal", "private")
+    # ... and so the outsider's pull, decided on the project's own level, is denied now
+    status, body = await _allowed(
+        client, action="git-upload-pack", project=moved.path_with_namespace + ".git", user_id=str(outsider["id"])
+    )
+    assert (status, body["status"]) == (404, False), body
+
+
+async def test_a_group_cannot_be_hidden_below_its_projects_or_subgroups(client, db):
+    _, token = await make_admin(db)
+    with gitlab_client(client, token) as gl:
+        top = await call(lambda: gl.groups.create({"name": "Top", "path": "top", "visibility": "public"}))
+        await call(lambda: gl.projects.create({"name": "p", "namespace_id": top.id, "visibility": "public"}))
+        await call(
+            lambda: gl.groups.create({"name": "Sub", "path": "sub", "parent_id": top.id, "visibility": "internal"})
+        )
+        to_private = await error_of(lambda: gl.groups.update(top.id, {"visibility": "private"}))
+        to_internal = await error_of(lambda: gl.groups.update(top.id, {"visibility": "internal"}))
+        after = await call(lambda: gl.groups.get(top.id))
+    assert (to_private.response_code, body_of(to_private)) == (
+        400,
+        {
+            "message": {
+                "visibility_level": [
+                    "private is not allowed since this group contains projects with higher visibility.",
+                    "private is not allowed since there are sub-groups with higher visibility.",
+                ]
+            }
+        },
+    )
+    assert body_of(to_internal) == {
+        "message": {
+            "visibility_level": ["internal is not allowed since this group contains projects with higher visibility."]
+        }
+    }
+    assert after.visibility == "public"  # nothing stored
+
+
+async def test_a_deploy_keys_title_and_push_right_are_updated(client, db):
+    _, token = await make_admin(db)
+    with gitlab_client(client, token) as gl:
+        one = await call(lambda: gl.projects.create({"name": "one"}))
+        two = await call(lambda: gl.projects.create({"name": "two"}))
+        key = await call(lambda: one.keys.create({"title": "ci", "key": ed25519_public_key()}))
+        await call(lambda: two.keys.enable(key.id))
+        pushing = await call(lambda: one.keys.update(key.id, {"can_push": True}))
+        renamed = await call(lambda: one.keys.update(key.id, {"title": "deployer"}))
+        stopped = await call(lambda: one.keys.update(key.id, {"can_push": False}))
+        on_two = await call(lambda: two.keys.get(key.id))
+        nothing = await error_of(lambda: one.keys.update(key.id, {}))
+        blank = await error_of(lambda: one.keys.update(key.id, {"title": " "}))
+        unknown = await error_of(lambda: one.keys.update(99999, {"can_push": True}))
+    assert (pushing["can_push"], pushing["title"]) == (True, "ci")
+    assert (renamed["can_push"], renamed["title"]) == (True, "deployer")
+    assert stopped["can_push"] is False
+    assert (on_two.title, on_two.can_push) == ("deployer", False)  # the title is the key's, can_push each project's
+    assert (nothing.response_code, body_of(nothing)) == (
+        400,
+        {"error": "title, can_push are missing, at least one parameter must be provided"},
+    )
+    assert (blank.response_code, body_of(blank)) == (400, {"message": {"deploy_key.title": ["can't be blank"]}})
+    assert (unknown.response_code, body_of(unknown)) == (404, {"message": "404 Deploy Key Not Found"})
+
+
+async def test_projects_are_filtered_as_projectsfinder_filters_them(client, db):
+    _, token = await make_admin(db)
+    with gitlab_client(client, token) as gl:
+        group = await call(lambda: gl.groups.create({"name": "G", "path": "g", "visibility": "public"}))
+        mine = await call(lambda: gl.projects.create({"name": "mine", "visibility": "public"}))
+        in_group = await call(lambda: gl.projects.create({"name": "team", "namespace_id": group.id}))
+        other = await user_namespace_id(db, (await make_user(db, username="other"))["id"])
+        elsewhere = await call(
+            lambda: gl.projects.create({"name": "theirs", "namespace_id": other, "visibility": "internal"})
+        )
+        await call(lambda: gl.http_post(f"/projects/{in_group.id}/archive"))
+
+        def ids(**filters):
+            return {p.id for p in gl.projects.list(get_all=True, **filters)}
+
+        archived = await call(lambda: ids(archived=True))
+        active = await call(lambda: ids(archived=False))
+        public = await call(lambda: ids(visibility="public"))
+        internal = await call(lambda: ids(visibility="internal"))
+        owned = await call(lambda: ids(owned=True))
+        member = await call(lambda: ids(membership=True))
+        everything = await call(ids)
+        bad = await error_of(lambda: gl.projects.list(visibility="secret"))
+    assert archived == {in_group.id} and active == {mine.id, elsewhere.id}
+    assert public == {mine.id} and internal == {elsewhere.id}
+    # the admin's personal project, and the group's whose owner it is; not another user's
+    assert owned == member == {mine.id, in_group.id}
+    assert everything == {mine.id, in_group.id, elsewhere.id}
+    assert (bad.response_code, body_of(bad)) == (400, {"error": "visibility does not have a valid value"})

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from service.domain.ssh_keys import parse_public_key
 from tests.admin_helpers import call, error_of, gitlab_client, make_admin
 from tests.factories import (
+    make_personal_access_token,
     add_member,
     ed25519_public_key,
     make_group,
@@ -173,9 +174,11 @@ async def test_user_states_and_their_effect_on_git_access(client, db):
     assert body_of(unblock_deactivated) == {
         "message": "403 Forbidden - Deactivated users cannot be unblocked by the API"
     }
-    assert body_of(approve_active) == {
-        "message": "The user you are trying to approve is not pending approval"
-    }
+    # Users::ApproveService answers an active user's approval with :conflict
+    assert (approve_active.response_code, body_of(approve_active)) == (
+        409,
+        {"message": "The user you are trying to approve is not pending approval"},
+    )
     assert body_of(self_block) == {
         "message": "403 Forbidden - The API initiating user cannot be blocked by the API"
     }
@@ -394,3 +397,125 @@ async def test_a_pasted_key_is_kept_as_gitlab_sanitises_it(client, db):
         body = await resp.json()
         assert (resp.status, body["key"]) == (201, kept), given
         assert await db.fetchval("SELECT key FROM keys WHERE id = $1", body["id"]) == kept
+
+
+# lib/api/entities: UserBasic < User < UserPublic < UserWithAdmin
+BASIC = {"id", "username", "name", "state", "locked", "avatar_url", "web_url"}
+USER = BASIC | {"created_at", "bio", "public_email", "bot"}
+PUBLIC = USER | {
+    "confirmed_at",
+    "last_activity_on",
+    "email",
+    "projects_limit",
+    "identities",
+    "can_create_group",
+    "two_factor_enabled",
+    "external",
+}
+
+
+async def test_each_caller_sees_the_user_entity_gitlab_gives_it(client, db):
+    admin, admin_token = await make_admin(db)
+    user = await make_user(db, email="me@example.com")
+    user_token = await make_personal_access_token(db, user, scopes=["api"])
+    with gitlab_client(client, user_token) as gl:
+        await call(gl.auth)
+        me = gl.user.asdict()
+        listed = [u.asdict() for u in await call(lambda: gl.users.list(get_all=True))]
+        other = (await call(lambda: gl.users.get(admin["id"]))).asdict()
+        myself = (await call(lambda: gl.users.get(user["id"]))).asdict()
+    with gitlab_client(client, admin_token) as gl:
+        as_admin = (await call(lambda: gl.users.get(user["id"]))).asdict()
+        admin_list = [u.asdict() for u in await call(lambda: gl.users.list(get_all=True))]
+    assert set(me) == PUBLIC and me["email"] == "me@example.com"  # GET /user: UserPublic
+    assert all(set(u) == BASIC for u in listed) and len(listed) == 2  # GET /users: UserBasic
+    assert set(other) == USER and set(myself) == USER  # GET /users/:id: Entities::User
+    assert "email" not in other and "is_admin" not in other
+    assert set(as_admin) >= PUBLIC | {"is_admin"} and as_admin["email"] == "me@example.com"
+    assert all(set(u) >= PUBLIC | {"is_admin"} for u in admin_list)
+
+
+async def test_a_blank_name_is_refused_on_update(client, db):
+    _, token = await make_admin(db)
+    with gitlab_client(client, token) as gl:
+        user = await call(lambda: gl.users.create(ALICE))
+        spaces = await error_of(lambda: gl.users.update(user.id, {"name": "   "}))
+        empty = await error_of(lambda: gl.users.update(user.id, {"name": ""}))
+    for error in (spaces, empty):
+        assert (error.response_code, body_of(error)) == (400, {"message": {"name": ["can't be blank"]}})
+    assert await db.fetchval("SELECT name FROM users WHERE id = $1", user.id) == "Alice"
+    assert await db.fetchval("SELECT name FROM routes WHERE path = 'alice'") == "Alice"
+
+
+async def test_reserved_top_level_names_are_refused_for_users_and_root_groups(client, db):
+    _, token = await make_admin(db)
+    with gitlab_client(client, token) as gl:
+        help_user = await error_of(lambda: gl.users.create({**ALICE, "username": "help"}))
+        api_group = await error_of(lambda: gl.groups.create({"name": "API", "path": "api"}))
+        top = await call(lambda: gl.groups.create({"name": "Top", "path": "top"}))
+        # a subgroup is checked against GitLab's smaller list: "api" is fine below a group, "edit" is not
+        api_sub = await call(lambda: gl.groups.create({"name": "API", "path": "api", "parent_id": top.id}))
+        edit_sub = await error_of(lambda: gl.groups.create({"name": "Edit", "path": "edit", "parent_id": top.id}))
+        alice = await call(lambda: gl.users.create(ALICE))
+        renamed_user = await error_of(lambda: gl.users.update(alice.id, {"username": "Projects"}))
+        renamed_group = await error_of(lambda: gl.groups.update(top.id, {"path": "explore"}))
+    assert (help_user.response_code, body_of(help_user)) == (
+        400,
+        {"message": {"username": ["help is a reserved name"]}},
+    )
+    assert (api_group.response_code, body_of(api_group)) == (400, {"message": {"path": ["api is a reserved name"]}})
+    assert api_sub.full_path == "top/api"
+    assert body_of(edit_sub) == {"message": {"path": ["edit is a reserved name"]}}
+    assert body_of(renamed_user) == {"message": {"username": ["Projects is a reserved name"]}}
+    assert body_of(renamed_group) == {"message": {"path": ["explore is a reserved name"]}}
+    assert await db.fetchval("SELECT count(*) FROM users WHERE username IN ('help', 'Projects')") == 0
+    assert await db.fetchval("SELECT count(*) FROM routes WHERE path IN ('api', 'help', 'explore', 'top/edit')") == 0
+
+
+async def test_hard_delete_removes_the_groups_the_user_alone_owns(client, db):
+    admin, token = await make_admin(db)
+    owner = await make_user(db, username="owner")
+    owner_token = await make_personal_access_token(db, owner, scopes=["api"])
+    await db.execute("UPDATE users SET admin = true WHERE id = $1", owner["id"])  # to create groups as owner
+    with gitlab_client(client, owner_token) as gl:
+        alone = await call(lambda: gl.groups.create({"name": "Alone", "path": "alone"}))
+        await call(lambda: gl.groups.create({"name": "Below", "path": "below", "parent_id": alone.id}))
+        await call(lambda: gl.projects.create({"name": "app", "namespace_id": alone.id}))
+        shared = await call(lambda: gl.groups.create({"name": "Shared", "path": "shared"}))
+        await call(lambda: shared.members.create({"user_id": admin["id"], "access_level": 50}))
+        # its only direct owner is the user, but an owner of the group above counts (Users::DestroyService)
+        await call(lambda: gl.groups.create({"name": "Team", "path": "team", "parent_id": shared.id}))
+    with gitlab_client(client, token) as gl:
+        kept = await error_of(lambda: gl.users.delete(owner["id"]))
+        assert (kept.response_code, body_of(kept)) == (
+            409,
+            {"message": "User cannot be removed while is the sole-owner of a group"},
+        )
+        await call(lambda: gl.users.delete(owner["id"], hard_delete=True))
+        gone = await error_of(lambda: gl.groups.get("alone"))
+        still = await call(lambda: gl.groups.get("shared"))
+        inherited = await call(lambda: gl.groups.get("shared/team"))
+    assert gone.response_code == 404 and still.id == shared.id and inherited.parent_id == shared.id
+    assert await db.fetchval("SELECT count(*) FROM users WHERE id = $1", owner["id"]) == 0
+    assert await db.fetchval("SELECT count(*) FROM namespaces WHERE type = 'Group'") == 2
+    assert await db.fetchval("SELECT count(*) FROM projects") == 0
+    assert await db.fetchval("SELECT count(*) FROM routes WHERE path LIKE 'alone%'") == 0
+    assert await db.fetchval("SELECT count(*) FROM members WHERE source_id = $1", alone.id) == 0
+
+
+async def test_users_are_filtered_by_admin_and_external(client, db):
+    admin, token = await make_admin(db, username="root")
+    outsider = await make_user(db, username="contractor", external=True)
+    plain = await make_user(db, username="plain")
+    plain_token = await make_personal_access_token(db, plain, scopes=["api"])
+    with gitlab_client(client, token) as gl:
+        admins = await call(lambda: gl.users.list(admins=True, get_all=True))
+        external = await call(lambda: gl.users.list(external=True, get_all=True))
+        internal = await call(lambda: gl.users.list(exclude_external=True, get_all=True))
+    with gitlab_client(client, plain_token) as gl:
+        # UsersFinder#by_admins: the filter counts for administrators only
+        admins_for_plain = await call(lambda: gl.users.list(admins=True, get_all=True))
+    assert [u.id for u in admins] == [admin["id"]]
+    assert [u.id for u in external] == [outsider["id"]]
+    assert {u.id for u in internal} == {admin["id"], plain["id"]}
+    assert len(admins_for_plain) == 3

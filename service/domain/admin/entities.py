@@ -38,25 +38,35 @@ def user_basic(user: AdminUser | MemberRow, urls: InstanceUrls) -> dict[str, Any
     }
 
 
-def user(found: AdminUser, urls: InstanceUrls, *, with_admin: bool) -> dict[str, Any]:
-    """UserBasic + UserDetails; with_admin adds what Entities::UserWithAdmin shows an administrator."""
-    body = {
+def user(found: AdminUser, urls: InstanceUrls) -> dict[str, Any]:
+    """Entities::User: what any signed-in user sees of another (GET /users/:id)."""
+    return {
         **user_basic(found, urls),
         "created_at": iso(found.created_at),
         "bio": "",
-        "bot": found.user_type != "human",
         "public_email": None,
-        "external": found.external,
+        "bot": found.user_type != "human",
+    }
+
+
+def user_public(found: AdminUser, urls: InstanceUrls) -> dict[str, Any]:
+    """Entities::UserPublic: a user's own account as GET /user shows it (with the e-mail address)."""
+    return {
+        **user(found, urls),
+        "confirmed_at": iso(found.confirmed_at),
+        "last_activity_on": iso(found.last_activity_on),
+        "email": found.email,
         "projects_limit": found.projects_limit,
+        "identities": [],
         "can_create_group": found.can_create_group,
         "two_factor_enabled": found.otp_required_for_login,
-        "last_activity_on": iso(found.last_activity_on),
-        "confirmed_at": iso(found.confirmed_at),
-        "namespace_id": found.namespace_id,
+        "external": found.external,
     }
-    if with_admin:
-        body.update({"email": found.email, "is_admin": found.admin, "identities": [], "note": None})
-    return body
+
+
+def user_with_admin(found: AdminUser, urls: InstanceUrls) -> dict[str, Any]:
+    """Entities::UserWithAdmin: what an administrator sees of any user."""
+    return {**user_public(found, urls), "is_admin": found.admin, "note": None, "namespace_id": found.namespace_id}
 
 
 def ssh_key(key: KeyRow, owner: dict[str, Any] | None = None) -> dict[str, Any]:

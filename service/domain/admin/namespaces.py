@@ -36,18 +36,35 @@ async def find_group(conn: Conn, ref: str | int) -> NamespaceRow:
     return found
 
 
+def _parent_visibility_error(parent: NamespaceRow | None, level: int) -> list[str]:
+    if parent is None or level <= parent.visibility_level:
+        return []
+    return [
+        f"{validation.VISIBILITY_NAMES[level]} is not allowed since the parent group has a "
+        f"{validation.VISIBILITY_NAMES[parent.visibility_level]} visibility."
+    ]
+
+
 def _check_visibility_under(parent: NamespaceRow, level: int) -> None:
-    if level > parent.visibility_level:
-        raise Invalid(
-            {
-                "visibility_level": [
-                    (
-                        f"{validation.VISIBILITY_NAMES[level]} is not allowed since the parent group has a "
-                        f"{validation.VISIBILITY_NAMES[parent.visibility_level]} visibility."
-                    )
-                ]
-            }
-        )
+    errors = _parent_visibility_error(parent, level)
+    if errors:
+        raise Invalid({"visibility_level": errors})
+
+
+async def _check_visibility_change(conn: Conn, group: NamespaceRow, parent: NamespaceRow | None, level: int) -> None:
+    """Group's visibility validations, in their order: no project and no subgroup above the group
+    (else /internal/allowed, which reads each project's own level, would still serve it to
+    anyone), and the group not above its parent."""
+    name = validation.VISIBILITY_NAMES[level]
+    above = await namespaces_db.visibility_above(conn, group.id, level)
+    errors = []
+    if above.projects_above:
+        errors.append(f"{name} is not allowed since this group contains projects with higher visibility.")
+    if above.subgroups_above:
+        errors.append(f"{name} is not allowed since there are sub-groups with higher visibility.")
+    errors += _parent_visibility_error(parent, level)
+    if errors:
+        raise Invalid({"visibility_level": errors})
 
 
 # The route's unique path, which the path check stands in front of
@@ -70,6 +87,7 @@ async def create_group(
     becomes its owner, as Groups::CreateService does."""
     validation.check_group_name(name)
     validation.check_namespace_path(path)
+    validation.check_not_reserved(path, top_level=parent_id is None)
     async with conn.transaction():
         if parent_id is not None:
             await namespaces_db.lock_namespace_path(conn, parent_id)
@@ -133,10 +151,13 @@ async def update_group(
         group = await find_group(conn, group.id)
         level = validation.VISIBILITY_LEVELS[visibility] if visibility else None
         parent = await namespaces_db.find_namespace(conn, group.parent_id) if group.parent_id else None
-        if level is not None and parent is not None:
-            _check_visibility_under(parent, level)
+        if level is not None:
+            # the group's row is locked: projects and subgroups created, moved in or made more
+            # visible under it (lock_namespace_path) wait for this change, or it for them
+            await _check_visibility_change(conn, group, parent, level)
         new_full_path = None
         if path is not None and path != group.path:
+            validation.check_not_reserved(path, top_level=parent is None)
             new_full_path = f"{parent.full_path}/{path}" if parent else path
             if path.lower() != group.path.lower() and await routes_db.path_taken(conn, new_full_path):
                 raise Invalid({"path": ["has already been taken"]})

@@ -32,7 +32,7 @@ from service.domain.ids import as_id
 from service.domain.admin.pagination import Page
 from service.domain.errors import TAKEN, BadRequest, Conflict, Invalid, Missing, Refused, unique_races_answered
 from service.domain.admin.namespaces import find_namespace
-from service.domain.admin.users import _aware, check_key
+from service.domain.admin.users import _aware, check_key, title_errors
 from service.domain.app_settings import AppSettings
 from service.domain.tokens import token_digest
 
@@ -41,8 +41,28 @@ MAX_ACTIVE_AGENT_TOKENS = 2  # Clusters::AgentTokens::CreateService::ACTIVE_TOKE
 AGENT_NAME_MAX = 63
 
 
-async def list_projects(conn: Conn, page: Page, *, search: str | None) -> Paged[AdminProject]:
-    return await projects_db.list_projects(conn, search=search, namespace_id=None, limit=page.limit, offset=page.offset)
+async def list_projects(
+    conn: Conn,
+    page: Page,
+    *,
+    search: str | None,
+    archived: bool | None,
+    visibility: str | None,
+    owned_by: int | None,
+    member_id: int | None,
+) -> Paged[AdminProject]:
+    """ProjectsFinder: owned_by and member_id are the caller's id when `owned` / `membership` is set."""
+    return await projects_db.list_projects(
+        conn,
+        search=search,
+        namespace_id=None,
+        limit=page.limit,
+        offset=page.offset,
+        archived=archived,
+        visibility_level=validation.VISIBILITY_LEVELS[visibility] if visibility else None,
+        owned_by=owned_by,
+        member_id=member_id,
+    )
 
 
 async def personal_namespace_id(conn: Conn, user_id: int) -> int | None:
@@ -244,7 +264,12 @@ async def transfer_project(conn: Conn, project: AdminProject, namespace_ref: str
         new_full_path = f"{target.full_path}/{project.path}"
         if taken.name_taken or taken.path_taken or await routes_db.path_taken(conn, new_full_path):
             raise _transfer_failed(_SAME_NAME_OR_PATH)
-        await projects_db.update_project(conn, project.id, namespace_id=target.id)
+        # Projects::TransferService: a project more visible than its new group drops to the group's
+        # level (/internal/allowed reads the project's own level, so it would stay readable)
+        level = project.visibility_level
+        if target.type == "Group" and level > target.visibility_level:
+            level = target.visibility_level
+        await projects_db.update_project(conn, project.id, namespace_id=target.id, visibility_level=level)
         await routes_db.move_routes(conn, project.full_path, new_full_path)
         await routes_db.rename_route(conn, "Project", project.id, f"{target.full_name} / {project.name}")
 
@@ -314,6 +339,20 @@ async def enable_deploy_key(conn: Conn, project: AdminProject, key_id: int) -> K
         raise Missing("Deploy Key")
     await deploy_keys_db.enable_deploy_key(conn, key.id, project.id, False)
     return key
+
+
+async def update_deploy_key(
+    conn: Conn, project: AdminProject, key_id: int, *, title: str | None, can_push: bool | None
+) -> ProjectDeployKey:
+    """PUT /projects/:id/deploy_keys/:key_id (deploy_keys.rb): can_push here and/or the key's title
+    (DeployKeysProject#update with deploy_key_attributes, whose errors are prefixed as such)."""
+    if title is not None:
+        errors = title_errors(title, prefix="deploy_key.")
+        if errors:
+            raise Invalid(errors)
+    if not await deploy_keys_db.update_deploy_key(conn, project.id, key_id, title=title, can_push=can_push):
+        raise Missing("Deploy Key")
+    return await deploy_key(conn, project, key_id)
 
 
 async def remove_deploy_key(conn: Conn, project: AdminProject, key_id: int) -> None:

@@ -17,9 +17,9 @@ from service.db.rows import Conn, Paged
 from service.db.ssh_keys import KeyRow as KeyRow
 from service.db.users import AdminUser as AdminUser
 from service.domain.admin import validation
-from service.domain.admin.namespaces import forget_paths_under
+from service.domain.admin.namespaces import delete_group, forget_paths_under
 from service.domain.admin.pagination import Page
-from service.domain.errors import TAKEN, Conflict, Denied, Invalid, Missing, NotPermitted, Refused, unique_races_answered
+from service.domain.errors import TAKEN, Conflict, Denied, Invalid, Missing, Refused, unique_races_answered
 from service.domain.app_settings import AppSettings
 from service.domain.permissions import BLOCKED_STATES
 from service.domain.ssh_keys import InvalidKey, parse_public_key, restriction_error
@@ -52,7 +52,7 @@ async def _check_user_identity(conn: Conn, username: str | None, email: str | No
     """Format first (400), then GitLab's 409s for a user holding the e-mail or username, then the
     username as a top-level path some group already owns (400, a namespace validation)."""
     if username is not None:
-        validation.check_namespace_path(username, "username")
+        validation.check_username(username)
     if email is not None:
         validation.check_email(email)
     conflicts = await users_db.user_conflicts(conn, username, email, except_id)
@@ -110,6 +110,8 @@ async def create_user(conn: Conn, new: NewUser) -> int:
 async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None:
     """PUT /users/:id. A new username moves the personal namespace and every project route under it,
     leaving redirects for the old paths (Namespace#update + Route#rename_descendants)."""
+    if changes.get("name") is not None:
+        validation.check_present(changes["name"], "name")  # User validates :name, presence: true
     async with conn.transaction():
         # its personal namespace, then the user (namespaces first, in every transaction)
         seen = await find_user(conn, user_id)
@@ -124,7 +126,7 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
         if email is not None and email.lower() == current.email.lower():
             email = None
         if username is not None and username.lower() == current.username.lower():
-            validation.check_namespace_path(username, "username")  # a change of case only: no conflict
+            validation.check_username(username)  # a change of case only: no conflict
             await _check_user_identity(conn, None, email, user_id)
         else:
             await _check_user_identity(conn, username, email, user_id)
@@ -153,8 +155,14 @@ async def update_user(conn: Conn, user_id: int, changes: dict[str, Any]) -> None
             await routes_db.rename_route(conn, "Namespace", namespace.id, name)
 
 
-async def delete_user(conn: Conn, user_id: int) -> None:
+async def delete_user(conn: Conn, user_id: int, *, hard_delete: bool = False) -> None:
+    """DELETE /users/:id. The sole owner of a group is kept (409) unless hard_delete, which deletes
+    the groups it alone owns with it, as Users::DestroyService does (hard_delete implies
+    delete_solo_owned_groups); all in one transaction."""
     async with conn.transaction():
+        if hard_delete:
+            # namespaces before users, in every transaction: those groups are locked and gone first
+            await _delete_solely_owned_groups(conn, user_id)
         # its personal namespace and everything in it, then the user (namespaces first, in every
         # transaction): additions in the namespace in flight finish first
         seen = await find_user(conn, user_id)
@@ -166,14 +174,25 @@ async def delete_user(conn: Conn, user_id: int) -> None:
         # deleting one owner while another is demoted could leave a group with none.
         for group_id in await members_db.groups_owned_by(conn, user_id):
             await members_db.lock_group_owners(conn, group_id)
-        if await members_db.group_solely_owned_by(conn, user_id) is not None:
-            # users.rb: a group must not be left without an owner
-            raise Conflict("User cannot be removed while is the sole-owner of a group")
+        if await members_db.groups_solely_owned_by(conn, user_id):
+            if not hard_delete:
+                # users.rb: a group must not be left without an owner
+                raise Conflict("User cannot be removed while is the sole-owner of a group")
+            # left to it alone by an owner's removal since the first pass: deleted all the same
+            await _delete_solely_owned_groups(conn, user_id)
         if user.namespace_id is not None:
             await forget_paths_under(conn, user.namespace_id)
         # User has_many :deploy_keys, dependent: :nullify: the foreign key alone would delete them
         await ssh_keys_db.keep_deploy_keys_of_user(conn, user_id)
         await users_db.delete_user(conn, user_id)
+
+
+async def _delete_solely_owned_groups(conn: Conn, user_id: int) -> None:
+    # root first: a subgroup deleted with its parent is found gone and passed over
+    for group_id in await members_db.groups_solely_owned_by(conn, user_id):
+        group = await namespaces_db.find_namespace(conn, group_id)
+        if group is not None:
+            await delete_group(conn, group)
 
 
 # --- states (block, unblock, deactivate, activate, approve) ------------------------------------
@@ -232,8 +251,8 @@ async def activate(conn: Conn, user_id: int) -> bool:
 async def approve(conn: Conn, user_id: int) -> dict[str, str]:
     found = await find_user(conn, user_id)
     if found.state != "blocked_pending_approval":
-        # Users::ApproveService's error, rendered with render_api_error!(message, 403)
-        raise NotPermitted("The user you are trying to approve is not pending approval")
+        # Users::ApproveService: error(..., :conflict), which users.rb renders with its status
+        raise Conflict("The user you are trying to approve is not pending approval")
     await _set_state(conn, user_id, "active")
     return {"message": "Success"}
 
@@ -250,13 +269,18 @@ class CheckedKey:
     fingerprint_sha256: str
 
 
+def title_errors(title: str, prefix: str = "") -> dict[str, list[str]]:
+    """The Key model's validations of a title."""
+    if not title.strip():
+        return {f"{prefix}title": ["can't be blank"]}
+    if len(title) > MAX_TITLE_LENGTH:
+        return {f"{prefix}title": [f"is too long (maximum is {MAX_TITLE_LENGTH} characters)"]}
+    return {}
+
+
 def check_key(text: str, title: str, expires_at: datetime | None, app: AppSettings, prefix: str = "") -> CheckedKey:
     """The Key model's validations. `prefix` names the association for deploy keys ("deploy_key.")."""
-    errors: dict[str, list[str]] = {}
-    if len(title) > MAX_TITLE_LENGTH:
-        errors[f"{prefix}title"] = [f"is too long (maximum is {MAX_TITLE_LENGTH} characters)"]
-    if not title.strip():
-        errors[f"{prefix}title"] = ["can't be blank"]
+    errors = title_errors(title, prefix)
     parsed = None
     if len(text) > MAX_KEY_LENGTH:
         errors[f"{prefix}key"] = [f"is too long (maximum is {MAX_KEY_LENGTH} characters)"]
@@ -341,9 +365,12 @@ async def list_users(
     search: str | None,
     active: bool,
     blocked: bool,
-    search_email: bool,
+    admins: bool,
+    external: bool,
+    non_external: bool,
+    caller_is_admin: bool,
 ) -> Paged[AdminUser]:
-    """UsersFinder: only administrators search e-mail addresses."""
+    """UsersFinder: only administrators search e-mail addresses, and only their `admins` filter counts."""
     return await users_db.list_users(
         conn,
         username=username,
@@ -352,7 +379,10 @@ async def list_users(
         blocked=blocked,
         limit=page.limit,
         offset=page.offset,
-        search_email=search_email,
+        search_email=caller_is_admin,
+        admins=admins and caller_is_admin,
+        external=external,
+        non_external=non_external,
     )
 
 

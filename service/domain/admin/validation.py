@@ -43,6 +43,25 @@ GROUP_NAME_MESSAGE = (
     "can contain only letters, digits, emoji, '_', '.', dash, space, parenthesis. "
     "It must start with letter, digit, emoji or '_'."
 )
+# Gitlab::PathRegex::TOP_LEVEL_ROUTES (lib/gitlab/path_regex.rb): the instance's own top-level routes,
+# which a user or a root group of that path would mask; NamespacePathValidator matches them ignoring case.
+TOP_LEVEL_ROUTES = frozenset(
+    """
+    - .well-known 404.html 422.html 500.html 502.html 503.html abuse_reports admin api
+    apple-touch-icon-precomposed.png apple-touch-icon.png assets autocomplete ci dashboard deploy.html
+    explore favicon.ico files groups header_logo_dark.png header_logo_light.png health_check help import
+    invites jwt koding notification_settings oauth profile projects public robots.txt s search
+    sent_notifications slash-command-logo.png snippets u unsubscribes uploads users
+    """.split()
+)
+# PathRegex::ILLEGAL_GROUP_PATH_WORDS (PROJECT_WILDCARD_ROUTES | GROUP_ROUTES): what a subgroup may not
+# be called, as its path would be read as a route of the project or group above it.
+SUBGROUP_RESERVED_PATHS = frozenset(
+    """
+    - badges blame blob builds commits create create_dir edit environments/folders files find_file
+    gitlab-lfs/objects info/lfs/objects new preview raw refs tree update wikis
+    """.split()
+)
 _EMAIL = re.compile(r"\A[^@\s]+@[^@\s]+\Z")
 MIN_PASSWORD_LENGTH = 8
 PBKDF2_ITERATIONS = 100_000
@@ -51,6 +70,19 @@ PBKDF2_ITERATIONS = 100_000
 def check_namespace_path(path: str, attribute: str = "path") -> None:
     if not _NAMESPACE_PATH.match(path):
         raise Invalid({attribute: [NAMESPACE_PATH_MESSAGE]})
+
+
+def check_not_reserved(path: str, *, top_level: bool, attribute: str = "path") -> None:
+    """AbstractPathValidator's (and User's username exclusion) "<path> is a reserved name"."""
+    reserved = TOP_LEVEL_ROUTES if top_level else SUBGROUP_RESERVED_PATHS
+    if path.lower() in reserved:
+        raise Invalid({attribute: [f"{path} is a reserved name"]})
+
+
+def check_username(username: str) -> None:
+    """A username is its personal namespace's top-level path."""
+    check_namespace_path(username, "username")
+    check_not_reserved(username, top_level=True, attribute="username")
 
 
 def check_project_path(path: str) -> None:

@@ -55,9 +55,11 @@ def int_param(request: web.Request, name: str) -> int:
     return number
 
 
-def require_one_of(values: dict[str, Any], *names: str) -> None:
-    """Grape's at_least_one_of."""
-    if all(values.get(name) in (None, False, "") for name in names):
+def require_one_of(values: dict[str, Any], *names: str, blank_is_missing: bool = True) -> None:
+    """Grape's at_least_one_of. blank_is_missing=False counts any given value, false included
+    (`{"can_push": false}` is an update)."""
+    missing: tuple[object, ...] = (None, False, "") if blank_is_missing else (None,)
+    if all(values.get(name) in missing for name in names):
         raise grape_error(f"{', '.join(names)} are missing, at least one parameter must be provided")
 
 

@@ -10,6 +10,7 @@ from schemas.admin import (
     AgentCreateIn,
     AgentTokenCreateIn,
     DeployKeyCreateIn,
+    DeployKeyUpdateIn,
     PageIn,
     ProtectedBranchCreateIn,
     ProtectedBranchUpdateIn,
@@ -29,6 +30,7 @@ from service.routes.admin.common import (
     paginated,
     paginated_list,
     pool,
+    require_one_of,
     urls,
 )
 from service.routes.admin.projects import project_from
@@ -77,6 +79,20 @@ async def get_deploy_key(request: web.Request) -> web.Response:
     key_id = int_param(request, "key_id")
     async with pool(request).acquire() as conn:
         linked = await projects_domain.deploy_key(conn, project, key_id)
+    return json_response(entities.deploy_key(linked, can_push=linked.can_push))
+
+
+@admin_routes.put("/api/v4/projects/{id}/deploy_keys/{key_id}")
+async def update_deploy_key(request: web.Request) -> web.Response:
+    """PUT /projects/:id/deploy_keys/:key_id (deploy_keys.rb): title and/or can_push."""
+    key_id = int_param(request, "key_id")
+    values = await load_params(request, DeployKeyUpdateIn())
+    require_one_of(values, "title", "can_push", blank_is_missing=False)
+    project = await project_from(request)
+    async with pool(request).acquire() as conn:
+        linked = await projects_domain.update_deploy_key(
+            conn, project, key_id, title=values.get("title"), can_push=values.get("can_push")
+        )
     return json_response(entities.deploy_key(linked, can_push=linked.can_push))
 
 

@@ -38,11 +38,19 @@ async def _render(request: web.Request, project_id: int) -> dict[str, object]:
 
 @admin_routes.get("/api/v4/projects")
 async def list_projects(request: web.Request) -> web.Response:
-    """GET /projects?search= (projects.rb)."""
+    """GET /projects?search=&archived=&visibility=&owned=&membership= (projects.rb)."""
     values = await load_params(request, ProjectListIn())
     current = page(values)
     async with pool(request).acquire() as conn:
-        result = await projects_domain.list_projects(conn, current, search=values.get("search"))
+        result = await projects_domain.list_projects(
+            conn,
+            current,
+            search=values.get("search"),
+            archived=values.get("archived"),
+            visibility=values.get("visibility"),
+            owned_by=actor_id(request) if values["owned"] else None,
+            member_id=actor_id(request) if values["membership"] else None,
+        )
     return paginated(request, current, result, lambda p: entities.project(p, urls(request)))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from schemas.admin import KeyCreateIn, KeyLookupIn, PageIn, UserCreateIn, UserListIn, UserUpdateIn
+from schemas.admin import KeyCreateIn, KeyLookupIn, PageIn, UserCreateIn, UserDeleteIn, UserListIn, UserUpdateIn
 from service.domain.admin import entities, validation
 from service.domain.admin import users as users_domain
 from service.domain.admin.users import AdminUser, KeyRow, NewUser
@@ -27,13 +27,13 @@ admin_routes = web.RouteTableDef()  # auth.ADMIN
 user_routes = web.RouteTableDef()  # auth.USER: any user with an api-scoped token
 
 
-def _user_body(request: web.Request, found: AdminUser) -> dict[str, object]:
-    return entities.user(found, urls(request), with_admin=identity(request).is_admin)
+def _admin_body(request: web.Request, found: AdminUser) -> dict[str, object]:
+    return entities.user_with_admin(found, urls(request))
 
 
 @user_routes.get("/api/v4/users")
 async def list_users(request: web.Request) -> web.Response:
-    """GET /users?username=&search=&active=&blocked= (users.rb)."""
+    """GET /users?username=&search=&active=&blocked=&admins=&external=&exclude_external= (users.rb)."""
     values = await load_params(request, UserListIn())
     current = page(values)
     async with pool(request).acquire() as conn:
@@ -44,9 +44,14 @@ async def list_users(request: web.Request) -> web.Response:
             search=values.get("search"),
             active=bool(values.get("active")),
             blocked=bool(values.get("blocked")),
-            search_email=identity(request).is_admin,
+            admins=values["admins"],
+            external=values["external"],
+            non_external=values["exclude_external"],
+            caller_is_admin=identity(request).is_admin,
         )
-    return paginated(request, current, result, lambda u: _user_body(request, u))
+    # users.rb: UserWithAdmin for administrators, UserBasic for everybody else
+    render = entities.user_with_admin if identity(request).is_admin else entities.user_basic
+    return paginated(request, current, result, lambda u: render(u, urls(request)))
 
 
 @admin_routes.post("/api/v4/users")
@@ -73,7 +78,7 @@ async def create_user(request: web.Request) -> web.Response:
     async with pool(request).acquire() as conn:
         user_id = await users_domain.create_user(conn, new)
         found = await users_domain.find_user(conn, user_id)
-    return created(_user_body(request, found))
+    return created(_admin_body(request, found))
 
 
 @user_routes.get("/api/v4/users/{id}")
@@ -82,7 +87,9 @@ async def get_user(request: web.Request) -> web.Response:
     user_id = int_param(request, "id")
     async with pool(request).acquire() as conn:
         found = await users_domain.find_user(conn, user_id)
-    return json_response(_user_body(request, found))
+    # users.rb: the admin entity for administrators, Entities::User for everybody else (themselves too)
+    render = entities.user_with_admin if identity(request).is_admin else entities.user
+    return json_response(render(found, urls(request)))
 
 
 @admin_routes.put("/api/v4/users/{id}")
@@ -93,15 +100,17 @@ async def update_user(request: web.Request) -> web.Response:
     async with pool(request).acquire() as conn:
         await users_domain.update_user(conn, user_id, values)
         found = await users_domain.find_user(conn, user_id)
-    return json_response(_user_body(request, found))
+    return json_response(_admin_body(request, found))
 
 
 @admin_routes.delete("/api/v4/users/{id}")
 async def delete_user(request: web.Request) -> web.Response:
-    """DELETE /users/:id (users.rb, admin): 204; keys, tokens and personal projects go too."""
+    """DELETE /users/:id?hard_delete= (users.rb, admin): 204; keys, tokens and personal projects go
+    too, and with hard_delete the groups the user alone owns."""
     user_id = int_param(request, "id")
+    values = await load_params(request, UserDeleteIn())
     async with pool(request).acquire() as conn:
-        await users_domain.delete_user(conn, user_id)
+        await users_domain.delete_user(conn, user_id, hard_delete=values["hard_delete"])
     return no_content()
 
 
@@ -156,7 +165,8 @@ async def current_user(request: web.Request) -> web.Response:
     """GET /user: the token's owner (users.rb); administrators see the admin fields."""
     async with pool(request).acquire() as conn:
         found = await users_domain.find_user(conn, actor_id(request))
-    return json_response(_user_body(request, found))
+    render = entities.user_with_admin if identity(request).is_admin else entities.user_public
+    return json_response(render(found, urls(request)))
 
 
 # --- SSH keys ----------------------------------------------------------------------------------
@@ -252,7 +262,7 @@ async def _key_with_user(request: web.Request, key: KeyRow) -> dict[str, object]
     if key.user_id is not None:
         async with pool(request).acquire() as conn:
             found = await users_domain.find_user_or_none(conn, key.user_id)
-        owner = entities.user(found, urls(request), with_admin=True) if found else None
+        owner = _admin_body(request, found) if found else None
     body = entities.deploy_key(key) if key.type == "DeployKey" else entities.ssh_key(key)
     body["user"] = owner
     return body
