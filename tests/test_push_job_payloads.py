@@ -17,7 +17,7 @@ from aiohttp import web
 
 from service import app_keys
 from service.config import Storage
-from service.domain.push_jobs import PostReceiveJob, PushDeps, run_post_receive_job
+from service.domain.push_jobs import PostReceiveJob, PushDeps, hook_timestamp, run_post_receive_job
 from service.domain.repository import RepositoryInspector
 from tests.admin_helpers import make_admin
 from tests.git_repos import git, repositories
@@ -287,3 +287,25 @@ async def test_a_new_branch_counts_as_gitlabs_branch_hooks_service(client, app, 
     [develop] = await run_job(deps, project, admin, [f"{BLANK} {second} refs/heads/develop"], job_id=3)
     assert (develop["total_commits_count"], develop["commits"]) == (0, [])
     assert [(e[2], e[4]) for e in await events(db)] == [("main", 2), ("feature", 1), ("develop", 0)]
+
+
+async def test_a_new_branch_of_a_project_whose_default_branch_is_missing_lists_its_commits(client, app, db, tmp_path):
+    """A project created with default_branch "main" whose first push is another branch (or whose
+    default branch was deleted): nothing to exclude, so the branch's commits, not none."""
+    admin, _ = await make_admin(db)
+    project = await make_project(db, owner=admin, default_branch="main")
+    await add_hook(db, project)
+    bare, work = repositories(tmp_path, project["id"])
+    git("checkout", "-q", "-b", "topic", cwd=work)
+    first = commit(work, "one", {"a": "1\n"})
+    git("push", "-q", str(bare), "topic", cwd=work)
+
+    [topic] = await run_job(deps_for(app, tmp_path), project, admin, [f"{BLANK} {first} refs/heads/topic"], job_id=1)
+    assert (topic["total_commits_count"], [c["id"] for c in topic["commits"]]) == (1, [first])
+
+
+def test_a_commit_date_that_cannot_be_written_as_given_does_not_fail_the_job():
+    """git checks only a date's shape: an offset of 24 hours or more, or a date past year 9999."""
+    assert hook_timestamp("1234567890 +0200") == "2009-02-14T01:31:30+02:00"
+    assert hook_timestamp("1234567890 +9999") == "2009-02-13T23:31:30Z"
+    assert hook_timestamp("99999999999999 +0000") == "9999-12-31T23:59:59Z"

@@ -233,7 +233,12 @@ def _error(schema: Schema, data: dict[str, Any]) -> Any:
         (admin.PageIn(), {"page": ""}, {"error": "page is invalid"}),
         (admin.GroupUpdateIn(), {"name": 42}, {"name": "42"}),
         (admin.GroupUpdateIn(), {"name": "g\x00"}, {"error": "name is invalid"}),
-        (admin.UserListIn(), {"active": "yes"}, {"active": True, "page": 1, "per_page": 20}),
+        (
+            admin.UserListIn(),
+            {"active": "yes"},
+            # the filters GitLab declares with `default: false`
+            {"active": True, "admins": False, "external": False, "exclude_external": False, "page": 1, "per_page": 20},
+        ),
         (admin.UserListIn(), {"active": ""}, {"error": "active is invalid"}),
         (admin.TransferIn(), {"namespace": 42}, {"namespace": "42"}),
         (admin.TransferIn(), {"namespace": ["x"]}, {"error": "namespace is invalid"}),

@@ -125,11 +125,20 @@ def hook_timestamp(raw_date: str) -> str:
     Gitaly passes the committer's offset along and GitLab parses it with Time.strptime('%s %z'),
     which keeps +0000 as an offset ("+00:00") and only -0000 as UTC ("Z")."""
     seconds, _, zone = raw_date.partition(" ")
-    if zone == "-0000":
-        return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    offset = timedelta(hours=int(zone[1:3] or 0), minutes=int(zone[3:5] or 0))
-    when = datetime.fromtimestamp(int(seconds), timezone(-offset if zone.startswith("-") else offset))
-    return when.isoformat()
+    try:
+        if zone == "-0000":
+            return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        offset = timedelta(hours=int(zone[1:3] or 0), minutes=int(zone[3:5] or 0))
+        when = datetime.fromtimestamp(int(seconds), timezone(-offset if zone.startswith("-") else offset))
+        return when.isoformat()
+    except (ValueError, OverflowError, OSError):
+        # git checks only the shape of a date: an offset of 24 hours or more, or a date past what
+        # can be written, must not fail the push's job. Such a commit's time in UTC, or the latest
+        # time that can be written (Gitaly's own fallback for a date it cannot parse is later still).
+        try:
+            return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (ValueError, OverflowError, OSError):
+            return "9999-12-31T23:59:59Z"
 
 
 def _commit_attrs(block: str, project_url: str) -> dict[str, Any] | None:
@@ -160,6 +169,11 @@ def _commit_attrs(block: str, project_url: str) -> dict[str, Any] | None:
         "modified": modified,
         "removed": removed,
     }
+
+
+async def _has_ref(git: str, repo: Path, ref: str) -> bool:
+    code, _ = await run_git(git, repo, "show-ref", "--verify", "--quiet", ref)
+    return code == 0
 
 
 async def _tag_message(git: str, repo: Path, change: Change) -> str | None:
@@ -197,12 +211,15 @@ async def read_commits(
         tip = out.strip()
         # Git::TagHooksService: the tagged commit is the push's one commit
         spec = [tip, "-1"]
-    elif change.creation and ctx.default_branch not in (None, change.branch_name):
+    elif change.creation and ctx.default_branch not in (None, change.branch_name) and await _has_ref(
+        git, repo, f"refs/heads/{ctx.default_branch}"
+    ):
         # Git::BranchHooksService#threshold_commits: a new branch other than the default one brings
         # what the default branch has not (commits_between(default_branch, newrev))
         spec = [tip, "--not", f"refs/heads/{ctx.default_branch}"]
     elif change.creation:
-        # ... and the new default branch (or any branch of a project without one) all its commits
+        # ... and the new default branch (or any branch of a project without one, or whose default
+        # branch is not in the repository: never pushed, or deleted) all its commits
         # (repository.commits(newrev), counted by commit_count_for_ref)
         spec = [tip]
     else:

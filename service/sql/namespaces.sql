@@ -95,13 +95,19 @@ FOR SHARE;
 -- Before a namespace is deleted: it, its descendants (root first) and the projects under them, so
 -- that a membership, project or subgroup being added anywhere in it commits first (and is then
 -- deleted with the rest) or waits and finds it gone; nothing is left pointing at a deleted row.
+-- Both sets are counted so that both are locked whatever the plan: a CTE is run only as far as
+-- the query reads it, and a plan that found no project under the namespace first never ran the
+-- namespaces' FOR UPDATE at all (a membership added in the group meanwhile was then not waited for).
 -- $1 namespace id
 WITH locked_namespaces AS (
     SELECT id FROM namespaces WHERE $1 = ANY (traversal_ids)
     ORDER BY array_length(traversal_ids, 1), id
     FOR UPDATE
+),
+locked_projects AS (
+    SELECT id FROM projects WHERE namespace_id IN (SELECT id FROM locked_namespaces) ORDER BY id FOR UPDATE
 )
-SELECT 1 FROM projects WHERE namespace_id IN (SELECT id FROM locked_namespaces) ORDER BY id FOR UPDATE;
+SELECT (SELECT count(*) FROM locked_namespaces) AS namespaces, (SELECT count(*) FROM locked_projects) AS projects;
 
 -- name: update_namespace!
 -- Changes a namespace's name, path, visibility, description or project creation level; NULL keeps

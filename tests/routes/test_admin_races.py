@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+import pytest
+
+from service.domain.admin import namespaces as namespaces_domain
+from service.domain.admin import users as users_domain
 from tests.admin_helpers import created, make_admin
-from tests.factories import ed25519_public_key, make_project, make_user
+from tests.factories import add_member, ed25519_public_key, make_group, make_project, make_user
 
 # Every route must be its parent's route and its own path: a project's under its namespace's, a
 # subgroup's under its parent group's. A creation that read the old path of a namespace renamed
@@ -230,3 +235,42 @@ async def test_a_race_past_a_check_gets_the_checks_own_answer(client, db):
             assert await user_answer.json() == {"message": {"username": ["has already been taken"]}}
         else:
             assert await group_answer.json() == {"message": {"path": ["has already been taken"]}}
+
+
+@pytest.mark.parametrize("second_owner", ["added", "promoted"])
+async def test_hard_delete_keeps_a_group_that_gained_an_owner_meanwhile(db, backends, second_owner):
+    """hard_delete deletes the groups a user alone owns, checked again under each group's lock: an
+    owner added or promoted in a transaction in flight commits first, and the group stays."""
+    leaving = await make_user(db)
+    other = await make_user(db)
+    group = await make_group(db, f"shared-{second_owner}")
+    await add_member(db, leaving, group, 50)
+    if second_owner == "promoted":
+        await add_member(db, other, group, 30)
+    adding = await asyncpg.connect(backends.database_url)
+    deleting = await asyncpg.connect(backends.database_url)
+    try:
+        transaction = adding.transaction()
+        await transaction.start()
+        if second_owner == "added":
+            await namespaces_domain.add_member(
+                adding, "Namespace", group["id"], user_id=other["id"], access_level=50, expires_at=None,
+                actor_id=leaving["id"],
+            )
+        else:
+            await namespaces_domain.update_member(
+                adding, "Namespace", group["id"], other["id"], access_level=50, expires_at=None, expires_given=False
+            )
+        deletion = asyncio.create_task(users_domain.delete_user(deleting, leaving["id"], hard_delete=True))
+        await asyncio.sleep(0.3)
+        assert not deletion.done()  # it waits for the group the other transaction holds
+        await transaction.commit()
+        await deletion
+    finally:
+        await adding.close()
+        await deleting.close()
+    assert await db.fetchval("SELECT count(*) FROM namespaces WHERE id = $1", group["id"]) == 1
+    assert await db.fetchval(
+        "SELECT access_level FROM members WHERE user_id = $1 AND source_id = $2", other["id"], group["id"]
+    ) == 50
+    assert await db.fetchval("SELECT count(*) FROM users WHERE id = $1", leaving["id"]) == 0

@@ -515,6 +515,9 @@ async def test_users_are_filtered_by_admin_and_external(client, db):
     with gitlab_client(client, plain_token) as gl:
         # UsersFinder#by_admins: the filter counts for administrators only
         admins_for_plain = await call(lambda: gl.users.list(admins=True, get_all=True))
+        # who is external is an administrator's to ask (users.rb: authenticated_as_admin!)
+        refused = await error_of(lambda: gl.users.list(external=True, get_all=True))
+        assert (refused.response_code, str(refused.error_message)) == (403, "403 Forbidden")
     assert [u.id for u in admins] == [admin["id"]]
     assert [u.id for u in external] == [outsider["id"]]
     assert {u.id for u in internal} == {admin["id"], plain["id"]}

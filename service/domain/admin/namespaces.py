@@ -181,15 +181,22 @@ def _project_creation_level(name: str | None) -> int | None:
     return validation.PROJECT_CREATION_LEVELS[name] if name is not None else None
 
 
-async def delete_group(conn: Conn, group: NamespaceRow) -> None:
+async def delete_group(conn: Conn, group: NamespaceRow, *, only_if_solely_owned_by: int | None = None) -> bool:
+    """The group and everything in it; False when `only_if_solely_owned_by` is given and, once the
+    group is locked, that user is no longer its only owner (an owner added or promoted meanwhile:
+    both hold the group's path, so they committed before this lock was granted)."""
     async with conn.transaction():
         # its parent's path, then it and everything in it (root first): additions anywhere in it in
         # flight finish first, later ones find it gone, and a rename above it waits or came first
         if group.parent_id is not None:
             await namespaces_db.lock_namespace_path(conn, group.parent_id)
         await namespaces_db.lock_namespace_subtree(conn, group.id)
+        if only_if_solely_owned_by is not None:
+            if group.id not in await members_db.groups_solely_owned_by(conn, only_if_solely_owned_by):
+                return False
         await forget_paths_under(conn, group.id)
         await namespaces_db.delete_namespace(conn, group.id)
+    return True
 
 
 async def forget_paths_under(conn: Conn, namespace_id: int) -> None:
@@ -259,6 +266,9 @@ async def update_member(
     expires_given: bool,
 ) -> MemberRow:
     async with conn.transaction():
+        # the group or project held, as an addition holds it: a deletion that checks who owns it
+        # (hard_delete) waits for a promotion to commit, and then sees it
+        await _hold_source(conn, source_type, source_id)
         current = await members_db.find_member(conn, source_type, source_id, user_id)
         if current is None:
             raise Missing("Member")

@@ -192,7 +192,8 @@ async def _delete_solely_owned_groups(conn: Conn, user_id: int) -> None:
     for group_id in await members_db.groups_solely_owned_by(conn, user_id):
         group = await namespaces_db.find_namespace(conn, group_id)
         if group is not None:
-            await delete_group(conn, group)
+            # checked again under the group's lock: an owner added or promoted since is kept
+            await delete_group(conn, group, only_if_solely_owned_by=user_id)
 
 
 # --- states (block, unblock, deactivate, activate, approve) ------------------------------------
@@ -370,7 +371,10 @@ async def list_users(
     non_external: bool,
     caller_is_admin: bool,
 ) -> Paged[AdminUser]:
-    """UsersFinder: only administrators search e-mail addresses, and only their `admins` filter counts."""
+    """UsersFinder: only administrators search e-mail addresses, and only their `admins` filter counts.
+    Who is external is an administrator's to ask (users.rb: authenticated_as_admin! when `external`)."""
+    if external and not caller_is_admin:
+        raise Denied()
     return await users_db.list_users(
         conn,
         username=username,
