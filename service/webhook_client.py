@@ -47,18 +47,19 @@ class CheckedResolver(AbstractResolver):
         await self._resolver.close()
 
 
+def _receivers_session(connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
+    """A session for other people's servers: no cookies kept between them, no proxy variables."""
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+
+
 class WebhookClient:
     """One per job worker (or per admin test delivery): `async with WebhookClient() as client`."""
 
     def __init__(self, resolver: AbstractResolver | None = None) -> None:
         # one session for hooks that may reach the local network, one whose every connection is to
         # an address checked as it was resolved (`resolver`: a test's, under the check)
-        self._open = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
-        self._checked = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=CheckedResolver(resolver)),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-        )
+        self._open = _receivers_session()
+        self._checked = _receivers_session(aiohttp.TCPConnector(resolver=CheckedResolver(resolver)))
 
     async def __aenter__(self) -> WebhookClient:
         return self

@@ -125,20 +125,19 @@ def hook_timestamp(raw_date: str) -> str:
     Gitaly passes the committer's offset along and GitLab parses it with Time.strptime('%s %z'),
     which keeps +0000 as an offset ("+00:00") and only -0000 as UTC ("Z")."""
     seconds, _, zone = raw_date.partition(" ")
-    try:
-        if zone == "-0000":
-            return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        offset = timedelta(hours=int(zone[1:3] or 0), minutes=int(zone[3:5] or 0))
-        when = datetime.fromtimestamp(int(seconds), timezone(-offset if zone.startswith("-") else offset))
-        return when.isoformat()
-    except (ValueError, OverflowError, OSError):
-        # git checks only the shape of a date: an offset of 24 hours or more, or a date past what
-        # can be written, must not fail the push's job. Such a commit's time in UTC, or the latest
-        # time that can be written (Gitaly's own fallback for a date it cannot parse is later still).
+    if zone != "-0000":
         try:
-            return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            offset = timedelta(hours=int(zone[1:3] or 0), minutes=int(zone[3:5] or 0))
+            when = datetime.fromtimestamp(int(seconds), timezone(-offset if zone.startswith("-") else offset))
+            return when.isoformat()
         except (ValueError, OverflowError, OSError):
-            return "9999-12-31T23:59:59Z"
+            pass  # git checks only a date's shape: an offset of 24 hours or more is taken as UTC
+    try:
+        return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        # a date past what can be written must not fail the push's job either: the latest that can
+        # (Gitaly's own fallback for a date it cannot parse is later still)
+        return "9999-12-31T23:59:59Z"
 
 
 def _commit_attrs(block: str, project_url: str) -> dict[str, Any] | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aiohttp import web
 
 from schemas.admin import KeyCreateIn, KeyLookupIn, PageIn, UserCreateIn, UserDeleteIn, UserListIn, UserUpdateIn
@@ -31,6 +34,11 @@ def _admin_body(request: web.Request, found: AdminUser) -> dict[str, object]:
     return entities.user_with_admin(found, urls(request))
 
 
+def _user_body(request: web.Request, found: AdminUser, others: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """users.rb: UserWithAdmin for an administrator, the route's own entity (`others`) for anybody else."""
+    return (entities.user_with_admin if identity(request).is_admin else others)(found, urls(request))
+
+
 @user_routes.get("/api/v4/users")
 async def list_users(request: web.Request) -> web.Response:
     """GET /users?username=&search=&active=&blocked=&admins=&external=&exclude_external= (users.rb)."""
@@ -49,9 +57,7 @@ async def list_users(request: web.Request) -> web.Response:
             non_external=values["exclude_external"],
             caller_is_admin=identity(request).is_admin,
         )
-    # users.rb: UserWithAdmin for administrators, UserBasic for everybody else
-    render = entities.user_with_admin if identity(request).is_admin else entities.user_basic
-    return paginated(request, current, result, lambda u: render(u, urls(request)))
+    return paginated(request, current, result, lambda u: _user_body(request, u, entities.user_basic))
 
 
 @admin_routes.post("/api/v4/users")
@@ -87,9 +93,8 @@ async def get_user(request: web.Request) -> web.Response:
     user_id = int_param(request, "id")
     async with pool(request).acquire() as conn:
         found = await users_domain.find_user(conn, user_id)
-    # users.rb: the admin entity for administrators, Entities::User for everybody else (themselves too)
-    render = entities.user_with_admin if identity(request).is_admin else entities.user
-    return json_response(render(found, urls(request)))
+    # Entities::User for everybody but administrators, themselves too
+    return json_response(_user_body(request, found, entities.user))
 
 
 @admin_routes.put("/api/v4/users/{id}")
@@ -165,8 +170,7 @@ async def current_user(request: web.Request) -> web.Response:
     """GET /user: the token's owner (users.rb); administrators see the admin fields."""
     async with pool(request).acquire() as conn:
         found = await users_domain.find_user(conn, actor_id(request))
-    render = entities.user_with_admin if identity(request).is_admin else entities.user_public
-    return json_response(render(found, urls(request)))
+    return json_response(_user_body(request, found, entities.user_public))
 
 
 # --- SSH keys ----------------------------------------------------------------------------------
