@@ -41,6 +41,10 @@ class StopRequested(SystemExit):
 
 
 def _raise_stop_requested(signum: int, frame: FrameType | None) -> None:
+    # The stop is under way: another SIGTERM (a supervisor repeating itself) raised again inside
+    # the clean-up, or inside `main` saying why it stops, would cut either short. `end_by` restores
+    # the default to end the process by it.
+    signal.signal(signum, signal.SIG_IGN)
     raise StopRequested(signum)
 
 
