@@ -130,6 +130,26 @@ class KeyLookupIn(_In):
 PROJECT_CREATION_LEVELS = ("noone", "maintainer", "developer", "administrator", "owner")
 
 
+class _BranchProtectionLevelIn(_In):
+    # ProtectedBranch::PushAccessLevel.allowed_access_levels: no one, developers, maintainers, admins
+    access_level = _int(required=True, validate=validate.OneOf((0, 30, 40, 60)))
+
+
+class DefaultBranchProtectionIn(_In):
+    """default_branch_protection_defaults (settings.rb, groups_helpers.rb): a hash."""
+
+    allowed_to_push = fields.List(fields.Nested(_BranchProtectionLevelIn))
+    allowed_to_merge = fields.List(fields.Nested(_BranchProtectionLevelIn))
+    allow_force_push = _bool()
+    code_owner_approval_required = _bool()
+    developer_can_initial_push = _bool()
+
+
+def _default_branch_protection() -> GrapeInteger:
+    # Gitlab::Access.protection_values, the deprecated integer form (translated into the hash)
+    return _int(validate=validate.OneOf((0, 1, 2, 3, 4)))
+
+
 class GroupCreateIn(_In):
     name = _name(required=True)
     path = _name(required=True)
@@ -137,6 +157,8 @@ class GroupCreateIn(_In):
     visibility = _str(validate=validate.OneOf(VISIBILITIES))
     description = _str(load_default="", max_length=NAMESPACE_DESCRIPTION_MAX)
     project_creation_level = _str(validate=validate.OneOf(PROJECT_CREATION_LEVELS))
+    default_branch_protection = _default_branch_protection()
+    default_branch_protection_defaults = fields.Nested(DefaultBranchProtectionIn)
 
 
 class GroupUpdateIn(_In):
@@ -145,6 +167,8 @@ class GroupUpdateIn(_In):
     visibility = _str(validate=validate.OneOf(VISIBILITIES))
     description = _str(max_length=NAMESPACE_DESCRIPTION_MAX)
     project_creation_level = _str(validate=validate.OneOf(PROJECT_CREATION_LEVELS))
+    default_branch_protection = _default_branch_protection()
+    default_branch_protection_defaults = fields.Nested(DefaultBranchProtectionIn)
 
 
 class GroupListIn(PageIn):
@@ -293,3 +317,5 @@ class SettingsUpdateIn(_In):
     # Gitlab::Access.project_creation_values: 0 no one, 1 maintainers, 2 developers and maintainers,
     # 3 administrators, 4 owners
     default_project_creation = _int(validate=validate.Range(min=0, max=4))
+    default_branch_protection = _default_branch_protection()
+    default_branch_protection_defaults = fields.Nested(DefaultBranchProtectionIn)

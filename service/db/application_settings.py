@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from service.db.queries import one, statement
 from service.db.rows import Conn
 
@@ -18,7 +20,13 @@ async def get_application_settings(conn: Conn) -> dict[str, Any]:
 
 
 async def update_application_settings(
-    conn: Conn, values: dict[str, Any], *, token_digest: str | None, clear_token: bool, clear_lifetime: bool
+    conn: Conn,
+    values: dict[str, Any],
+    *,
+    token_digest: str | None,
+    clear_token: bool,
+    clear_lifetime: bool,
+    default_branch_protection: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(
         _UPDATE,
@@ -46,4 +54,5 @@ async def update_application_settings(
         values.get("allow_local_requests_from_web_hooks_and_services"),
         values.get("default_project_creation"),
         values.get("allow_local_requests_from_system_hooks"),
+        None if default_branch_protection is None else orjson.dumps(default_branch_protection).decode(),
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+import orjson
 
 from service.db.queries import many, one, returning, statement
 from service.db.rows import Conn, Paged, paged, row
@@ -34,6 +37,7 @@ class NamespaceRow:
     visibility_level: int
     description: str
     project_creation_level: int  # its own, else the instance's default_project_creation
+    default_branch_protection: str  # JSON: its own, else the instance's (migration 0409)
     created_at: datetime
     full_path: str
     full_name: str
@@ -66,10 +70,20 @@ async def insert_namespace(
     visibility_level: int,
     description: str = "",
     project_creation_level: int | None = None,
+    default_branch_protection: dict[str, Any] | None = None,
 ) -> int:
     """The namespace row (traversal_ids included); the caller adds its route (routes.insert_route)."""
     namespace_id: int = await conn.fetchval(
-        _INSERT, name, path, kind, owner_id, parent_id, visibility_level, description, project_creation_level
+        _INSERT,
+        name,
+        path,
+        kind,
+        owner_id,
+        parent_id,
+        visibility_level,
+        description,
+        project_creation_level,
+        _json(default_branch_protection),
     )
     return namespace_id
 
@@ -111,8 +125,22 @@ async def update_namespace(
     visibility_level: int | None = None,
     description: str | None = None,
     project_creation_level: int | None = None,
+    default_branch_protection: dict[str, Any] | None = None,
 ) -> None:
-    await conn.execute(_UPDATE, namespace_id, name, path, visibility_level, description, project_creation_level)
+    await conn.execute(
+        _UPDATE,
+        namespace_id,
+        name,
+        path,
+        visibility_level,
+        description,
+        project_creation_level,
+        _json(default_branch_protection),
+    )
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 async def visibility_above(conn: Conn, group_id: int, level: int) -> VisibilityAbove:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from service.db.queries import many, returning, statement
+from service.db.queries import many, returning, statement, value
 from service.db.rows import Conn
 
 _LIST_BRANCHES = many("list_protected_branches")
@@ -21,6 +21,7 @@ _DELETE_BRANCH = returning("delete_protected_branch")
 _LIST_TAGS = many("list_protected_tags")
 _INSERT_TAG = returning("insert_protected_tag")
 _DELETE_TAG = returning("delete_protected_tag")
+_DEFAULT_BRANCH_PROTECTION = value("default_branch_protection_for_project")
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,9 @@ async def insert_protected_tag(conn: Conn, project_id: int, name: str, create_ac
 
 async def delete_protected_tag(conn: Conn, project_id: int, name: str) -> bool:
     return await conn.fetchval(_DELETE_TAG, project_id, name) is not None
+
+
+async def default_branch_protection(conn: Conn, project_id: int) -> dict[str, Any] | None:
+    """The default branch protection setting that applies to the project; None when it is gone."""
+    settings = await conn.fetchval(_DEFAULT_BRANCH_PROTECTION, project_id)
+    return None if settings is None else orjson.loads(settings)

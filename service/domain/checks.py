@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from service.db.access import ProtectedRefRule
+from service.domain.branch_protection import DefaultBranchProtection
 from service.domain.errors import ERROR_MESSAGES, AccessDenied
 from service.domain.ref_matcher import wildcard_matches
 from service.domain.permissions import (
@@ -198,6 +199,17 @@ class ChangeContext:
     repository: RepositoryQuestions
     project_full_path: str = ""
     project_members_url: str = ""
+    # the project's default branch protection, read only while it is empty (no default branch)
+    empty_project_protection: DefaultBranchProtection | None = None
+
+
+def _protected(ctx: ChangeContext, rules: list[ProtectedRule]) -> bool:
+    """ProtectedBranch.protected?: a rule matches the branch, or the project is empty and its
+    default branch protection keeps developers from pushing (every branch name counts then)."""
+    if rules:
+        return True
+    protection = ctx.empty_project_protection
+    return ctx.default_branch is None and protection is not None and protection.empty_project_protected
 
 
 def _deny(key: str) -> AccessDenied:
@@ -220,13 +232,18 @@ def push_check(change: Change, ctx: ChangeContext) -> None:
 def can_push_to_branch(ctx: ChangeContext, rules: list[ProtectedRule]) -> bool:
     if not can_push_changes(ctx.viewer, ctx.feature_level):
         return False
-    if not rules:
+    if not _protected(ctx, rules):
         return True
     # ProtectedBranch.protected_ref_accessible_to?: into an empty repository, administrators and
-    # those who may admin the project (maintainers and owners) push whatever the rules say
+    # those who may admin the project (maintainers and owners) push whatever the rules say, and a
+    # developer (exactly) when the default branch protection lets developers push first
     user = acting_user(ctx.viewer)
-    if ctx.default_branch is None and _has_role(user, MAINTAINER):
-        return True
+    if ctx.default_branch is None and user is not None:
+        if _has_role(user, MAINTAINER):
+            return True
+        protection = ctx.empty_project_protection
+        if user.access_level == DEVELOPER and protection is not None and protection.developer_may_push_first:
+            return True
     return rules_allow(rules, "push", ctx.viewer)
 
 
@@ -245,7 +262,7 @@ async def branch_check(change: Change, ctx: ChangeContext, logger: TimedLogger) 
     if not change.deletion and _HEX_BRANCH.match(branch):
         raise _deny("prohibited_hex_branch_name")
     rules = matching(ctx.refs.branches, branch)
-    if not rules:
+    if not _protected(ctx, rules):
         return
     with logger.timed("Checking if you are force pushing to a protected branch..."):
         if change.update and not any(rule.allow_force_push for rule in rules):

@@ -23,6 +23,7 @@ from service.db.rows import Pool
 from service.config import Settings
 from service.db import access as access_db
 from service.db import projects as projects_db
+from service.db import protected_refs as protected_refs_db
 from service.db import users as users_db
 from service.db.access import AccessContextRow, ContextLookup
 from service.db.batch import BatchLoader
@@ -30,6 +31,7 @@ from service.db.post_receive import PostReceiveContext
 from service.domain import checks
 from service.domain.actors import ActorRef, RepositoryRef
 from service.domain.app_settings import AppSettings
+from service.domain.branch_protection import DefaultBranchProtection
 from service.domain.ids import as_id
 from service.domain.errors import (
     ERROR_MESSAGES,
@@ -386,6 +388,10 @@ async def _run_change_checks(deps: AccessDeps, ctx: AccessContextRow, req: Allow
             async with deps.pool.acquire() as conn:
                 with logger.timed("Loading protected branches and tags..."):
                     rules = await access_db.protected_ref_rules(conn, ctx.project_id)
+                    protection = None
+                    if ctx.default_branch is None:  # an empty project: its default branch protection applies
+                        settings = await protected_refs_db.default_branch_protection(conn, ctx.project_id)
+                        protection = None if settings is None else DefaultBranchProtection.from_settings(settings)
             change_ctx = checks.ChangeContext(
                 viewer=viewer,
                 default_branch=ctx.default_branch,
@@ -395,6 +401,7 @@ async def _run_change_checks(deps: AccessDeps, ctx: AccessContextRow, req: Allow
                 repository=checks.RepositoryQuestions(is_force_push, commit_on_branches),
                 project_full_path=ctx.project_full_path or "",
                 project_members_url=f"{deps.urls.base}/{ctx.project_full_path}/-/project_members",
+                empty_project_protection=protection,
             )
             await checks.check_changes(changes, change_ctx, logger)
     except TimeoutError:

@@ -9,14 +9,17 @@ from typing import Any
 
 import orjson
 
-from service.db.rows import Pool
+from service.db.rows import Conn, Pool
 from service.db import post_receive as post_receive_db
+from service.db import protected_refs as protected_refs_db
 from service.db.batch import BatchLoader
 from service.db.pool import is_database_outage
 from service.db.post_receive import PostReceiveContext, PushLookup
 from service.db.push_jobs import JobRequest
 from service.domain.actors import RepositoryRef, parse_identifier, repository_from_params
+from service.domain.branch_protection import DefaultBranchProtection
 from service.domain.checks import parse_changes
+from service.domain.ref_matcher import wildcard_matches
 from service.domain.push_options import parse_push_options, unsupported_notice
 from service.domain.reference_counter import Decrease, ReferenceCounter
 from service.domain.urls import InstanceUrls
@@ -167,8 +170,40 @@ async def post_receive(
     is_project = repository is not None and repository.repo_type == "project"
     if ctx.project_id is not None and ctx.default_branch is None and is_project:
         async with pool.acquire() as conn:
-            ctx = await post_receive_db.adopt_default_branch(conn, ctx, created_branch_names(changes))
+            ctx = await adopt_default_branch(conn, ctx, created_branch_names(changes))
     decrease = await counter.decrease(gl_repository, ctx.user_id, project_id)
     notice = unsupported_notice(parse_push_options(push_options)) if push_options else None
     messages = post_receive_messages(ctx, decrease, lookup.branches, repository, urls, notice)
     return PostReceiveAnswer(messages, decrease.decreased)
+
+
+async def adopt_default_branch(conn: Conn, ctx: PostReceiveContext, created_branches: list[str]) -> PostReceiveContext:
+    """An empty project's first push gives it its default branch, protected as its default branch
+    protection says (GitLab: BranchHooksService#branch_create_hooks, after_create_default_branch).
+    One transaction: a default branch is never adopted without its protection."""
+    async with conn.transaction():
+        adopted = await post_receive_db.adopt_default_branch(conn, ctx, created_branches)
+        if adopted.default_branch is not None and adopted.project_id is not None:
+            await protect_default_branch(conn, adopted.project_id, adopted.default_branch)
+    return adopted
+
+
+async def protect_default_branch(conn: Conn, project_id: int, branch: str) -> None:
+    """Projects::ProtectDefaultBranchService: a protected-branch rule for the default branch with the
+    setting's push and merge levels and force-push choice, unless the setting protects nothing or
+    a rule already covers the branch (by its name or a wildcard)."""
+    settings = await protected_refs_db.default_branch_protection(conn, project_id)
+    if settings is None:
+        return
+    protection = DefaultBranchProtection.from_settings(settings)
+    if not protection.protects():
+        return
+    if any(wildcard_matches(rule.name, branch) for rule in await protected_refs_db.list_protected_branches(conn, project_id)):
+        return
+    await protected_refs_db.insert_protected_branch(
+        conn,
+        project_id,
+        branch,
+        allow_force_push=protection.allow_force_push,
+        levels=[("push", protection.push_access_level), ("merge", protection.merge_access_level)],
+    )

@@ -14,7 +14,7 @@ SELECT * FROM application_settings WHERE id = 1;
 -- $13 default_branch_name, $14..$18 rsa, dsa, ecdsa, ed25519, ecdsa_sk restriction,
 -- $19 clear token digest, $20 clear lifetime, $21 ed25519_sk restriction,
 -- $22 allow_local_requests_from_web_hooks_and_services, $23 default_project_creation,
--- $24 allow_local_requests_from_system_hooks
+-- $24 allow_local_requests_from_system_hooks, $25 default_branch_protection_defaults (JSON)
 UPDATE application_settings SET
     enabled_git_access_protocol = COALESCE($1, enabled_git_access_protocol),
     receive_max_input_size = COALESCE($2, receive_max_input_size),
@@ -40,5 +40,6 @@ UPDATE application_settings SET
     allow_local_requests_from_web_hooks_and_services = COALESCE($22, allow_local_requests_from_web_hooks_and_services),
     default_project_creation = COALESCE($23, default_project_creation),
     allow_local_requests_from_system_hooks = COALESCE($24, allow_local_requests_from_system_hooks),
+    default_branch_protection_defaults = COALESCE($25::text::jsonb, default_branch_protection_defaults),
     updated_at = now()
 WHERE id = 1;

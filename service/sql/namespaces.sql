@@ -5,13 +5,14 @@
 -- name: insert_namespace<!
 -- A user namespace or a group; traversal_ids are the parent's followed by the new id.
 -- $1 name, $2 path, $3 type ('User' | 'Group'), $4 owner id (User), $5 parent id (Group),
--- $6 visibility level, $7 description, $8 project creation level (NULL: the instance's default)
+-- $6 visibility level, $7 description, $8 project creation level (NULL: the instance's default),
+-- $9 default branch protection (JSON; NULL: the instance's)
 WITH new_id AS (SELECT nextval(pg_get_serial_sequence('namespaces', 'id')) AS id)
 INSERT INTO namespaces (id, name, path, type, owner_id, parent_id, traversal_ids, visibility_level, description,
-                        project_creation_level)
+                        project_creation_level, default_branch_protection_defaults)
 SELECT new_id.id, $1, $2, $3, $4, $5,
        COALESCE((SELECT traversal_ids FROM namespaces WHERE id = $5::bigint), '{}') || new_id.id,
-       $6, $7, $8
+       $6, $7, $8, $9::text::jsonb
 FROM new_id
 RETURNING id;
 
@@ -21,7 +22,9 @@ RETURNING id;
 -- $1 namespace id
 SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level, n.description,
        COALESCE(n.project_creation_level, (SELECT s.default_project_creation FROM application_settings s WHERE s.id = 1))
-       AS project_creation_level, n.created_at, r.path AS full_path, r.name AS full_name
+       AS project_creation_level,
+       default_branch_protection_of(n.type, n.default_branch_protection_defaults)::text AS default_branch_protection,
+       n.created_at, r.path AS full_path, r.name AS full_name
 FROM namespaces n
 JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
 WHERE n.id = $1;
@@ -31,7 +34,9 @@ WHERE n.id = $1;
 -- $1 full path
 SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level, n.description,
        COALESCE(n.project_creation_level, (SELECT s.default_project_creation FROM application_settings s WHERE s.id = 1))
-       AS project_creation_level, n.created_at, r.path AS full_path, r.name AS full_name
+       AS project_creation_level,
+       default_branch_protection_of(n.type, n.default_branch_protection_defaults)::text AS default_branch_protection,
+       n.created_at, r.path AS full_path, r.name AS full_name
 FROM namespaces n
 JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
 WHERE n.id = COALESCE(
@@ -45,7 +50,9 @@ WITH matched AS (
     SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level,
            n.description,
            COALESCE(n.project_creation_level, (SELECT s.default_project_creation FROM application_settings s WHERE s.id = 1))
-               AS project_creation_level, n.created_at, r.path AS full_path, r.name AS full_name
+               AS project_creation_level,
+       default_branch_protection_of(n.type, n.default_branch_protection_defaults)::text AS default_branch_protection,
+       n.created_at, r.path AS full_path, r.name AS full_name
     FROM namespaces n
     JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
     WHERE n.type = 'Group'
@@ -62,7 +69,9 @@ WITH matched AS (
     SELECT n.id, n.name, n.path, n.type, n.owner_id, n.parent_id, n.traversal_ids, n.visibility_level,
            n.description,
            COALESCE(n.project_creation_level, (SELECT s.default_project_creation FROM application_settings s WHERE s.id = 1))
-               AS project_creation_level, n.created_at, r.path AS full_path, r.name AS full_name
+               AS project_creation_level,
+       default_branch_protection_of(n.type, n.default_branch_protection_defaults)::text AS default_branch_protection,
+       n.created_at, r.path AS full_path, r.name AS full_name
     FROM namespaces n
     JOIN routes r ON r.source_type = 'Namespace' AND r.source_id = n.id
     WHERE n.type = 'Group' AND n.parent_id = $1
@@ -110,15 +119,17 @@ locked_projects AS (
 SELECT (SELECT count(*) FROM locked_namespaces) AS namespaces, (SELECT count(*) FROM locked_projects) AS projects;
 
 -- name: update_namespace!
--- Changes a namespace's name, path, visibility, description or project creation level; NULL keeps
--- the current value.
--- $1 id, $2 name, $3 path, $4 visibility level, $5 description, $6 project creation level
+-- Changes a namespace's name, path, visibility, description, project creation level or default
+-- branch protection; NULL keeps the current value.
+-- $1 id, $2 name, $3 path, $4 visibility level, $5 description, $6 project creation level,
+-- $7 default branch protection (JSON)
 UPDATE namespaces SET
     name = COALESCE($2, name),
     path = COALESCE($3, path),
     visibility_level = COALESCE($4, visibility_level),
     description = COALESCE($5, description),
     project_creation_level = COALESCE($6, project_creation_level),
+    default_branch_protection_defaults = COALESCE($7::text::jsonb, default_branch_protection_defaults),
     updated_at = now()
 WHERE id = $1;
 

@@ -74,3 +74,12 @@ SELECT id FROM tag;
 -- Unprotects a tag.
 -- $1 project id, $2 name
 DELETE FROM protected_tags WHERE project_id = $1 AND name = $2 RETURNING id;
+
+-- name: default_branch_protection_for_project$
+-- The default branch protection that applies to a project (its namespace's, migration 0409); NULL
+-- when the project is gone.
+-- $1 project id
+SELECT default_branch_protection_of(n.type, n.default_branch_protection_defaults)::text
+FROM projects p
+JOIN namespaces n ON n.id = p.namespace_id
+WHERE p.id = $1;

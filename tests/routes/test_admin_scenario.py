@@ -268,3 +268,60 @@ async def test_who_may_create_projects_by_push_is_set_through_the_groups_and_set
         with pytest.raises(gitlab.exceptions.GitlabCreateError) as refused:
             await call(lambda: gl.groups.create({"name": "Bad", "path": "bad", "project_creation_level": "everyone"}))
         assert refused.value.response_code == 400
+
+
+async def test_default_branch_protection_is_set_through_the_settings_and_groups_api(client, db):
+    """default_branch_protection_defaults (a hash) and the deprecated default_branch_protection
+    (0-4, translated into the hash) on the instance and on groups; a group without its own shows
+    the instance's; the setting then decides a developer's first push into an empty project."""
+    fully = {
+        "allowed_to_push": [{"access_level": 40}],
+        "allowed_to_merge": [{"access_level": 40}],
+        "allow_force_push": False,
+        "developer_can_initial_push": False,
+    }
+    _, admin_token = await make_admin(db)
+    with gitlab_client(client, admin_token) as gl:
+        settings = await call(gl.settings.get)
+        assert (settings.default_branch_protection, settings.default_branch_protection_defaults) == (2, fully)
+        developer = await call(
+            lambda: gl.users.create(
+                {"username": "dev", "email": "dev@example.com", "name": "Dev", "password": "correct-horse-1"}
+            )
+        )
+        team = await call(lambda: gl.groups.create({"name": "Team", "path": "team"}))
+        assert (team.default_branch_protection, team.default_branch_protection_defaults) == (2, fully)
+        initial = await call(lambda: gl.groups.create({"name": "Init", "path": "init", "default_branch_protection": 4}))
+        assert initial.default_branch_protection == 4
+        assert initial.default_branch_protection_defaults == {**fully, "developer_can_initial_push": True}
+        projects = {}
+        for group in (team, initial):
+            await call(lambda group=group: group.members.create({"user_id": developer.id, "access_level": 30}))
+            projects[group.path] = await call(
+                lambda group=group: gl.projects.create({"name": "app", "namespace_id": group.id})
+            )
+        first_push = {"action": "git-receive-pack", "user_id": developer.id, "changes": f"{'0' * 40} {'a' * 40} refs/heads/main"}
+        assert (await _allowed(client, project="team/app", **first_push))[0] == 401
+        assert (await _allowed(client, project="init/app", **first_push))[0] == 200
+
+        settings.default_branch_protection_defaults = {
+            "allowed_to_push": [{"access_level": 30}],
+            "allowed_to_merge": [{"access_level": 40}],
+            "allow_force_push": False,
+        }
+        await call(settings.save)
+        assert settings.default_branch_protection == 1
+        assert (await call(lambda: gl.groups.get(team.id))).default_branch_protection == 1
+        assert (await _allowed(client, project="team/app", **first_push))[0] == 200
+        team.default_branch_protection_defaults = fully
+        await call(team.save)
+        assert (await _allowed(client, project="team/app", **first_push))[0] == 401
+
+        for bad in (
+            {"default_branch_protection": 5},
+            {"default_branch_protection_defaults": {"allowed_to_push": [{"access_level": 20}]}},
+            {"default_branch_protection_defaults": "fully"},
+        ):
+            with pytest.raises(gitlab.exceptions.GitlabCreateError) as refused:
+                await call(lambda bad=bad: gl.groups.create({"name": "Bad", "path": "bad", **bad}))
+            assert refused.value.response_code == 400, bad

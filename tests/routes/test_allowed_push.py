@@ -15,7 +15,18 @@ import pytest
 from service.app import create_app
 from service.config import Storage
 from service.domain.repository import hashed_disk_path
-from tests.factories import add_member, enable_deploy_key, make_key, make_project, make_user, protect_branch, protect_tag
+from service.domain.branch_protection import LEGACY_LEVELS
+from tests.factories import (
+    add_member,
+    enable_deploy_key,
+    make_group,
+    make_key,
+    make_project,
+    make_user,
+    protect_branch,
+    protect_tag,
+    set_application_settings,
+)
 from tests.helpers import shell_headers
 
 ALLOWED = "/api/v4/internal/allowed"
@@ -146,6 +157,48 @@ async def test_the_first_push_into_an_empty_repository_takes_the_push_checks(cli
     # the creation checks would have let a merger create it from the web; the push checks do not
     assert (await push(client, project, create_main, protocol="web", user_id=developer["id"]))[0] == 401
     assert (await push(client, project, create_main, user_id=owner["id"]))[0] == 200
+
+
+async def test_default_branch_protection_decides_the_first_push_into_an_empty_project(client, db, team):
+    """ProtectedBranch.protected?: in an empty project under default branch protection every branch
+    is protected, rule or none; maintainers push, a developer only when the setting lets developers
+    push (first); a group's own setting overrides the instance's, a personal namespace never has one."""
+    owner = team["owner"]
+    project = await make_project(db, owner=owner, default_branch=None)
+    developer, maintainer = await make_user(db), await make_user(db)
+    await add_member(db, developer, project, 30)
+    await add_member(db, maintainer, project, 40)
+    members_url = f"http://gitlab.test/{project['full_path']}/-/project_members"
+    not_yet = (
+        f"A default branch (e.g. main) does not yet exist for {project['full_path']}\n"
+        f"Ask a project Owner or Maintainer to create a default branch:\n\n  {members_url}\n"
+    )
+    for branch in ("main", "feature"):  # GitLab's default: fully protected, whatever the branch's name
+        create = f"{BLANK} {B} refs/heads/{branch}"
+        assert await push(client, project, create, user_id=developer["id"]) == (401, {"status": False, "message": not_yet})
+        assert (await push(client, project, create, user_id=maintainer["id"]))[0] == 200
+    create_main = f"{BLANK} {B} refs/heads/main"
+    for level, developer_pushes in ((0, True), (1, True), (2, False), (3, False), (4, True)):
+        await set_application_settings(db, default_branch_protection_defaults=orjson.dumps(LEGACY_LEVELS[level]).decode())
+        assert (await push(client, project, create_main, user_id=developer["id"]))[0] == (200 if developer_pushes else 401), level
+    # developer_can_initial_push is for developers exactly: a reporter still may not push code
+    reporter = await make_user(db)
+    await add_member(db, reporter, project, 20)
+    assert (await push(client, project, create_main, user_id=reporter["id"]))[0] == 401
+
+    await set_application_settings(db, default_branch_protection_defaults=orjson.dumps(LEGACY_LEVELS[2]).decode())
+    group = await make_group(db)
+    in_group = await make_project(db, group, default_branch=None)
+    await add_member(db, developer, in_group, 30)
+    assert (await push(client, in_group, create_main, user_id=developer["id"]))[0] == 401
+    await db.execute(
+        "UPDATE namespaces SET default_branch_protection_defaults = $2 WHERE id = $1",
+        group["id"],
+        orjson.dumps(LEGACY_LEVELS[0]).decode(),
+    )
+    assert (await push(client, in_group, create_main, user_id=developer["id"]))[0] == 200
+    # once the project has its default branch, only its protected-branch rules count
+    assert (await push(client, team["project"], f"{A} {B} refs/heads/feature", user_id=team["developer"]["id"]))[0] == 200
 
 
 async def test_tag_rules(client, db, team):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-from tests.factories import add_member, make_project, make_user
+import orjson
+
+from service.domain.branch_protection import LEGACY_LEVELS
+from tests.factories import add_member, make_group, make_project, make_user, protect_branch, set_application_settings
 from tests.helpers import shell_headers
 
 INTERNAL = "/api/v4/internal"
@@ -163,6 +166,57 @@ async def test_first_push_gives_an_empty_project_its_default_branch(client, db):
     body = await post_receive(client, gl_repository=f"project-{project['id']}", identifier=f"user-{member['id']}", changes=changes)
     assert await db.fetchval("SELECT default_branch FROM projects WHERE id = $1", project["id"]) == "main"
     assert [m["message"].split(",")[0] for m in body["messages"]] == ["To create a merge request for develop"]
+
+
+async def test_the_default_branch_a_first_push_gives_is_protected_as_the_setting_says(client, db):
+    """ProtectDefaultBranchService: GitLab's default protects it fully (maintainers push and merge,
+    no force push); "not protected" leaves it; a group's own setting applies to its projects; a rule
+    that already covers the branch (a wildcard) is left alone; GitLab's allowed check then reads it."""
+    user = await make_user(db)
+
+    async def first_push(project: dict) -> list[tuple]:
+        changes = f"{BLANK} {A} refs/heads/main\n"
+        await post_receive(client, gl_repository=f"project-{project['id']}", identifier=f"user-{user['id']}", changes=changes)
+        return [
+            tuple(r)
+            for r in await db.fetch(
+                "SELECT pb.name, pb.allow_force_push, al.kind, al.access_level FROM protected_branches pb"
+                " JOIN protected_branch_access_levels al ON al.protected_branch_id = pb.id"
+                " WHERE pb.project_id = $1 ORDER BY pb.name, al.kind",
+                project["id"],
+            )
+        ]
+
+    fully = await make_project(db, owner=user, default_branch=None)
+    assert await first_push(fully) == [("main", False, "merge", 40), ("main", False, "push", 40)]
+    developer = await make_user(db)
+    await add_member(db, developer, fully, 30)
+    resp = await client.post(
+        "/api/v4/internal/allowed",
+        json={"action": "git-receive-pack", "gl_repository": f"project-{fully['id']}", "project": fully["full_path"],
+              "changes": f"{A} {B} refs/heads/main", "protocol": "ssh", "user_id": str(developer["id"])},
+        headers=shell_headers(),
+    )
+    assert (resp.status, (await resp.json())["message"]) == (
+        401, "You are not allowed to push code to protected branches on this project."
+    )
+
+    await set_application_settings(db, default_branch_protection_defaults=orjson.dumps(LEGACY_LEVELS[0]).decode())
+    assert await first_push(await make_project(db, owner=user, default_branch=None)) == []
+    group = await make_group(db)
+    await db.execute(
+        "UPDATE namespaces SET default_branch_protection_defaults = $2 WHERE id = $1",
+        group["id"],
+        orjson.dumps({**LEGACY_LEVELS[1], "allow_force_push": True}).decode(),
+    )
+    assert await first_push(await make_project(db, group, default_branch=None)) == [
+        ("main", True, "merge", 40),
+        ("main", True, "push", 30),
+    ]
+    await set_application_settings(db, default_branch_protection_defaults=orjson.dumps(LEGACY_LEVELS[2]).decode())
+    covered = await make_project(db, owner=user, default_branch=None)
+    await protect_branch(db, covered, "ma*", push=[30])
+    assert [rule[0] for rule in await first_push(covered)] == ["ma*", "ma*"]  # no rule of its own for main
 
 
 async def test_post_receive_decreases_even_with_a_malformed_client_context(client, redis):

@@ -10,6 +10,8 @@ from service.domain.iso_time import iso as iso  # entities.iso: the routes rende
 from datetime import date, datetime
 from typing import Any
 
+import orjson
+
 from service.db.agents import AgentRow, AgentTokenDetails
 from service.db.broadcast_messages import BroadcastRow
 from service.db.deploy_keys import ProjectDeployKey
@@ -19,6 +21,7 @@ from service.db.projects import AdminProject, ClientKeyRow
 from service.db.protected_refs import ProtectedBranchRow, ProtectedTagRow
 from service.db.ssh_keys import KeyRow
 from service.db.users import AdminUser, PersonalAccessTokenRow
+from service.domain import branch_protection
 from service.domain.admin.validation import PROJECT_CREATION_NAMES, VISIBILITY_NAMES
 from service.domain.urls import InstanceUrls
 
@@ -122,6 +125,7 @@ def group(ns: NamespaceRow, urls: InstanceUrls) -> dict[str, Any]:
         "lfs_enabled": True,
         "request_access_enabled": True,
         "project_creation_level": PROJECT_CREATION_NAMES[ns.project_creation_level],
+        **branch_protection.shown_settings(orjson.loads(ns.default_branch_protection)),
     }
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from service.db import application_settings as settings_db
 from service.db import broadcast_messages as broadcasts_db
 from service.db.broadcast_messages import BroadcastRow
 from service.db.rows import Conn, Paged
+from service.domain import branch_protection
 from service.domain.admin.pagination import Page
 from service.domain.app_settings import SettingsCache
 from service.domain.errors import Invalid, Missing
@@ -42,7 +45,9 @@ async def delete_broadcast_message(conn: Conn, message_id: int) -> None:
 
 
 async def settings(conn: Conn) -> dict[str, Any]:
-    return await settings_db.get_application_settings(conn)
+    current = await settings_db.get_application_settings(conn)
+    protection = orjson.loads(current["default_branch_protection_defaults"])
+    return {**current, **branch_protection.shown_settings(protection)}
 
 
 # ApplicationSetting's validation of personal_access_token_prefix
@@ -82,6 +87,7 @@ async def update_settings(conn: Conn, values: dict[str, Any], cache: SettingsCac
         clear_lifetime=(
             "max_personal_access_token_lifetime" in values and values["max_personal_access_token_lifetime"] is None
         ),
+        default_branch_protection=branch_protection.stored_setting(values),
     )
     # The internal endpoints read settings through a per-process cache; drop it so they see the change.
     cache.invalidate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from service.db import members as members_db
 from service.db import namespaces as namespaces_db
@@ -82,6 +83,7 @@ async def create_group(
     description: str,
     creator_id: int,
     project_creation_level: str | None = None,
+    default_branch_protection: dict[str, Any] | None = None,
 ) -> int:
     """A group (traversal_ids = parent's + [id]) with its route "<parent path>/<path>"; the creator
     becomes its owner, as Groups::CreateService does."""
@@ -110,6 +112,7 @@ async def create_group(
             visibility_level=level,
             description=description,
             project_creation_level=_project_creation_level(project_creation_level),
+            default_branch_protection=default_branch_protection,
         )
         await routes_db.insert_route(conn, "Namespace", group_id, full_path, full_name)
         await members_db.insert_member(
@@ -134,6 +137,7 @@ async def update_group(
     visibility: str | None,
     description: str | None,
     project_creation_level: str | None = None,
+    default_branch_protection: dict[str, Any] | None = None,
 ) -> None:
     """PUT /groups/:id. A new path moves the group's route and the routes of every subgroup and
     project under it, leaving redirects for all the old paths."""
@@ -169,6 +173,7 @@ async def update_group(
             visibility_level=level,
             description=description,
             project_creation_level=_project_creation_level(project_creation_level),
+            default_branch_protection=default_branch_protection,
         )
         if new_full_path is not None:
             await routes_db.move_routes(conn, group.full_path, new_full_path)

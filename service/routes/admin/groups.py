@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from schemas.admin import GroupCreateIn, GroupListIn, GroupUpdateIn, PageIn
+from service.domain import branch_protection
 from service.domain.admin import entities
 from service.domain.admin import namespaces as namespaces_domain
 from service.errors import accepted, json_response
@@ -52,6 +53,7 @@ async def create_group(request: web.Request) -> web.Response:
             description=values["description"],
             creator_id=actor_id(request),
             project_creation_level=values.get("project_creation_level"),
+            default_branch_protection=branch_protection.stored_setting(values),
         )
         group = await namespaces_domain.find_group(conn, group_id)
     return created(entities.group(group, urls(request)))
@@ -77,6 +79,7 @@ async def update_group(request: web.Request) -> web.Response:
             visibility=values.get("visibility"),
             description=values.get("description"),
             project_creation_level=values.get("project_creation_level"),
+            default_branch_protection=branch_protection.stored_setting(values),
         )
         group = await namespaces_domain.find_group(conn, group.id)
     return json_response(entities.group(group, urls(request)))
