@@ -851,3 +851,29 @@ async def test_urls_stored_before_they_were_sealed_are_sealed_at_start_up(client
     shown = await (await client.get(f"/api/v4/projects/{project['id']}/hooks/{hook['id']}", headers={"PRIVATE-TOKEN": token})).json()
     assert shown["url"] == plain
     assert await seal_stored_urls(db, TokenBox(DB_KEY_BASE)) == 0  # nothing left to seal
+
+
+@pytest.mark.parametrize("stopped_by", ["its timeout", "the job's cancellation"])
+async def test_a_git_that_hangs_is_killed_and_does_not_hold_the_repositorys_jobs(tmp_path, stopped_by):
+    """A git read stuck on a stalled storage: past its timeout the job fails (and is retried), and
+    when the job is cancelled (the worker stopping) the git goes with it; neither leaves it running."""
+    from service.domain.push_jobs import GitTimeout, run_git
+
+    pid_file = tmp_path / "pid"
+    hanging_git = tmp_path / "git"
+    hanging_git.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    hanging_git.chmod(0o755)
+    began = time.monotonic()
+    if stopped_by == "its timeout":
+        with pytest.raises(GitTimeout, match="git rev-list took more than 2 s"):
+            await run_git(str(hanging_git), tmp_path, "rev-list", "--count", "HEAD", timeout=2)
+    else:
+        reading = asyncio.create_task(run_git(str(hanging_git), tmp_path, "rev-list", "--count", "HEAD"))
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            await asyncio.sleep(0.05)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+    assert time.monotonic() - began < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)

@@ -88,7 +88,17 @@ _RECORD = "\x1e"
 _FIELD = "\x00"
 
 
-async def run_git(git: str, repo: Path, *args: str) -> tuple[int, str]:
+# GitLab's gitaly_timeout_default: the longest one repository read of the job may take. The jobs of
+# a repository run one at a time, so a git that hangs (a stalled storage) must not hold the others
+# back for ever: past it the job fails, and is retried like any other failure.
+GIT_TIMEOUT_SECONDS = 55.0
+
+
+class GitTimeout(RuntimeError):
+    pass
+
+
+async def run_git(git: str, repo: Path, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         git,
         *args,
@@ -96,7 +106,17 @@ async def run_git(git: str, repo: Path, *args: str) -> tuple[int, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    out, _ = await process.communicate()
+    try:
+        async with asyncio.timeout(timeout):
+            out, _ = await process.communicate()
+    except (TimeoutError, asyncio.CancelledError) as stopped:
+        # timed out, or the job was cancelled (the worker stopping): never leave git running
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if isinstance(stopped, TimeoutError):
+            raise GitTimeout(f"git {args[0]} took more than {timeout:g} s in {repo}") from None
+        raise
     return process.returncode or 0, out.decode("utf-8", "replace")
 
 
