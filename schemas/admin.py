@@ -1,7 +1,7 @@
 """Request schemas of the admin API (GitLab's public v4 parameter names and Grape's coercions).
 
 Every schema excludes unknown fields: python-gitlab and curl users send parameters we do not model
-(`initialize_with_readme`, `avatar`, ...), and GitLab ignores undeclared parameters too.
+(`avatar`, ...), and GitLab ignores undeclared parameters too.
 """
 
 from __future__ import annotations
@@ -194,7 +194,9 @@ class ProjectCreateIn(_In):
     default_branch = _str(max_length=REF_NAME_MAX)
     lfs_enabled = _bool(load_default=True)
     description = _str(load_default="", max_length=PROJECT_DESCRIPTION_MAX)
-    initialize_with_readme = _bool()  # accepted and ignored: this service holds no repositories
+    # this service holds no repositories: a README is not written, but its branch becomes the
+    # project's default branch (protected) as GitLab's README commit makes it
+    initialize_with_readme = _bool()
 
 
 class ProjectUpdateIn(_In):

@@ -363,17 +363,21 @@ def test_signals_held_while_a_server_starts_are_each_delivered_after_it():
             signal.signal(signum, handler)
 
 
-def test_a_sigterm_repeated_while_the_stop_unwinds_does_not_cut_it_short():
+def test_a_sigterm_repeated_while_the_stop_unwinds_does_not_cut_it_short(monkeypatch):
     """A supervisor repeating its SIGTERM: the first unwinds the command; the next, landing in its
-    clean-up or in `main` writing why it stopped, is ignored instead of raised again there."""
-    from service.stopping import StopRequested, stop_on_sigterm
+    clean-up or in `main` writing why it stopped, is ignored instead of raised again there, also
+    after the clean-up of the embedded servers set the handler again (cli._stop_all)."""
+    from service import stopping
 
+    monkeypatch.setattr(stopping, "_stopping", False)
     before = signal.getsignal(signal.SIGTERM)
     try:
-        stop_on_sigterm()
-        with pytest.raises(StopRequested):
+        stopping.stop_on_sigterm()
+        with pytest.raises(stopping.StopRequested):
             signal.raise_signal(signal.SIGTERM)
         signal.raise_signal(signal.SIGTERM)  # raised StopRequested a second time before
+        stopping.stop_on_sigterm()  # what _stop_all does before stopping the servers
+        signal.raise_signal(signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, before)
 

@@ -1,6 +1,6 @@
 """Default branch protection (Gitlab::Access::DefaultBranchProtection): who may push the first
 branch into an empty project, and the protected-branch rule its default branch gets once pushed
-(Projects::ProtectDefaultBranchService).
+(Projects::ProtectDefaultBranchService, protect_default_branch).
 
 The setting is a hash: allowed_to_push and allowed_to_merge (lists of {"access_level": N}),
 allow_force_push, developer_can_initial_push. The instance holds one; a group may hold its own for
@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from service.db import protected_refs as protected_refs_db
+from service.db.rows import Conn
 from service.domain.permissions import ADMIN, DEVELOPER, MAINTAINER, NO_ACCESS
+from service.domain.ref_matcher import wildcard_matches
 
 
 def _levels(*levels: int) -> list[dict[str, int]]:
@@ -109,13 +112,14 @@ def _rule_level(levels: tuple[int, ...]) -> int:
 
 
 def stored_setting(values: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The hash to store from an API call's default_branch_protection_defaults or, failing that, its
-    deprecated default_branch_protection integer (translated as GitLab's update services do)."""
-    given = values.get("default_branch_protection_defaults")
-    if given is not None:
-        return dict(given)
+    """The hash to store from an API call: its deprecated default_branch_protection integer,
+    translated, when given (it replaces the hash, as NamespaceSettings' handle_default_branch_protection
+    does), else its default_branch_protection_defaults."""
     legacy = values.get("default_branch_protection")
-    return dict(LEGACY_LEVELS[legacy]) if legacy is not None else None
+    if legacy is not None:
+        return dict(LEGACY_LEVELS[legacy])
+    given = values.get("default_branch_protection_defaults")
+    return dict(given) if given is not None else None
 
 
 def shown_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,3 +128,24 @@ def shown_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         "default_branch_protection": DefaultBranchProtection.from_settings(settings).legacy_level(),
         "default_branch_protection_defaults": dict(settings),
     }
+
+
+async def protect_default_branch(conn: Conn, project_id: int, branch: str) -> None:
+    """Projects::ProtectDefaultBranchService: a protected-branch rule for the default branch with the
+    setting's push and merge levels and force-push choice, unless the setting protects nothing or
+    a rule already covers the branch (by its name or a wildcard)."""
+    settings = await protected_refs_db.default_branch_protection(conn, project_id)
+    if settings is None:
+        return
+    protection = DefaultBranchProtection.from_settings(settings)
+    if not protection.protects():
+        return
+    if any(wildcard_matches(rule.name, branch) for rule in await protected_refs_db.list_protected_branches(conn, project_id)):
+        return
+    await protected_refs_db.insert_protected_branch(
+        conn,
+        project_id,
+        branch,
+        allow_force_push=protection.allow_force_push,
+        levels=[("push", protection.push_access_level), ("merge", protection.merge_access_level)],
+    )

@@ -11,15 +11,13 @@ import orjson
 
 from service.db.rows import Conn, Pool
 from service.db import post_receive as post_receive_db
-from service.db import protected_refs as protected_refs_db
 from service.db.batch import BatchLoader
 from service.db.pool import is_database_outage
 from service.db.post_receive import PostReceiveContext, PushLookup
 from service.db.push_jobs import JobRequest
 from service.domain.actors import RepositoryRef, parse_identifier, repository_from_params
-from service.domain.branch_protection import DefaultBranchProtection
+from service.domain.branch_protection import protect_default_branch
 from service.domain.checks import parse_changes
-from service.domain.ref_matcher import wildcard_matches
 from service.domain.push_options import parse_push_options, unsupported_notice
 from service.domain.reference_counter import Decrease, ReferenceCounter
 from service.domain.urls import InstanceUrls
@@ -187,23 +185,3 @@ async def adopt_default_branch(conn: Conn, ctx: PostReceiveContext, created_bran
             await protect_default_branch(conn, adopted.project_id, adopted.default_branch)
     return adopted
 
-
-async def protect_default_branch(conn: Conn, project_id: int, branch: str) -> None:
-    """Projects::ProtectDefaultBranchService: a protected-branch rule for the default branch with the
-    setting's push and merge levels and force-push choice, unless the setting protects nothing or
-    a rule already covers the branch (by its name or a wildcard)."""
-    settings = await protected_refs_db.default_branch_protection(conn, project_id)
-    if settings is None:
-        return
-    protection = DefaultBranchProtection.from_settings(settings)
-    if not protection.protects():
-        return
-    if any(wildcard_matches(rule.name, branch) for rule in await protected_refs_db.list_protected_branches(conn, project_id)):
-        return
-    await protected_refs_db.insert_protected_branch(
-        conn,
-        project_id,
-        branch,
-        allow_force_push=protection.allow_force_push,
-        levels=[("push", protection.push_access_level), ("merge", protection.merge_access_level)],
-    )

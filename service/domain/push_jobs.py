@@ -19,7 +19,10 @@ no special case for it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -105,19 +108,28 @@ async def run_git(git: str, repo: Path, *args: str, timeout: float = GIT_TIMEOUT
         env={"GIT_DIR": str(repo), "LC_ALL": "C", "PATH": "/usr/bin:/bin"},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,  # a group of its own: git's own children are killed with it
     )
     try:
         async with asyncio.timeout(timeout):
             out, _ = await process.communicate()
     except (TimeoutError, asyncio.CancelledError) as stopped:
         # timed out, or the job was cancelled (the worker stopping): never leave git running
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await _kill_group(process)
         if isinstance(stopped, TimeoutError):
             raise GitTimeout(f"git {args[0]} took more than {timeout:g} s in {repo}") from None
         raise
     return process.returncode or 0, out.decode("utf-8", "replace")
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL to git and its children, then reap it; a git stuck in the kernel (a dead storage)
+    that a SIGKILL cannot end yet is left to the event loop's child watcher after 5 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            await process.wait()
 
 
 def truncate(text: str, length: int, *, separator: str | None = None, omission: str = "...") -> str:

@@ -163,13 +163,18 @@ async def test_projects_create_get_edit_archive_delete(client, db):
                     "namespace_id": group.id,
                     "visibility": "internal",
                     "default_branch": "trunk",
+                    "initialize_with_readme": True,
                     "lfs_enabled": False,
                     "description": "does things",
                 }
             )
         )
         as_created = dict(project.attributes)
-        personal = await call(lambda: gl.projects.create({"path": "scratch"}))
+        personal = await call(lambda: gl.projects.create({"path": "scratch", "default_branch": "dev"}))
+        personal_default_branch = personal.default_branch
+        protected_trunk = await call(lambda: project.protectedbranches.list(get_all=True))
+        personal.default_branch = "dev"  # an empty project: no branch to make its default
+        empty_default = await error_of(personal.save)
         by_path = await call(lambda: gl.projects.get("g/my-service"))
         duplicate = await error_of(
             lambda: gl.projects.create({"name": "My Service", "namespace_id": group.id})
@@ -204,6 +209,14 @@ async def test_projects_create_get_edit_archive_delete(client, db):
         as_created["namespace"]["full_path"],
     ) == ("trunk", False, "g")
     assert personal.path_with_namespace == f"{admin['username']}/scratch"
+    # default_branch takes initialize_with_readme (GitLab's README commit makes the branch, which is
+    # then protected as the default branch protection says); without it the project stays empty
+    assert personal_default_branch is None
+    assert [(b.name, b.push_access_levels[0]["access_level"]) for b in protected_trunk] == [("trunk", 40)]
+    assert (empty_default.response_code, body_of(empty_default)) == (
+        400,
+        {"message": "Could not set the default branch. Do you have a branch named 'dev' in your repository?"},
+    )
     assert by_path.id == project.id
     assert body_of(duplicate) == {
         "message": {"name": ["has already been taken"], "path": ["has already been taken"]}

@@ -50,11 +50,8 @@ async def test_objects_made_with_python_gitlab_answer_on_the_internal_endpoints(
             )
         )
         await call(lambda: project.members.create({"user_id": alice.id, "access_level": 30}))
-        branch = await call(
-            lambda: project.protectedbranches.create(
-                {"name": "main", "push_access_level": 40, "merge_access_level": 30}
-            )
-        )
+        # the README commit made main, which the default branch protection protected (fully)
+        branch = await call(lambda: project.protectedbranches.get("main"))
         agent = await call(lambda: project.cluster_agents.create({"name": "production"}))
         agent_token = await call(
             lambda: gl.http_post(
@@ -317,6 +314,10 @@ async def test_default_branch_protection_is_set_through_the_settings_and_groups_
         await call(team.save)
         assert (await _allowed(client, project="team/app", **first_push))[0] == 401
 
+        # both given: the integer replaces the hash (handle_default_branch_protection)
+        both = {"default_branch_protection": 0, "default_branch_protection_defaults": fully}
+        none_wins = await call(lambda: gl.groups.create({"name": "Both", "path": "both", **both}))
+        assert none_wins.default_branch_protection == 0
         for bad in (
             {"default_branch_protection": 5},
             {"default_branch_protection_defaults": {"allowed_to_push": [{"access_level": 20}]}},

@@ -34,6 +34,7 @@ from service.domain.errors import TAKEN, BadRequest, Conflict, Invalid, Missing,
 from service.domain.admin.namespaces import find_namespace
 from service.domain.admin.users import _aware, check_key, title_errors
 from service.domain.app_settings import AppSettings
+from service.domain.branch_protection import protect_default_branch
 from service.domain.tokens import token_digest
 
 AGENT_TOKEN_PREFIX = "glagent-"
@@ -161,6 +162,8 @@ async def create_project(conn: Conn, new: NewProject, *, creator_id: int, person
             lfs_enabled=new.lfs_enabled,
             description=new.description,
         )
+        if new.default_branch is not None:  # its README commit created that branch: protected as the first push's
+            await protect_default_branch(conn, project_id, new.default_branch)
     return project_id
 
 
@@ -206,6 +209,10 @@ async def update_project(conn: Conn, project: AdminProject, changes: dict[str, o
         check_path = path if path is not None and path.lower() != project.path.lower() else None
         await _check_name_and_path(conn, namespace, check_name, check_path, project.id)
         default_branch = changes.get("default_branch")
+        if isinstance(default_branch, str) and project.default_branch is None:
+            # Projects::UpdateService#validate_default_branch_change: an empty project has no
+            # branch to make its default (its first push gives it one, protected)
+            raise Refused(f"Could not set the default branch. Do you have a branch named '{default_branch}' in your repository?")
         lfs_enabled = changes.get("lfs_enabled")
         description = changes.get("description")
         await projects_db.update_project(

@@ -12,6 +12,7 @@ from service.errors import accepted, json_response
 from service.routes.admin import members
 from service.routes.admin.common import (
     actor_id,
+    app_settings,
     created,
     load_params,
     page,
@@ -59,6 +60,11 @@ async def create_project(request: web.Request) -> web.Response:
     """POST /projects (projects.rb): name and/or path, namespace_id (default: the caller's own)."""
     values = await load_params(request, ProjectCreateIn())
     require_one_of(values, "name", "path")
+    # GitLab's default_branch "requires initialize_with_readme": the README commit makes that branch
+    # (else the instance's default branch name); without one the project stays empty until pushed
+    default_branch = None
+    if values.get("initialize_with_readme"):
+        default_branch = values.get("default_branch") or (await app_settings(request)).default_branch_name or "main"
     async with pool(request).acquire() as conn:
         own_namespace_id = await projects_domain.personal_namespace_id(conn, actor_id(request))
         project_id = await projects_domain.create_project(
@@ -68,7 +74,7 @@ async def create_project(request: web.Request) -> web.Response:
                 path=values.get("path"),
                 namespace_id=values.get("namespace_id"),
                 visibility=values["visibility"],
-                default_branch=values.get("default_branch"),
+                default_branch=default_branch,
                 lfs_enabled=values["lfs_enabled"],
                 description=values["description"],
             ),
