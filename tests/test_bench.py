@@ -252,3 +252,24 @@ def test_every_column_stays_apart_at_the_rates_of_a_fast_machine() -> None:
     assert row.split()[:9] == ["authorized_keys", "399,000", "(399,000-399,000)", "288,310", "0.72", "(0.72-0.72)",
                                "0.80", "199,788/199,817", "0.6"]
     assert head.index("paced req/s") + len("paced req/s") == row.index("199,817") + len("199,817")
+
+
+def _load_instructions() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_instructions", ROOT / "bench" / "instructions.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_instruction_counts_are_callgrinds_totals_by_event_and_shown_per_request() -> None:
+    instructions = _load_instructions()
+    dumped = "version: 1\ncmd: python bare.py\nevents: Ir I1mr D1mr D1mw Bcm Bim\nfn=main\n5 10\nsummary: 2000 10 5 3 7 2\n"
+    counted = instructions.events(dumped)
+    assert counted == {"Ir": 2000, "I1mr": 10, "D1mr": 5, "D1mw": 3, "Bcm": 7, "Bim": 2}
+    assert instructions.events(dumped.replace("summary:", "totals:")) == counted  # older callgrinds
+    cells = instructions.row("service_floor", counted, 1000.0).split()
+    # D1 misses are reads and writes; mispredictions conditional and indirect; Ir against the bare one
+    assert cells == ["service_floor", "2,000", "10", "8", "9", "2.00"]
+    with pytest.raises(ValueError):
+        instructions.events("not a dump")
