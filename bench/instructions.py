@@ -10,8 +10,9 @@ simulated caches and branch predictor, and divides by N:
 - the bare handler and the framework floor (bench/bare.py): counts zeroed after a warm-up and dumped
   after the N requests (callgrind_control);
 - the service: its worker is a fork of gunicorn's master, which callgrind_control cannot reach, so
-  the service is run twice, with 0 and with N requests after the same warm-up, and the worker's
-  counts at exit are subtracted (start-up and shutdown cancel out).
+  the service is run twice, with N requests and with none (idle as long) after the same warm-up, and
+  the worker's counts at exit are subtracted: start-up (with PYTHONHASHSEED=0, the same each time),
+  shutdown and the work done by the clock cancel out.
 
 Ir: instructions; I1/D1: first-level instruction and data cache misses (simulated; each costs
 roughly 10-20 cycles on the machines of bench/results); mispredicted: conditional and indirect
@@ -45,7 +46,11 @@ COLUMNS = (("Ir", ("Ir",)), ("I1 miss", ("I1mr",)), ("D1 miss", ("D1mr", "D1mw")
 
 
 def callgrind(out_dir: Path) -> list[str]:
+    # env PYTHONHASHSEED=0: with random string hashes, the same start-up differs by millions of
+    # instructions between runs (4.3 G to import the service), which the subtraction would keep
     return [
+        "env",
+        "PYTHONHASHSEED=0",
         "valgrind",
         "--tool=callgrind",
         "--cache-sim=yes",
@@ -96,9 +101,16 @@ def zeroed_and_dumped(pid: int, request: bench.Request, count: int, out_dir: Pat
 
 
 def service_worker_counts(
-    endpoint: str, count: int, env: dict[str, str], data: dict[str, str], workdir: Path, out_dir: Path
-) -> dict[str, int]:
-    """The service's worker's counts at exit after the warm-up and `count` requests to `endpoint`."""
+    endpoint: str,
+    count: int,
+    env: dict[str, str],
+    data: dict[str, str],
+    workdir: Path,
+    out_dir: Path,
+    idle: float = 0.0,
+) -> tuple[dict[str, int], float]:
+    """The service's worker's counts at exit after the warm-up and `count` requests to `endpoint`
+    (then `idle` seconds without any), and how long the requests took."""
     port = bench.free_port()
     state = workdir / f"state-{port}"
     state.mkdir()
@@ -122,10 +134,14 @@ def service_worker_counts(
                     raise
                 time.sleep(1)
         (worker,) = psutil.Process(served.pid).children()
-        drive(request, WARM_UP - 1 + count)
+        drive(request, WARM_UP - 1)
+        began = time.monotonic()
+        drive(request, count)
+        took = time.monotonic() - began
+        time.sleep(idle)
         served.send_signal(signal.SIGTERM)
         served.wait(300)
-        return events((out_dir / f"callgrind.{worker.pid}").read_text())
+        return events((out_dir / f"callgrind.{worker.pid}").read_text()), took
     finally:
         bench.stop_process(served)
 
@@ -171,16 +187,22 @@ def main(argv: list[str]) -> int:
         bench.wait_for_port(bare_port, 300)
         bench.wait_for_port(floor_port, 300)
 
-        print(f"per request, {args.requests} sequential requests on one connection after {WARM_UP} (valgrind callgrind)")
+        print(
+            f"per request, {args.requests} sequential requests on one connection after {WARM_UP} (valgrind callgrind)"
+        )
         print(f"{'endpoint':16} " + " ".join(f"{title:>12}" for title, _ in COLUMNS) + f" {'Ir/bare':>8}")
         counted = zeroed_and_dumped(bare.pid, bench.bare_request(bare_port), args.requests, out_dir)
         bare_per_request = {event: value / args.requests for event, value in counted.items()}
         print(row("bare", bare_per_request, None), flush=True)
-        counted = zeroed_and_dumped(floor.pid, bench.scenarios(0, backends.data, floor_port)[bench.FLOOR], args.requests, out_dir)
+        counted = zeroed_and_dumped(
+            floor.pid, bench.scenarios(0, backends.data, floor_port)[bench.FLOOR], args.requests, out_dir
+        )
         print(row(bench.FLOOR, {e: v / args.requests for e, v in counted.items()}, bare_per_request["Ir"]), flush=True)
         for endpoint in endpoints:
-            without = service_worker_counts(endpoint, 0, env, backends.data, workdir, out_dir)
-            with_requests = service_worker_counts(endpoint, args.requests, env, backends.data, workdir, out_dir)
+            with_requests, took = service_worker_counts(endpoint, args.requests, env, backends.data, workdir, out_dir)
+            # as long without requests: what runs by the clock (the metrics' publishing, gunicorn's
+            # heartbeat) cancels out too
+            without, _ = service_worker_counts(endpoint, 0, env, backends.data, workdir, out_dir, idle=took)
             per_request = {e: (with_requests[e] - without.get(e, 0)) / args.requests for e in with_requests}
             print(row(endpoint, per_request, bare_per_request["Ir"]), flush=True)
     return 0

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -85,8 +86,10 @@ def _servers(settings: Settings, need_redis: bool = False) -> Iterator[tuple[Set
 
 
 def _stop_all(services: EmbeddedServices) -> None:
-    """A second SIGTERM while the servers stop is held until they have: it would stop the stop."""
-    stop_on_sigterm()  # an event loop that ran the command leaves SIGTERM at its default when it closes
+    """The process is on its way out: a SIGTERM from here on is ignored (one during the servers'
+    stop would cut it short; one held until after it would turn a clean exit, gunicorn's after its
+    own SIGTERM, into a death by signal), and a SIGINT is held until the servers have stopped."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with stop_signals_held():
         services.stop()
 

@@ -40,24 +40,18 @@ class StopRequested(SystemExit):
         return signal.Signals(self.signum).name
 
 
-_stopping = False  # a SIGTERM has been raised as StopRequested: the stop is under way
-
-
 def _raise_stop_requested(signum: int, frame: FrameType | None) -> None:
     # The stop is under way: another SIGTERM (a supervisor repeating itself) raised again inside
     # the clean-up, or inside `main` saying why it stops, would cut either short. `end_by` restores
     # the default to end the process by it.
-    global _stopping
-    _stopping = True
     signal.signal(signum, signal.SIG_IGN)
     raise StopRequested(signum)
 
 
 def stop_on_sigterm() -> None:
     """SIGTERM unwinds the command like Ctrl-C does. Gunicorn's arbiter and asyncio's signal
-    handlers replace this once they run; until then, and in the one-off commands, it holds. Once
-    a SIGTERM has started the stop, the clean-up calling this again keeps later ones ignored."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN if _stopping else _raise_stop_requested)
+    handlers replace this once they run; until then, and in the one-off commands, it holds."""
+    signal.signal(signal.SIGTERM, _raise_stop_requested)
 
 
 def end_by(signum: int) -> None:

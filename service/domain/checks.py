@@ -319,7 +319,7 @@ async def tag_check(change: Change, ctx: ChangeContext, logger: TimedLogger) -> 
     if change.creation and tag == ctx.default_branch:
         raise _deny("default_branch_collision")
     if not change.deletion:  # prohibited_tag_checks: a moved tag's name too
-        if tag.startswith("refs/tags/") or not _valid_ref_name(tag):
+        if tag.startswith("refs/tags/") or not valid_ref_name(tag):
             raise _deny("prohibited_tag_name")
         if _SHA_TAG.match(tag):
             raise _deny("prohibited_sha_tag_name")
@@ -343,7 +343,7 @@ def _has_role(user: Viewer | None, minimum: int) -> bool:
     return user is not None and (user.admin or user.access_level >= minimum)
 
 
-def _valid_ref_name(name: str) -> bool:
+def valid_ref_name(name: str) -> bool:
     """git check-ref-format's main rules."""
     if not name or name.startswith(("-", "/")) or name.endswith(("/", ".", ".lock")):
         return False

@@ -37,14 +37,6 @@ def pushed_branches(changes: str) -> list[tuple[str, bool, bool]]:
     ]
 
 
-def branch_names(changes: str) -> list[str]:
-    return [branch for branch, _created, deleted in pushed_branches(changes) if not deleted]
-
-
-def created_branch_names(changes: str) -> list[str]:
-    return [branch for branch, created, deleted in pushed_branches(changes) if created and not deleted]
-
-
 def merge_request_messages(ctx: PostReceiveContext, branches: Sequence[str], urls: InstanceUrls) -> list[str]:
     """MergeRequests::GetUrlsService: a link per pushed branch, except the default and deleted ones."""
     if ctx.full_path is None or ctx.default_branch is None:
@@ -79,7 +71,7 @@ def post_receive_messages(
 ) -> list[dict[str, Any]]:
     """Alerts go in front, basic messages after them; blank texts are left out.
 
-    branches: the pushed branches that were not deleted, in push order (branch_names).
+    branches: the pushed branches that were not deleted, in push order.
     """
     alerts: list[str] = []
     basics: list[str] = []
@@ -124,12 +116,13 @@ async def post_receive(
     repository = repository_from_params({"gl_repository": gl_repository}) if gl_repository else None
     project_id = repository.container_id if repository and repository.repo_type in ("project", "wiki") else None
     pusher = parse_identifier(identifier)
+    pushed = pushed_branches(changes)
     lookup = PushLookup(
         project_id=project_id,
         user_id=pusher.user_id,
         key_id=pusher.owner_of_key_id,
         username=pusher.username,
-        branches=tuple(branch_names(changes)),
+        branches=tuple(branch for branch, _created, deleted in pushed if not deleted),
     )
     # The database work comes first and the counter's decrease last: a post_receive that fails
     # (503) must leave the counter as it was, or Gitaly's retry would decrease it twice and the
@@ -166,9 +159,17 @@ async def post_receive(
         if queued is not None:
             await queued
     is_project = repository is not None and repository.repo_type == "project"
-    if ctx.project_id is not None and ctx.default_branch is None and is_project:
-        async with pool.acquire() as conn:
-            ctx = await adopt_default_branch(conn, ctx, created_branch_names(changes))
+    project_found = ctx.project_id
+    if project_found is not None and is_project and any(created for _branch, created, _deleted in pushed):
+        created_branches = [branch for branch, created, deleted in pushed if created and not deleted]
+        if ctx.default_branch is None:
+            async with pool.acquire() as conn:
+                ctx = await adopt_default_branch(conn, ctx, created_branches)
+        elif ctx.default_branch in created_branches:
+            # BranchHooksService#branch_create_hooks: the push that creates the default branch set
+            # before it existed (a README project's, or one changed through the API) protects it too
+            async with pool.acquire() as conn:
+                await protect_default_branch(conn, project_found, ctx.default_branch)
     decrease = await counter.decrease(gl_repository, ctx.user_id, project_id)
     notice = unsupported_notice(parse_push_options(push_options)) if push_options else None
     messages = post_receive_messages(ctx, decrease, lookup.branches, repository, urls, notice)

@@ -32,7 +32,7 @@ from service.domain.permissions import (
     can_push_code,
     can_read_project,
 )
-from service.domain.post_receive import branch_names, created_branch_names, pushed_branches
+from service.domain.post_receive import pushed_branches
 
 BLANK = "0" * 40
 OLD = "a" * 40
@@ -105,8 +105,6 @@ def test_a_malformed_line_refuses_the_strict_list_and_is_skipped_by_the_lenient_
 def test_post_receive_reads_branches_from_the_same_parser() -> None:
     raw = f"{BLANK} {NEW} refs/heads/new\n{OLD} {BLANK} refs/heads/gone\n{OLD} {NEW} refs/tags/v1\n{OLD} {NEW} refs/heads/main"
     assert pushed_branches(raw) == [("new", True, False), ("gone", False, True), ("main", False, False)]
-    assert branch_names(raw) == ["new", "main"]
-    assert created_branch_names(raw) == ["new"]
 
 
 # --- branch and tag checks -----------------------------------------------------------------------

@@ -198,6 +198,14 @@ async def test_projects_create_get_edit_archive_delete(client, db):
         deleted = await call(lambda: gl.http_delete(f"/projects/{personal.id}"))
         missing = await error_of(lambda: gl.projects.get("nobody/nothing"))
         listed = await call(lambda: gl.projects.list(get_all=True))
+        readme = {}
+        for name, branch in (("blank", " "), ("wildcard", "ma*"), ("dots", "a..b")):
+            made = await call(
+                lambda name=name, branch=branch: gl.projects.create(
+                    {"path": f"readme-{name}", "initialize_with_readme": True, "default_branch": branch}
+                )
+            )
+            readme[name] = made.default_branch
     assert (as_created["path"], as_created["path_with_namespace"], as_created["visibility"]) == (
         "my-service",
         "g/my-service",
@@ -215,8 +223,11 @@ async def test_projects_create_get_edit_archive_delete(client, db):
     assert [(b.name, b.push_access_levels[0]["access_level"]) for b in protected_trunk] == [("trunk", 40)]
     assert (empty_default.response_code, body_of(empty_default)) == (
         400,
-        {"message": "Could not set the default branch. Do you have a branch named 'dev' in your repository?"},
+        {"message": {"base": ["Could not change HEAD: branch 'dev' does not exist"]}},
     )
+    # the README commit's branch: a blank name is the instance's default; one git refuses fails the
+    # commit, and the project stays empty
+    assert [readme[name] for name in ("blank", "wildcard", "dots")] == ["main", None, None]
     assert by_path.id == project.id
     assert body_of(duplicate) == {
         "message": {"name": ["has already been taken"], "path": ["has already been taken"]}

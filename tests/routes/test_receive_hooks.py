@@ -214,6 +214,9 @@ async def test_the_default_branch_a_first_push_gives_is_protected_as_the_setting
         ("main", True, "push", 30),
     ]
     await set_application_settings(db, default_branch_protection_defaults=orjson.dumps(LEGACY_LEVELS[2]).decode())
+    # a default branch set before it existed (a README project's): the push that creates it protects it
+    preset = await make_project(db, owner=user, default_branch="main")
+    assert await first_push(preset) == [("main", False, "merge", 40), ("main", False, "push", 40)]
     covered = await make_project(db, owner=user, default_branch=None)
     await protect_branch(db, covered, "ma*", push=[30])
     assert [rule[0] for rule in await first_push(covered)] == ["ma*", "ma*"]  # no rule of its own for main

@@ -35,6 +35,7 @@ from service.domain.admin.namespaces import find_namespace
 from service.domain.admin.users import _aware, check_key, title_errors
 from service.domain.app_settings import AppSettings
 from service.domain.branch_protection import protect_default_branch
+from service.domain.checks import valid_ref_name
 from service.domain.tokens import token_digest
 
 AGENT_TOKEN_PREFIX = "glagent-"
@@ -110,6 +111,14 @@ async def _check_name_and_path(
         errors["path"] = ["has already been taken"]
     if errors:
         raise Invalid(errors)
+
+
+def readme_branch(requested: str | None, instance_default: str) -> str | None:
+    """The branch initialize_with_readme's commit is made on (Projects::CreateService: the given
+    name's presence, else the instance's default branch name), which becomes the project's default;
+    None when git would refuse the name: the commit fails and the project stays empty."""
+    branch = (requested or "").strip() or instance_default.strip() or "main"
+    return branch if branch != "HEAD" and valid_ref_name(branch) else None
 
 
 @dataclass(frozen=True)
@@ -210,9 +219,9 @@ async def update_project(conn: Conn, project: AdminProject, changes: dict[str, o
         await _check_name_and_path(conn, namespace, check_name, check_path, project.id)
         default_branch = changes.get("default_branch")
         if isinstance(default_branch, str) and project.default_branch is None:
-            # Projects::UpdateService#validate_default_branch_change: an empty project has no
-            # branch to make its default (its first push gives it one, protected)
-            raise Refused(f"Could not set the default branch. Do you have a branch named '{default_branch}' in your repository?")
+            # Project#change_head: an empty project has no branch to make its default (its first
+            # push gives it one, protected)
+            raise Refused({"base": [f"Could not change HEAD: branch '{default_branch}' does not exist"]})
         lfs_enabled = changes.get("lfs_enabled")
         description = changes.get("description")
         await projects_db.update_project(

@@ -60,11 +60,11 @@ async def create_project(request: web.Request) -> web.Response:
     """POST /projects (projects.rb): name and/or path, namespace_id (default: the caller's own)."""
     values = await load_params(request, ProjectCreateIn())
     require_one_of(values, "name", "path")
-    # GitLab's default_branch "requires initialize_with_readme": the README commit makes that branch
-    # (else the instance's default branch name); without one the project stays empty until pushed
+    # GitLab's default_branch "requires initialize_with_readme": without it the project stays empty
     default_branch = None
     if values.get("initialize_with_readme"):
-        default_branch = values.get("default_branch") or (await app_settings(request)).default_branch_name or "main"
+        instance_default = (await app_settings(request)).default_branch_name
+        default_branch = projects_domain.readme_branch(values.get("default_branch"), instance_default)
     async with pool(request).acquire() as conn:
         own_namespace_id = await projects_domain.personal_namespace_id(conn, actor_id(request))
         project_id = await projects_domain.create_project(
