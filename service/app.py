@@ -91,7 +91,7 @@ def create_app(settings: Settings, secrets: Secrets | None = None) -> web.Applic
         secrets.kas, KAS_JWT_ISSUER, 0, required=("iss", "exp", "aud"), audience=KAS_JWT_AUDIENCE
     )
     app[app_keys.APP_SETTINGS] = SettingsCache(settings.settings_cache_seconds)
-    app[app_keys.REPOSITORIES] = RepositoryInspector(settings.storages)
+    app[app_keys.REPOSITORIES] = RepositoryInspector(settings.storages, settings.git_timeout)
     app[app_keys.METRICS_ACCESS] = MetricsAccess.from_settings(
         settings.monitoring_ip_whitelist, settings.monitoring_token_file
     )

@@ -76,6 +76,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "GITLAB_WEBHOOK_TIMEOUT": ("jobs", "webhook_timeout"),
     "GITLAB_WEBHOOK_MAX_ATTEMPTS": ("jobs", "webhook_max_attempts"),
     "GITLAB_WEBHOOK_RETRY_SECONDS": ("jobs", "webhook_retry_seconds"),
+    "GITLAB_GIT_TIMEOUT": ("jobs", "git_timeout"),
 }
 
 
@@ -146,6 +147,7 @@ class Settings:
     jobs_stalled_seconds: float = 30.0
     post_receive_max_attempts: int = 5
     webhook_timeout: float = 10.0
+    git_timeout: float = 55.0
     webhook_max_attempts: int = 3
     webhook_retry_seconds: float = 10.0
 
@@ -271,6 +273,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         jobs_stalled_seconds=float(raw.get("jobs", {}).get("stalled_seconds", 30)),
         post_receive_max_attempts=int(raw.get("jobs", {}).get("post_receive_max_attempts", 5)),
         webhook_timeout=float(raw.get("jobs", {}).get("webhook_timeout", 10)),
+        git_timeout=float(raw.get("jobs", {}).get("git_timeout", 55)),
         webhook_max_attempts=int(raw.get("jobs", {}).get("webhook_max_attempts", 3)),
         webhook_retry_seconds=float(raw.get("jobs", {}).get("webhook_retry_seconds", 10)),
     )

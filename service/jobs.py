@@ -433,7 +433,7 @@ async def run_standalone_worker(settings: Settings, concurrency: int) -> int:
             run_worker(
                 settings,
                 pool,
-                RepositoryInspector(settings.storages),
+                RepositoryInspector(settings.storages, settings.git_timeout),
                 InstanceUrls(settings.gitlab_url, settings.ssh_user, settings.ssh_host, settings.ssh_port),
                 concurrency,
                 TokenBox(load_db_key_base(settings.db_key_base_file)),

@@ -66,9 +66,11 @@ def test_the_environment_overrides_the_settings_ops_tune():
             "GITALY_ADDRESS": "tcp://gitaly:8075",
             "MONITORING_IP_WHITELIST": "10.0.0.0/8, 192.168.0.0/16",
             "GITLAB_INTERNAL_API_ROOT": "/srv/gia",
+            "GITLAB_GIT_TIMEOUT": "120",
         }
     )
     assert (settings.port, settings.workers, settings.pool_max_size) == (9000, 4, 30)
+    assert settings.git_timeout == 120.0
     assert settings.storages["default"].gitaly_address == "tcp://gitaly:8075"
     assert settings.monitoring_ip_whitelist == ("10.0.0.0/8", "192.168.0.0/16")
     assert settings.shell_secret_file == Path("/srv/gia/.gitlab_shell_secret")

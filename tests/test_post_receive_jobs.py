@@ -858,7 +858,7 @@ async def test_urls_stored_before_they_were_sealed_are_sealed_at_start_up(client
 async def test_a_git_that_hangs_is_killed_and_does_not_hold_the_repositorys_jobs(tmp_path, stopped_by):
     """A git read stuck on a stalled storage: past its timeout the job fails (and is retried), and
     when the job is cancelled (the worker stopping) the git goes with it; neither leaves it running."""
-    from service.domain.push_jobs import GitTimeout, run_git
+    from service.domain.push_jobs import Git, GitTimeout, run_git
 
     pid_file = tmp_path / "pid"
     hanging_git = tmp_path / "git"
@@ -869,9 +869,9 @@ async def test_a_git_that_hangs_is_killed_and_does_not_hold_the_repositorys_jobs
     began = time.monotonic()
     if stopped_by == "its timeout":
         with pytest.raises(GitTimeout, match="git rev-list took more than 2 s"):
-            await run_git(str(hanging_git), tmp_path, "rev-list", "--count", "HEAD", timeout=2)
+            await run_git(Git(str(hanging_git), 2), tmp_path, "rev-list", "--count", "HEAD")
     else:
-        reading = asyncio.create_task(run_git(str(hanging_git), tmp_path, "rev-list", "--count", "HEAD"))
+        reading = asyncio.create_task(run_git(Git(str(hanging_git), 55), tmp_path, "rev-list", "--count", "HEAD"))
         while not pid_file.exists() or not pid_file.read_text().strip():
             await asyncio.sleep(0.05)
         reading.cancel()
@@ -882,3 +882,8 @@ async def test_a_git_that_hangs_is_killed_and_does_not_hold_the_repositorys_jobs
 
     with contextlib.suppress(psutil.NoSuchProcess):  # the child of git is gone too (or dead, unreaped)
         assert psutil.Process(int(pid_file.read_text())).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_git_timeout_setting_reaches_the_jobs_repository_reads(settings, secrets):
+    app = create_app(settings.with_overrides(git_timeout=3.0), secrets)
+    assert app[app_keys.REPOSITORIES].git_timeout == 3.0

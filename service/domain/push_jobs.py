@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-
 from service.db.rows import Pool
 from service.db import push_jobs as jobs_db
 from service.db.push_jobs import NewDelivery, PushEventRow, PushHook, PushJobContext
@@ -42,6 +41,7 @@ from service.domain.ref_matcher import wildcard_matches
 from service.domain.repository import RepositoryInspector, hashed_disk_path
 from service.domain.urls import InstanceUrls
 from service.domain.webhooks import PUSH_HOOK, SYSTEM_HOOK, TAG_PUSH_HOOK, hook_fires
+from service.unavailable import BackendUnavailable
 
 log = logging.getLogger("gitlab_internal_api.post_receive_job")
 
@@ -91,19 +91,28 @@ _RECORD = "\x1e"
 _FIELD = "\x00"
 
 
-# GitLab's gitaly_timeout_default: the longest one repository read of the job may take. The jobs of
-# a repository run one at a time, so a git that hangs (a stalled storage) must not hold the others
-# back for ever: past it the job fails, and is retried like any other failure.
-GIT_TIMEOUT_SECONDS = 55.0
+@dataclass(frozen=True)
+class Git:
+    """The git binary, and the longest one repository read of the job may take (`jobs.git_timeout`,
+    GitLab's gitaly_timeout_default). The jobs of a repository run one at a time, so a git that hangs
+    (a stalled storage) must not hold the others back for ever: past it the job fails, and is
+    retried like any other failure."""
+
+    binary: str
+    timeout: float
 
 
-class GitTimeout(RuntimeError):
-    pass
+class GitTimeout(BackendUnavailable):
+    """The repository storage did not answer in time: a job is retried, an admin call answered 503."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("repository storage", reason)
 
 
-async def run_git(git: str, repo: Path, *args: str, timeout: float = GIT_TIMEOUT_SECONDS) -> tuple[int, str]:
+async def run_git(git: Git, repo: Path, *args: str) -> tuple[int, str]:
+    timeout = git.timeout
     process = await asyncio.create_subprocess_exec(
-        git,
+        git.binary,
         *args,
         env={"GIT_DIR": str(repo), "LC_ALL": "C", "PATH": "/usr/bin:/bin"},
         stdout=asyncio.subprocess.PIPE,
@@ -202,12 +211,12 @@ def _commit_attrs(block: str, project_url: str) -> dict[str, Any] | None:
     }
 
 
-async def _has_ref(git: str, repo: Path, ref: str) -> bool:
+async def _has_ref(git: Git, repo: Path, ref: str) -> bool:
     code, _ = await run_git(git, repo, "show-ref", "--verify", "--quiet", ref)
     return code == 0
 
 
-async def _tag_message(git: str, repo: Path, change: Change) -> str | None:
+async def _tag_message(git: Git, repo: Path, change: Change) -> str | None:
     """Git::TagHooksService#event_message: the tag's message, if the tag still points at the pushed
     object (else GitLab finds no tag: nil). Gitaly's FindTag gives an annotated tag's message
     without its trailing newlines (catfile.TrimTagMessage) and a lightweight tag's as empty, where
@@ -229,9 +238,9 @@ async def read_commits(
     assert ctx.project_id is not None and ctx.repository_storage is not None
     relative = (ctx.legacy_disk_path or hashed_disk_path(ctx.project_id)) + ".git"
     repo = repositories.repository_dir(ctx.repository_storage, relative)
-    git = repositories.git
-    if repo is None or git is None or change.deletion:
+    if repo is None or repositories.git is None or change.deletion:
         return Commits([], 0)
+    git = Git(repositories.git, repositories.git_timeout)
     tag_message = None
     tip = change.newrev
     if change.tag_name is not None:

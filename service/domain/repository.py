@@ -58,9 +58,10 @@ def gitaly_repository(
 
 
 class RepositoryInspector:
-    def __init__(self, storages: Mapping[str, Storage]) -> None:
+    def __init__(self, storages: Mapping[str, Storage], git_timeout: float = 55.0) -> None:
         self.storages = storages
         self.git = shutil.which("git")
+        self.git_timeout = git_timeout  # each git read of a PostReceive job (push_jobs.run_git)
 
     @property
     def unavailable_reason(self) -> str | None:
