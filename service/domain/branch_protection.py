@@ -133,7 +133,7 @@ def shown_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 async def protect_default_branch(conn: Conn, project_id: int, branch: str) -> None:
     """Projects::ProtectDefaultBranchService: a protected-branch rule for the default branch with the
     setting's push and merge levels and force-push choice, unless the setting protects nothing or
-    a rule already covers the branch (by its name or a wildcard)."""
+    a rule already covers the branch (by its name or a wildcard). Call inside a transaction."""
     settings = await protected_refs_db.default_branch_protection(conn, project_id)
     if settings is None:
         return

@@ -168,7 +168,7 @@ async def post_receive(
         elif ctx.default_branch in created_branches:
             # BranchHooksService#branch_create_hooks: the push that creates the default branch set
             # before it existed (a README project's, or one changed through the API) protects it too
-            async with pool.acquire() as conn:
+            async with pool.acquire() as conn, conn.transaction():  # the rule with its access levels
                 await protect_default_branch(conn, project_found, ctx.default_branch)
     decrease = await counter.decrease(gl_repository, ctx.user_id, project_id)
     notice = unsupported_notice(parse_push_options(push_options)) if push_options else None
