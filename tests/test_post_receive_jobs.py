@@ -858,7 +858,8 @@ async def test_urls_stored_before_they_were_sealed_are_sealed_at_start_up(client
 async def test_a_git_that_hangs_is_killed_and_does_not_hold_the_repositorys_jobs(tmp_path, stopped_by):
     """A git read stuck on a stalled storage: past its timeout the job fails (and is retried), and
     when the job is cancelled (the worker stopping) the git goes with it; neither leaves it running."""
-    from service.domain.push_jobs import Git, GitTimeout, run_git
+    from service.domain.push_jobs import GitTimeout, run_git
+    from service.domain.repository import Git
 
     pid_file = tmp_path / "pid"
     hanging_git = tmp_path / "git"
@@ -886,4 +887,4 @@ async def test_a_git_that_hangs_is_killed_and_does_not_hold_the_repositorys_jobs
 
 def test_the_git_timeout_setting_reaches_the_jobs_repository_reads(settings, secrets):
     app = create_app(settings.with_overrides(git_timeout=3.0), secrets)
-    assert app[app_keys.REPOSITORIES].git_timeout == 3.0
+    assert app[app_keys.REPOSITORIES].job_git.timeout == 3.0

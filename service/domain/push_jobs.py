@@ -38,7 +38,7 @@ from service.domain.actors import InvalidRepository, parse_gl_repository, parse_
 from service.domain.checks import Change, parse_changes
 from service.domain.push_options import parse_push_options
 from service.domain.ref_matcher import wildcard_matches
-from service.domain.repository import RepositoryInspector, hashed_disk_path
+from service.domain.repository import Git, RepositoryInspector, hashed_disk_path
 from service.domain.urls import InstanceUrls
 from service.domain.webhooks import PUSH_HOOK, SYSTEM_HOOK, TAG_PUSH_HOOK, hook_fires
 from service.unavailable import BackendUnavailable
@@ -89,17 +89,6 @@ class Commits:
 
 _RECORD = "\x1e"
 _FIELD = "\x00"
-
-
-@dataclass(frozen=True)
-class Git:
-    """The git binary, and the longest one repository read of the job may take (`jobs.git_timeout`,
-    GitLab's gitaly_timeout_default). The jobs of a repository run one at a time, so a git that hangs
-    (a stalled storage) must not hold the others back for ever: past it the job fails, and is
-    retried like any other failure."""
-
-    binary: str
-    timeout: float
 
 
 class GitTimeout(BackendUnavailable):
@@ -238,9 +227,9 @@ async def read_commits(
     assert ctx.project_id is not None and ctx.repository_storage is not None
     relative = (ctx.legacy_disk_path or hashed_disk_path(ctx.project_id)) + ".git"
     repo = repositories.repository_dir(ctx.repository_storage, relative)
-    if repo is None or repositories.git is None or change.deletion:
+    git = repositories.job_git
+    if repo is None or git is None or change.deletion:
         return Commits([], 0)
-    git = Git(repositories.git, repositories.git_timeout)
     tag_message = None
     tip = change.newrev
     if change.tag_name is not None:

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,23 @@ def gitaly_repository(
     }
 
 
+@dataclass(frozen=True)
+class Git:
+    """The git binary, and the longest one repository read of the job may take (`jobs.git_timeout`,
+    GitLab's gitaly_timeout_default). The jobs of a repository run one at a time, so a git that hangs
+    (a stalled storage) must not hold the others back for ever: past it the job fails, and is
+    retried like any other failure."""
+
+    binary: str
+    timeout: float
+
+
 class RepositoryInspector:
     def __init__(self, storages: Mapping[str, Storage], git_timeout: float = 55.0) -> None:
         self.storages = storages
         self.git = shutil.which("git")
-        self.git_timeout = git_timeout  # each git read of a PostReceive job (push_jobs.run_git)
+        # what the PostReceive job's reads run (push_jobs.run_git); None without git
+        self.job_git = Git(self.git, git_timeout) if self.git is not None else None
 
     @property
     def unavailable_reason(self) -> str | None:

@@ -26,7 +26,7 @@ from service.domain.admin.pagination import Page
 from service.domain.checks import Change
 from service.domain.errors import Missing
 from service.domain.iso_time import iso
-from service.domain.push_jobs import Commits, Git, PushDeps, push_data, read_commits, run_git
+from service.domain.push_jobs import Commits, PushDeps, push_data, read_commits, run_git
 from service.domain.repository import hashed_disk_path
 from service.domain.urls import InstanceUrls
 
@@ -204,9 +204,9 @@ async def _resolve(deps: PushDeps, ctx: jobs_db.PushJobContext, ref: str) -> str
     repo = deps.repositories.repository_dir(
         ctx.repository_storage, (ctx.legacy_disk_path or hashed_disk_path(ctx.project_id)) + ".git"
     )
-    if repo is None or deps.repositories.git is None:
+    git = deps.repositories.job_git
+    if repo is None or git is None:
         return None
-    git = Git(deps.repositories.git, deps.repositories.git_timeout)
     code, out = await run_git(git, repo, "rev-parse", "--verify", "--quiet", ref)
     return out.strip() if code == 0 and out.strip() else None
 
