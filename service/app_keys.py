@@ -65,3 +65,5 @@ ROUTE_CONSUMERS: web.AppKey[dict[Any, Consumer]] = web.AppKey("route_consumers")
 METRICS_ACCESS: web.AppKey[MetricsAccess] = web.AppKey("metrics_access")
 
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")
+# the route's consumer (service/auth.py), kept for its body limit (service/params.py)
+CONSUMER: web.RequestKey[Consumer] = web.RequestKey("consumer")

@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 import orjson
 from aiohttp import web
-from aiohttp.web_urldispatcher import SystemRoute
+from aiohttp.web_urldispatcher import AbstractRoute, SystemRoute
 
 from service import app_keys
 from service.current_settings import current_settings
@@ -36,7 +36,7 @@ from service.errors import (
     not_found,
     unauthorized,
 )
-from service.params import query_or_body_param, release_large_body
+from service.params import query_or_body_param
 
 log = logging.getLogger("gitlab_internal_api.auth")
 
@@ -85,8 +85,9 @@ MONITORING_IDENTITY = Identity("monitoring")
 
 Check = Callable[[web.Request], Awaitable[Identity]]
 # Decides from the headers alone, without an await: an identity, a refusal (raises), or None when
-# the headers do not decide and `check` must (a legacy credential that may be in the body...).
-HeaderCheck = Callable[[web.Request], Identity | None]
+# the headers do not decide and `check` must (a legacy credential that may be in the body...). It is
+# given the request's application, which the middleware has at hand (request.app is two calls).
+HeaderCheck = Callable[[web.Request, web.Application], Identity | None]
 
 
 @dataclass(frozen=True)
@@ -191,13 +192,13 @@ def _legacy_secret_matches(candidate: str | None, secret: bytes) -> bool:
     return hmac.compare_digest(candidate.rstrip("\r\n").encode("utf-8", "surrogatepass"), secret)
 
 
-def shell_jwt(request: web.Request) -> Identity | None:
+def shell_jwt(request: web.Request, app: web.Application) -> Identity | None:
     """The JWT in Gitlab-Shell-Api-Request (GitLab Shell >= 14.35, Gitaly); None without one."""
     token = request.headers.get(SHELL_JWT_HEADER)
     if token is None:
         return None
     try:
-        request.app[app_keys.SHELL_TOKENS].verify(token)
+        app[app_keys.SHELL_TOKENS].verify(token)
     except jwt.PyJWTError as exc:
         log.info("shell JWT rejected: %s", type(exc).__name__)
         raise unauthorized() from None
@@ -206,7 +207,7 @@ def shell_jwt(request: web.Request) -> Identity | None:
 
 async def check_shell(request: web.Request) -> Identity:
     """JWT in Gitlab-Shell-Api-Request (current), or the shared secret of GitLab Shell < 14.35."""
-    identity = shell_jwt(request)
+    identity = shell_jwt(request, request.app)
     if identity is not None:
         return identity
     if request.app[app_keys.SETTINGS].accept_legacy_shell_secret:
@@ -234,13 +235,13 @@ async def check_shell(request: web.Request) -> Identity:
 # --- kas ---------------------------------------------------------------------------------------
 
 
-def kas_jwt(request: web.Request) -> Identity:
+def kas_jwt(request: web.Request, app: web.Application) -> Identity:
     """Gitlab-Kas-Api-Request: HS256 with the decoded 32-byte kas secret, iss gitlab-kas, aud gitlab."""
     token = request.headers.get(KAS_JWT_HEADER)
     if token is None:
         raise kas_unauthorized()
     try:
-        request.app[app_keys.KAS_TOKENS].verify(token)  # with its audience (service/app.py)
+        app[app_keys.KAS_TOKENS].verify(token)  # with its audience (service/app.py)
     except jwt.PyJWTError as exc:
         log.info("kas JWT rejected: %s", type(exc).__name__)
         raise kas_unauthorized() from None
@@ -248,7 +249,7 @@ def kas_jwt(request: web.Request) -> Identity:
 
 
 async def check_kas(request: web.Request) -> Identity:
-    return kas_jwt(request)
+    return kas_jwt(request, request.app)
 
 
 def agent_token_from(request: web.Request) -> str | None:
@@ -265,11 +266,12 @@ def agent_token_from(request: web.Request) -> str | None:
 
 async def check_kas_agent(request: web.Request) -> Identity:
     """The kas JWT, then an active agent token (kubernetes/* agent routes)."""
-    kas_jwt(request)
+    app = request.app
+    kas_jwt(request, app)
     token = agent_token_from(request)
     if token is None:
         raise unauthorized()
-    found = await authenticate_agent_token(request.app[app_keys.AGENT_TOKENS], request.app[app_keys.DB_POOL], token)
+    found = await authenticate_agent_token(app[app_keys.AGENT_TOKENS], app[app_keys.DB_POOL], token)
     if found is None:
         raise unauthorized()
     return Identity("gitlab-kas+agent", agent_id=found.agent_id, agent_token_id=found.token_id)
@@ -385,25 +387,25 @@ async def check_error_tracking(request: web.Request) -> Identity:
     return await check_shell(request)
 
 
-def nobody(request: web.Request) -> Identity:
+def nobody(request: web.Request, app: web.Application) -> Identity:
     """Health endpoints for the load balancer: no credentials."""
     return ANONYMOUS
 
 
 async def check_nobody(request: web.Request) -> Identity:
-    return nobody(request)
+    return nobody(request, request.app)
 
 
-def monitoring(request: web.Request) -> Identity:
+def monitoring(request: web.Request, app: web.Application) -> Identity:
     """/-/metrics, as GitLab's MetricsController: the monitoring allow-list of addresses
     (monitoring.ip_whitelist) or the monitoring token; anyone else is told the page does not exist."""
-    if request.app[app_keys.METRICS_ACCESS].allows(request.remote, request.headers):
+    if app[app_keys.METRICS_ACCESS].allows(request.remote, request.headers):
         return MONITORING_IDENTITY
     raise not_found()
 
 
 async def check_monitoring(request: web.Request) -> Identity:
-    return monitoring(request)
+    return monitoring(request, request.app)
 
 
 SHELL = Consumer("gitlab-shell", check_shell, SHELL_MAX_BODY, header_check=shell_jwt)
@@ -419,24 +421,26 @@ MONITORING = Consumer("monitoring", check_monitoring, PUBLIC_MAX_BODY, header_ch
 MAX_BODY = max(SHELL_MAX_BODY, KAS_MAX_BODY, ADMIN_MAX_BODY, RECONCILIATIONS_MAX_BODY, PUBLIC_MAX_BODY)
 
 
-async def authenticated(request: web.Request, handler: Any) -> web.StreamResponse:
-    """The route's consumer's check, then the handler (service/middleware.py calls it)."""
-    try:
-        route = request.match_info.route
-        consumer = request.app[app_keys.ROUTE_CONSUMERS].get(route)
-        if consumer is not None:
-            # Credentials come from headers (or the query string) before the body is touched; only
-            # the legacy ones that may be in the body read it, within the consumer's limit
-            # (service/params.py).
-            identity = consumer.header_check(request) if consumer.header_check is not None else None
-            request[app_keys.IDENTITY] = identity if identity is not None else await consumer.check(request)
-        elif not isinstance(route, SystemRoute):
-            # Fail closed: a route that reached the router without a consumer answers nobody.
-            log.error("route %s has no consumer", route)
-            raise unauthorized()
-        # A SystemRoute is aiohttp's own 404/405, rendered by the error middleware.
-        response: web.StreamResponse = await handler(request)
-        return response
-    finally:
-        if request.body_exists:
-            release_large_body(request)  # the connection keeps the request until its next one
+def identify_from_headers(request: web.Request, app: web.Application, route: AbstractRoute) -> Consumer | None:
+    """The route's consumer's check from the headers (service/middleware.py calls it), its identity
+    kept in the request. Returns the consumer when the headers did not decide and its full `check`
+    must be awaited (a legacy credential that may be in the body); None otherwise, and for
+    aiohttp's own 404 and 405 routes, which need no credentials.
+
+    Credentials come from headers (or the query string) before the body is touched; only the legacy
+    ones that may be in the body read it, within the consumer's limit (service/params.py), which is
+    why the consumer is kept in the request too."""
+    consumer = app[app_keys.ROUTE_CONSUMERS].get(route)
+    if consumer is None:
+        if isinstance(route, SystemRoute):
+            return None  # aiohttp's own 404/405, rendered by the middleware
+        # Fail closed: a route that reached the router without a consumer answers nobody.
+        log.error("route %s has no consumer", route)
+        raise unauthorized()
+    request[app_keys.CONSUMER] = consumer
+    if consumer.header_check is not None:
+        identity = consumer.header_check(request, app)
+        if identity is not None:
+            request[app_keys.IDENTITY] = identity
+            return None
+    return consumer

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
 
 # prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, at import: service/cli.py sets it first.
 from prometheus_client import (
@@ -229,15 +230,14 @@ def publish() -> None:
         counter.publish()
 
 
-def record_request(request: web.Request, status: int, seconds: float) -> None:
-    route = request.match_info.route
-    key = (route, request.method, status)
+def record_request(route: AbstractRoute, method: str, status: int, seconds: float) -> None:
+    key = (route, method, status)
     recorder = _recorders.get(key)
     if recorder is None:
         if len(_recorders) > 10_000:  # unknown methods are one label; still, never grow without bound
             publish()
             _recorders.clear()
-        recorder = _recorders[key] = _new_recorder(route.resource, request.method, status)
+        recorder = _recorders[key] = _new_recorder(route.resource, method, status)
     recorder.count += 1
     recorder.total += seconds
     recorder.buckets[bisect_left(BUCKETS, seconds)] += 1  # "le": the first bound >= seconds

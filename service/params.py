@@ -61,7 +61,7 @@ _GRAPE_WORDING = {
 
 
 def body_limit(request: web.Request) -> int:
-    consumer = request.app[app_keys.ROUTE_CONSUMERS].get(request.match_info.route)
+    consumer = request.get(app_keys.CONSUMER)  # the middleware's (service/auth.py: identify)
     return consumer.max_body if consumer is not None else DEFAULT_BODY_LIMIT
 
 

@@ -19,7 +19,7 @@ from service import app_keys
 from service.current_settings import current_settings
 from service.domain import error_tracking, lfs, two_factor
 from service.domain.actors import actor_from_params, find_user, repository_from_params
-from service.domain.git_access import AccessDeps, AllowedRequest, allowed_answer
+from service.domain.git_access import AllowedRequest, allowed_answer
 from service.domain.post_receive import post_receive as run_post_receive
 from service.domain.push_options import as_option_list
 from service.logs import CORRELATION_ID
@@ -70,9 +70,9 @@ async def allowed(request: web.Request) -> web.Response:
         hook_env=hook_env,
         scoped_user_id=context.get("scoped-user-id"),
     )
-    deps: AccessDeps = request.app[ACCESS_DEPS]
-    app_settings = await current_settings(request.app)
-    return json_bytes_response(await allowed_answer(deps, req, app_settings))
+    app = request.app
+    app_settings = await current_settings(app)
+    return json_bytes_response(await allowed_answer(app[ACCESS_DEPS], req, app_settings))
 
 
 def client_context(value: Any) -> dict[str, Any]:
@@ -98,10 +98,11 @@ async def authorized_keys(request: web.Request) -> web.Response:
         fingerprint = fingerprint_of(blob_text)
     except InvalidKey:
         raise not_found("Key") from None
-    found = await request.app[AUTHORIZED_KEYS].load(fingerprint)
+    app = request.app
+    found = await app[AUTHORIZED_KEYS].load(fingerprint)
     if found is None:
         raise not_found("Key")
-    return json_bytes_response(request.app[AUTHORIZED_KEY_BODIES].body(fingerprint, found))
+    return json_bytes_response(app[AUTHORIZED_KEY_BODIES].body(fingerprint, found))
 
 
 # The longest key text whose fingerprint is kept: an RSA 8192 key is ~1,400 characters, and sshd
@@ -234,15 +235,16 @@ async def post_receive(request: web.Request) -> web.Response:
     # gitaly_client_context_bin is not validated here: Gitaly needs exactly 200 from post_receive,
     # and refusing would leave the reference counter raised for ten minutes.
     raw_changes = raw.get("changes")
+    app = request.app
     answer = await run_post_receive(
-        request.app[PUSH_CONTEXTS],
-        request.app[app_keys.DB_POOL],
-        request.app[REFERENCE_COUNTER],
-        request.app[URLS],
+        app[PUSH_CONTEXTS],
+        app[app_keys.DB_POOL],
+        app[REFERENCE_COUNTER],
+        app[URLS],
         str(raw.get("gl_repository") or ""),
         raw.get("identifier"),
         raw_changes if isinstance(raw_changes, str) else "",
-        jobs=request.app[app_keys.POST_RECEIVE_JOBS],
+        jobs=app[app_keys.POST_RECEIVE_JOBS],
         push_options=as_option_list(raw.get("push_options")),
         correlation_id=CORRELATION_ID.get(),
     )
