@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from service.db.queries import many, one, statement
 from service.db.rows import Conn, row, rows
@@ -78,8 +79,7 @@ class ProtectedRefRule:
     deploy_key_id: int | None
 
 
-@dataclass(frozen=True)
-class ContextLookup:
+class ContextLookup(NamedTuple):
     """One request's actor and repository parameters (at most one actor field is set)."""
 
     key_id: int | None = None

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import orjson
+from typing import NamedTuple
 
 from service.db.queries import many, returning
 from service.db.rows import Conn, rows
@@ -33,8 +34,7 @@ class PostReceiveContext:
         return cls(None, None, None, None, None, None, None, None, "[]")
 
 
-@dataclass(frozen=True)
-class PushLookup:
+class PushLookup(NamedTuple):
     project_id: int | None
     user_id: int | None
     key_id: int | None

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from service.db import ssh_keys as ssh_keys_db
 from service.db import users as users_db
@@ -25,8 +24,7 @@ class InvalidRepository(BadRequest):
     """An unknown gl_repository type (Rails: ArgumentError "Invalid GL Repository"): 400."""
 
 
-@dataclass(frozen=True)
-class ActorRef:
+class ActorRef(NamedTuple):
     """The first of key_id, user_id, username, identifier that is present (GitAccessActor order)."""
 
     key_id: int | None = None
@@ -77,8 +75,7 @@ def actor_from_params(params: Mapping[str, Any]) -> ActorRef:
     return ActorRef()
 
 
-@dataclass(frozen=True)
-class RepositoryRef:
+class RepositoryRef(NamedTuple):
     """A repository by gl_repository (preferred) or by the path the client typed."""
 
     repo_type: str  # project | wiki | snippet | design | group_wiki

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from service.db.access import ProtectedRefRule
 from service.domain.branch_protection import DefaultBranchProtection
@@ -41,8 +42,7 @@ class InvalidChanges(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     oldrev: str
     newrev: str
     ref: str

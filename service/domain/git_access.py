@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from asyncpg import UniqueViolationError
@@ -92,15 +92,14 @@ _PROJECT_PATH_RULE = (
 )
 
 
-@dataclass(frozen=True)
-class AllowedRequest:
+class AllowedRequest(NamedTuple):
     action: str | None
     protocol: str | None
     changes: str | None
     actor: ActorRef
     repository: RepositoryRef
     raw_project: str  # the `project` parameter as sent: GitLab's rate-limit scope uses it
-    hook_env: Mapping[str, Any] = field(default_factory=dict)
+    hook_env: Mapping[str, Any]
     # gitaly_client_context_bin's `scoped-user-id`: the user a composite identity acts for
     scoped_user_id: Any = None
 

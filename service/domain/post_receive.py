@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -88,8 +87,7 @@ def post_receive_messages(
     ]
 
 
-@dataclass(frozen=True)
-class PostReceiveAnswer:
+class PostReceiveAnswer(NamedTuple):
     messages: list[dict[str, Any]]
     reference_counter_decreased: bool
 

@@ -7,7 +7,7 @@ No GitLab component reads these keys; only this service writes and reads them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from service.redis_store import RedisError, RedisStore, Script
 
@@ -64,8 +64,7 @@ def created_key(user_id: int, gl_repository: str) -> str:
     return f"project_created:{{{_tag(gl_repository)}}}:{user_id}"
 
 
-@dataclass(frozen=True)
-class Decrease:
+class Decrease(NamedTuple):
     decreased: bool
     moved_message: str | None
     created_message: str | None

@@ -2,11 +2,11 @@
 -- Defers one PostReceive job per push, for a batch of concurrent post_receive calls, through
 -- procrastinate's versioned SQL API (procrastinate_defer_jobs_v1). lock = gl_repository: the jobs of
 -- one repository run one at a time, in push order, so its events and hooks keep that order.
--- $1 JSON job arguments, $2 gl_repository per job
+-- $1 a JSON array of [gl_repository, JSON job arguments] per job, in push order
 SELECT cardinality(procrastinate_defer_jobs_v1(array_agg(
-    ROW('post_receive', 'post_receive', 0, r.lock, NULL, r.args::jsonb, NULL)::procrastinate_job_to_defer_v1
-    ORDER BY r.n)))
-FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(args, lock, n);
+    ROW('post_receive', 'post_receive', 0, j.job ->> 0, NULL, j.job -> 1, NULL)::procrastinate_job_to_defer_v1
+    ORDER BY j.n)))
+FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(job, n);
 
 -- name: enqueue_web_hook_deliveries$
 -- Defers one delivery job per web_hook_deliveries row, in the caller's transaction (so a delivery
