@@ -997,7 +997,7 @@ def scaling_table(rounds: list[Round], options: Options) -> tuple[list[str], boo
 
 
 # Frames that only pass the request on: a sample under them belongs to what they called.
-PASS_THROUGH = frozenset({"authenticated", "request_middleware"})
+PASS_THROUGH = frozenset({"request_middleware"})
 CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
     # (category, test on (function name, file)); checked from the innermost frame outwards, the
     # specific ones first over the whole stack: a sample inside asyncpg that is deep in asyncio's
@@ -1011,8 +1011,8 @@ CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
             or "hmac" in f
             or "hashlib" in f
             or "libcrypto" in f
-            # not `authenticated`: every handler runs inside it, and its time is the handler's
-            or (f.endswith("service/auth.py") and n not in PASS_THROUGH)
+            # the header checks and the consumers' checks; the handler runs in the middleware, not here
+            or f.endswith("service/auth.py")
         ),
     ),
     (

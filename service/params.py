@@ -61,7 +61,7 @@ _GRAPE_WORDING = {
 
 
 def body_limit(request: web.Request) -> int:
-    consumer = request.get(app_keys.CONSUMER)  # the middleware's (service/auth.py: identify)
+    consumer = request.get(app_keys.CONSUMER)  # kept by service/auth.py's identify_from_headers
     return consumer.max_body if consumer is not None else DEFAULT_BODY_LIMIT
 
 
@@ -158,7 +158,7 @@ def _add_form_value(target: dict[str, Any], name: str, value: str, depth: int = 
 
 
 def release_large_body(request: web.Request) -> None:
-    """Drop a large body's parameters once the request is answered (the auth middleware calls this).
+    """Drop a large body's parameters once the request is answered (service/middleware.py calls this).
 
     aiohttp's connection loop keeps the last request in a local variable until the next request
     arrives on that keep-alive connection, so whatever the request holds stays in memory meanwhile:

@@ -41,7 +41,9 @@ async def enqueue_post_receive_jobs(conn: Conn, requests: Sequence[JobRequest]) 
 
     The jobs go as one JSON array of [lock, arguments] pairs, their arguments' JSON spliced in as
     it is: asyncpg checks every element of an array parameter against the collections ABCs, two
-    Python calls each, where one text parameter costs none.
+    Python calls each, where one text parameter costs none. PostgreSQL caps a jsonb array at 256 MB:
+    a batch past it (several pushes of change lists near the 32 MiB body limit at once) is refused
+    as a whole and the loader sends it again in halves, so it costs one statement more.
     """
     await conn.fetchval(
         _ENQUEUE,
