@@ -31,19 +31,19 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "shellJwt": {
         "type": "apiKey",
         "in": "header",
-        "name": auth.SHELL_JWT_HEADER,
+        "name": str(auth.SHELL_JWT_HEADER),  # a plain str: the headers are istr (service/auth.py)
         "description": "HS256 JWT, iss gitlab-shell, signed with the GitLab Shell secret; iat and exp required",
     },
     "shellSecret": {
         "type": "apiKey",
         "in": "header",
-        "name": auth.LEGACY_SECRET_HEADER,
+        "name": str(auth.LEGACY_SECRET_HEADER),
         "description": "GitLab Shell < 14.35: the base64 shared secret (when accept_legacy_shell_secret is on)",
     },
     "kasJwt": {
         "type": "apiKey",
         "in": "header",
-        "name": auth.KAS_JWT_HEADER,
+        "name": str(auth.KAS_JWT_HEADER),
         "description": "HS256 JWT, iss gitlab-kas, aud gitlab, signed with the kas secret; iat and exp required",
     },
     "agentToken": {"type": "http", "scheme": "bearer", "description": "a cluster agent token (glagent-...)"},
