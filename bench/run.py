@@ -923,12 +923,17 @@ def table(topology: str, title: str, rounds: list[Round], options: Options, verd
             why = []
             if target is not None and s.ratio < target:
                 why.append("ratio")
-            if not paced or p99 > P99_LIMIT_MS:
+            if paced and p99 > P99_LIMIT_MS:
                 why.append("p99")
             if errors:
                 why.append("errors")
-            verdict = "ok" if not why else "MISS (" + ", ".join(why) + ")"
-            missed |= bool(why)
+            if why:
+                verdict = "MISS (" + ", ".join(why) + ")"
+                missed = True
+            elif not paced:  # the ratio held, but the p99 limit was not measured (--paced-rounds 0)
+                verdict = f"ratio ok, p99 not measured: {NO_VERDICT}"
+            else:
+                verdict = "ok"
         lines.append(
             f"{endpoint:<16}{fmt_range(s.bare):>27}{statistics.median(s.rps):>15,.0f}{ratio_text:>22}"
             f"{(f'{target:.2f}' if target and verdicts else '-'):>7} "

@@ -78,6 +78,19 @@ def test_a_ratio_or_p99_below_target_is_a_miss() -> None:
     assert "MISS (ratio, p99)" in next(line for line in lines if line.startswith("authorized_keys"))
 
 
+def test_without_paced_rounds_a_row_misses_on_its_ratio_but_is_never_ok() -> None:
+    options = bench.Options(1, 3, 0, 3, 64, 1.25, ["authorized_keys", "pre_receive"], None)
+    rs = rounds(("bare", "authorized_keys", 10_000), ("service", "authorized_keys", 9_000), ("bare", "pre_receive", 10_000),
+                ("service", "pre_receive", 5_000), ("bare", "-", 10_000))
+    lines, missed = bench.table("unix", "t", rs, options, verdicts=True)
+    assert missed
+    assert next(line for line in lines if line.startswith("pre_receive")).endswith("MISS (ratio)")
+    assert next(line for line in lines if line.startswith("authorized_keys")).endswith(
+        "ratio ok, p99 not measured: no verdict"
+    )
+    assert bench.any_refused(lines)
+
+
 def test_the_two_floors_are_reported_without_a_verdict_however_low() -> None:
     floors = [bench.FLOOR, bench.SERVICE_FLOOR]
     options = bench.Options(1, 3, 1, 3, 64, 1.25, floors, None)

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from service import auth, app_keys
+from service import app_keys, auth, metrics
 from service.app import create_app
 from service.logs import json_handler
 from tests.helpers import shell_headers
@@ -61,6 +61,23 @@ async def test_requests_are_counted_by_route_template_never_by_raw_path(client):
     ) == 3
     assert sample(after, "http_requests_total", method="GET", route="/api/v4/users/{id}", status="401") >= 1
     assert "users/12345" not in after and "glpat-secret" not in after
+
+
+async def test_requests_counted_in_batches_and_at_each_scrape_are_each_counted_once(client, monkeypatch):
+    """Requests are counted many at a time (past OBSERVED_BATCH, and at every publish): 12 requests
+    with a batch of 5 are two batches and a remainder that the scrape counts."""
+    monkeypatch.setattr(metrics, "OBSERVED_BATCH", 5)
+    labels = {"method": "GET", "route": "/-/liveness", "status": "200"}
+    before = await scrape(client)
+    for _ in range(12):
+        async with client.get("/-/liveness") as resp:
+            assert resp.status == 200
+    after = await scrape(client)
+    for name in ("http_requests_total", "http_request_duration_seconds_count"):
+        assert sample(after, name, **labels) - sample(before, name, **labels) == 12
+    assert sample(after, "http_request_duration_seconds_bucket", le="+Inf", **labels) - sample(
+        before, "http_request_duration_seconds_bucket", le="+Inf", **labels
+    ) == 12
 
 
 async def test_reference_counter_operations_are_counted(client):
