@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 import orjson
@@ -67,8 +67,7 @@ RECONCILIATIONS_MAX_BODY = 8 * MiB
 PUBLIC_MAX_BODY = 64 * 1024
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     consumer: str
     user_id: int | None = None
     username: str | None = None

@@ -9,9 +9,8 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 
 from service.db.rows import Pool
@@ -49,8 +48,7 @@ def usage_is_stale(last_used_at: datetime | None, now: datetime, max_age: timede
     return last_used_at is None or now - last_used_at >= max_age
 
 
-@dataclass(frozen=True)
-class AgentTokenUse:
+class AgentTokenUse(NamedTuple):
     agent_id: int
     token_id: int
 

@@ -25,9 +25,8 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from service.domain.errors import BadRequest, InvalidParameter
 from service.domain.ids import grape_integer
@@ -82,8 +81,7 @@ class InvalidCount(BadRequest):
         self.message = message
 
 
-@dataclass(frozen=True)
-class UsageUpdate:
+class UsageUpdate(NamedTuple):
     counters: tuple[tuple[str, int], ...] = ()  # (event, increment > 0)
     unique: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (event, non-empty values)
 
