@@ -42,6 +42,28 @@ async def scrape(client) -> str:
         return await resp.text()
 
 
+def test_a_request_count_that_cannot_be_written_loses_itself_only(monkeypatch):
+    """A count prometheus-client could not take (its files on a full disk) is lost, as it was when
+    each request counted itself; the requests observed after it are still counted."""
+    route = type("Route", (), {"resource": None})()  # unmatched: counted under "unmatched"
+    metrics.publish()
+    real = metrics._new_recorder
+
+    def full_disk(resource, method, status):  # type: ignore[no-untyped-def]
+        if status == 599:
+            raise OSError(28, "No space left on device")
+        return real(resource, method, status)
+
+    monkeypatch.setattr(metrics, "_new_recorder", full_disk)
+    for status in (200, 599, 201, 202):
+        metrics._observed.append((route, "GET", status, 0.001))
+    with pytest.raises(OSError):
+        metrics.publish()
+    assert [observation[2] for observation in metrics._observed] == [201, 202]
+    metrics.publish()
+    assert not metrics._observed
+
+
 async def test_requests_are_counted_by_route_template_never_by_raw_path(client):
     before = await scrape(client)
     for _ in range(3):
@@ -72,6 +94,8 @@ async def test_requests_counted_in_batches_and_at_each_scrape_are_each_counted_o
     for _ in range(12):
         async with client.get("/-/liveness") as resp:
             assert resp.status == 200
+    # the first scrape's own request and the 12: counted at 5 and 10, three still waiting
+    assert len(metrics._observed) == 3
     after = await scrape(client)
     for name in ("http_requests_total", "http_request_duration_seconds_count"):
         assert sample(after, name, **labels) - sample(before, name, **labels) == 12
