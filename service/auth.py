@@ -78,7 +78,7 @@ class Identity(NamedTuple):
     scopes: tuple[str, ...] = ()
 
 
-# The identities that carry no user: one object each rather than one per request (they are frozen).
+# The identities that carry no user: one object each rather than one per request (they are immutable).
 SHELL_IDENTITY = Identity("gitlab-shell")
 KAS_IDENTITY = Identity("gitlab-kas")
 ERROR_TRACKING_IDENTITY = Identity("error-tracking")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import orjson
-from typing import NamedTuple
 
 from service.db.queries import many, returning
 from service.db.rows import Conn, rows
