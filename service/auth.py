@@ -37,7 +37,7 @@ from service.errors import (
     not_found,
     unauthorized,
 )
-from service.params import query_or_body_param
+from service.params import SMALL_BODY, query_or_body_param
 
 log = logging.getLogger("gitlab_internal_api.auth")
 
@@ -421,6 +421,9 @@ PUBLIC = Consumer("public", check_nobody, PUBLIC_MAX_BODY, header_check=nobody)
 MONITORING = Consumer("monitoring", check_monitoring, PUBLIC_MAX_BODY, header_check=monitoring)
 # The largest of them: aiohttp's own cap (client_max_size, service/app.py) must not be lower.
 MAX_BODY = max(SHELL_MAX_BODY, KAS_MAX_BODY, ADMIN_MAX_BODY, RECONCILIATIONS_MAX_BODY, PUBLIC_MAX_BODY)
+# service/params.py takes a body of SMALL_BODY bytes or fewer without asking its consumer's limit.
+if min(SHELL_MAX_BODY, KAS_MAX_BODY, ADMIN_MAX_BODY, RECONCILIATIONS_MAX_BODY, PUBLIC_MAX_BODY) < SMALL_BODY:
+    raise RuntimeError("a consumer's body limit is below service/params.py's SMALL_BODY")
 
 
 def identify_from_headers(request: web.Request, app: web.Application, route: AbstractRoute) -> Consumer | None:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError, PayloadEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 from marshmallow import Schema, ValidationError
@@ -46,8 +46,12 @@ PRE_AUTH_BODY_LIMIT = 64 * 1024
 DEFAULT_BODY_LIMIT = 1024**2
 # Bodies over this size are not kept once their request is answered (release_large_body).
 LARGE_BODY = 256 * 1024
+# No consumer's body limit is below this (service/auth.py refuses one that is): a body this small
+# is within its route's limit whoever the consumer is.
+SMALL_BODY = 64 * 1024
 
-JSON_TYPES = frozenset(("application/json", "text/plain", "application/octet-stream", ""))
+JSON = "application/json"
+JSON_TYPES = frozenset((JSON, "text/plain", "application/octet-stream", ""))
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 
@@ -167,7 +171,7 @@ def release_large_body(request: web.Request) -> None:
     """
     length = request.content_length
     # A compressed body's length says nothing of what it inflated to.
-    if length is None or length > LARGE_BODY or "Content-Encoding" in request.headers:
+    if length is None or length > LARGE_BODY or hdrs.CONTENT_ENCODING in request.headers:
         request.pop(_PARAMS_KEY, None)
 
 
@@ -215,11 +219,9 @@ async def _read(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise too_large()
-    small = length is not None and length <= LARGE_BODY
-    if small and request.content.is_eof() and "Content-Encoding" not in request.headers:
-        # The common case, a hook's small JSON that arrived with the headers: taken as it is,
-        # without a loop and a copy (no await; nothing else reads the body).
-        return request.content.read_nowait()
+    arrived = _arrived_body(request, LARGE_BODY)
+    if arrived is not None:
+        return arrived
     try:
         async with _ClientDeadline(request) as client:
             # Not cached by aiohttp (see release_large_body); for a compressed body the limit
@@ -241,6 +243,17 @@ async def _read(request: web.Request, limit: int) -> bytes:
         refused = bad_request("the body could not be decoded")
         refused.close_connection = True
         raise refused from None
+
+
+def _arrived_body(request: web.Request, most: int) -> bytes | None:
+    """A plain body (no Content-Encoding) of at most `most` bytes that arrived with the headers,
+    taken as it is: without a loop, a copy or an await (nothing else reads the body). None when
+    it has to be read."""
+    length = request.content_length
+    if length is not None and length <= most and request.content.is_eof():
+        if hdrs.CONTENT_ENCODING not in request.headers:
+            return request.content.read_nowait()
+    return None
 
 
 def _decode_json(body: bytes, content_type: str) -> dict[str, Any]:
@@ -338,14 +351,19 @@ async def params(request: web.Request) -> dict[str, Any]:
                 _add_form_value(merged, key, value)
         if request.body_exists:
             # Rack's params: the query's merged with the body's, key by key (not deeply)
-            content_type = request.content_type
-            limit = body_limit(request)
+            raw_type = request.headers.get(hdrs.CONTENT_TYPE)
+            # the hooks' exact type needs no parsing (aiohttp's copies the type's parameters each time)
+            content_type = JSON if raw_type == JSON else request.content_type
             if content_type == MULTIPART:
                 form: dict[str, Any] = {}
-                await _decode_multipart(request, limit, form)
+                await _decode_multipart(request, body_limit(request), form)
                 merged.update(form)
             else:
-                body = await _read(request, limit)
+                # A hook's small JSON has arrived with its headers, and is within every consumer's
+                # limit (SMALL_BODY): neither the limit nor a read is needed for it.
+                body = _arrived_body(request, SMALL_BODY)
+                if body is None:
+                    body = await _read(request, body_limit(request))
                 if content_type == FORM:
                     form = {}
                     _decode_form(body, form)

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from service import auth, app_keys
 from service.errors import json_response
 from service.middleware import request_middleware
-from service.params import params
+from service.params import SMALL_BODY, params
 
 LIMIT = 4096
 
@@ -200,3 +200,10 @@ def test_nesting_is_refused_from_rack_s_depth_limit_on(echo_port):
     assert _post(echo_port, b"a" + b"[b]" * 32 + b"=1", "application/x-www-form-urlencoded") == (
         400, {"message": "400 Bad request - parameters nested too deeply"}
     )
+
+
+def test_no_consumer_limits_a_body_below_what_params_takes_without_asking():
+    """params() reads a body of SMALL_BODY bytes or fewer without looking up its consumer's limit."""
+    consumers = [value for value in vars(auth).values() if isinstance(value, auth.Consumer)]
+    assert len(consumers) >= 9
+    assert min(consumer.max_body for consumer in consumers) >= SMALL_BODY
