@@ -93,8 +93,13 @@ class UsageUpdate(NamedTuple):
 def _integer_list(value: Any) -> list[int] | None:
     if not isinstance(value, list):
         return None
-    numbers = [grape_integer(item) for item in value]
-    return None if None in numbers else numbers  # type: ignore[return-value]
+    numbers = []
+    for item in value:
+        number = grape_integer(item)
+        if number is None:
+            return None
+        numbers.append(number)
+    return numbers
 
 
 def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
@@ -102,25 +107,32 @@ def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
 
     Raises InvalidParameters (types, mutual exclusion) before InvalidCount (a negative count),
     in the order GitLab checks them. Nothing is written when either is raised.
+
+    kas's hottest call: plain loops, where comprehensions would each be a function call (Python 3.11).
     """
     errors: list[str] = []
     counts: dict[str, int] = {}
-    legacy_given = [name for name in LEGACY_COUNTERS if params.get(name) is not None]
-    for name in legacy_given:
-        number = grape_integer(params[name])
+    legacy_given: list[str] = []
+    for name, event in LEGACY_COUNTERS.items():
+        value = params.get(name)
+        if value is None:
+            continue
+        legacy_given.append(name)
+        number = grape_integer(value)
         if number is None:
             errors.append(f"{name} is invalid")
         else:
-            counts[LEGACY_COUNTERS[name]] = number
+            counts[event] = number
     counters = params.get("counters")
     if counters is not None:
         if not isinstance(counters, dict):  # a JSON object (params gives plain dicts)
             errors.append("counters is invalid")
         else:
             for event in COUNTER_EVENTS:
-                if counters.get(event) is None:
+                value = counters.get(event)
+                if value is None:
                     continue
-                number = grape_integer(counters[event])
+                number = grape_integer(value)
                 if number is None:
                     errors.append(f"counters[{event}] is invalid")
                 else:
@@ -132,22 +144,26 @@ def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
             errors.append("unique_counters is invalid")
         else:
             for event in UNIQUE_EVENTS:
-                if unique_counters.get(event) is None:
+                value = unique_counters.get(event)
+                if value is None:
                     continue
-                numbers = _integer_list(unique_counters[event])
+                numbers = _integer_list(value)
                 if numbers is None:
                     errors.append(f"unique_counters[{event}] is invalid")
                 elif numbers:
                     unique.append((event, tuple(dict.fromkeys(map(str, numbers)))))
     if counters is not None:
-        errors.extend(f"counters, {name} are mutually exclusive" for name in legacy_given)
+        for name in legacy_given:
+            errors.append(f"counters, {name} are mutually exclusive")
     if errors:
         raise InvalidParameters(", ".join(errors))
+    increments: list[tuple[str, int]] = []
     for event, number in counts.items():
         if number < 0:
             raise InvalidCount(f"{event} count must be greater than or equal to zero")
-    # Zero increments and empty id lists are no-ops: nothing to send to Redis.
-    return UsageUpdate(tuple((e, n) for e, n in counts.items() if n > 0), tuple(unique))
+        if number:  # zero increments and empty id lists are no-ops: nothing to send to Redis
+            increments.append((event, number))
+    return UsageUpdate(tuple(increments), tuple(unique))
 
 
 @functools.lru_cache(maxsize=16)  # every request of a day asks for the same week
@@ -200,8 +216,12 @@ return 0
 def usage_script_call(update: UsageUpdate, today: date) -> tuple[list[str], list[Any]]:
     """The keys and arguments of the one script call that applies an update."""
     week = iso_week(today)
-    keys = [COUNTER_KEYS[event] for event, _ in update.counters]
-    args: list[Any] = [len(keys), *(number for _, number in update.counters), HLL_TTL_SECONDS]
+    keys: list[str] = []
+    args: list[Any] = [len(update.counters)]
+    for event, number in update.counters:
+        keys.append(COUNTER_KEYS[event])
+        args.append(number)
+    args.append(HLL_TTL_SECONDS)
     for event, values in update.unique:
         keys.append(hll_key(event, week))
         args.extend((len(values), *values))
