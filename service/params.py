@@ -250,9 +250,9 @@ def _arrived_body(request: web.Request, most: int) -> bytes | None:
     taken as it is: without a loop, a copy or an await (nothing else reads the body). None when
     it has to be read."""
     length = request.content_length
-    if length is not None and length <= most and request.content.is_eof():
-        if hdrs.CONTENT_ENCODING not in request.headers:
-            return request.content.read_nowait()
+    plain = hdrs.CONTENT_ENCODING not in request.headers
+    if length is not None and length <= most and plain and request.content.is_eof():
+        return request.content.read_nowait()
     return None
 
 
