@@ -100,6 +100,11 @@ class Consumer:
     # the hot consumers' common case (a JWT header) without a coroutine per request
     header_check: HeaderCheck | None = None
 
+    def __post_init__(self) -> None:
+        if self.max_body < SMALL_BODY:
+            # service/params.py takes a body of SMALL_BODY bytes or fewer without asking its limit
+            raise ValueError(f"{self.name}: a body limit under {SMALL_BODY} bytes is not enforced")
+
     def __repr__(self) -> str:
         return f"Consumer({self.name})"
 
@@ -421,9 +426,6 @@ PUBLIC = Consumer("public", check_nobody, PUBLIC_MAX_BODY, header_check=nobody)
 MONITORING = Consumer("monitoring", check_monitoring, PUBLIC_MAX_BODY, header_check=monitoring)
 # The largest of them: aiohttp's own cap (client_max_size, service/app.py) must not be lower.
 MAX_BODY = max(SHELL_MAX_BODY, KAS_MAX_BODY, ADMIN_MAX_BODY, RECONCILIATIONS_MAX_BODY, PUBLIC_MAX_BODY)
-# service/params.py takes a body of SMALL_BODY bytes or fewer without asking its consumer's limit.
-if min(SHELL_MAX_BODY, KAS_MAX_BODY, ADMIN_MAX_BODY, RECONCILIATIONS_MAX_BODY, PUBLIC_MAX_BODY) < SMALL_BODY:
-    raise RuntimeError("a consumer's body limit is below service/params.py's SMALL_BODY")
 
 
 def identify_from_headers(request: web.Request, app: web.Application, route: AbstractRoute) -> Consumer | None:

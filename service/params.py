@@ -46,8 +46,8 @@ PRE_AUTH_BODY_LIMIT = 64 * 1024
 DEFAULT_BODY_LIMIT = 1024**2
 # Bodies over this size are not kept once their request is answered (release_large_body).
 LARGE_BODY = 256 * 1024
-# No consumer's body limit is below this (service/auth.py refuses one that is): a body this small
-# is within its route's limit whoever the consumer is.
+# No consumer's body limit is below this (service/auth.py's Consumer refuses one): a body this
+# small is within its route's limit whoever the consumer is.
 SMALL_BODY = 64 * 1024
 
 JSON = "application/json"

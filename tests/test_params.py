@@ -28,7 +28,7 @@ from service.errors import json_response
 from service.middleware import request_middleware
 from service.params import SMALL_BODY, params
 
-LIMIT = 4096
+LIMIT = SMALL_BODY  # the smallest limit a consumer may have
 
 
 async def _echo(request: web.Request) -> web.Response:
@@ -202,8 +202,22 @@ def test_nesting_is_refused_from_rack_s_depth_limit_on(echo_port):
     )
 
 
-def test_no_consumer_limits_a_body_below_what_params_takes_without_asking():
+
+def test_a_consumer_cannot_limit_bodies_below_what_params_takes_without_asking():
     """params() reads a body of SMALL_BODY bytes or fewer without looking up its consumer's limit."""
-    consumers = [value for value in vars(auth).values() if isinstance(value, auth.Consumer)]
-    assert len(consumers) >= 9
-    assert min(consumer.max_body for consumer in consumers) >= SMALL_BODY
+    with pytest.raises(ValueError, match="body limit"):
+        auth.Consumer("test", auth.check_nobody, SMALL_BODY - 1)
+    assert auth.Consumer("test", auth.check_nobody, SMALL_BODY).max_body == SMALL_BODY
+
+
+def test_a_body_over_its_consumers_limit_is_413_and_one_at_it_is_read(echo_port):
+    at_limit = json.dumps({"x": "y" * (LIMIT - 9)}).encode()
+    assert len(at_limit) == LIMIT
+    assert _post(echo_port, at_limit, "application/json") == (200, {"x": "y" * (LIMIT - 9)})
+    over = json.dumps({"x": "y" * (LIMIT - 8)}).encode()
+    assert _post(echo_port, over, "application/json") == (413, {"message": "413 Request Entity Too Large"})
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"])
+def test_json_is_read_whatever_the_spelling_of_its_type(echo_port, content_type):
+    assert _post(echo_port, b'{"gl_repository": "project-1"}', content_type) == (200, {"gl_repository": "project-1"})
