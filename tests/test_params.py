@@ -202,7 +202,6 @@ def test_nesting_is_refused_from_rack_s_depth_limit_on(echo_port):
     )
 
 
-
 def test_a_consumer_cannot_limit_bodies_below_what_params_takes_without_asking():
     """params() reads a body of SMALL_BODY bytes or fewer without looking up its consumer's limit."""
     with pytest.raises(ValueError, match="body limit"):
