@@ -260,7 +260,7 @@ def _decode_json(body: bytes, content_type: str) -> dict[str, Any]:
     try:
         decoded = orjson.loads(body)
     except orjson.JSONDecodeError:
-        if content_type == "application/json":
+        if content_type == JSON:
             raise bad_request("There was a problem with the JSON") from None
         return {}  # curl's default text/plain with a body that is not JSON: no parameters
     if not isinstance(decoded, dict):
@@ -321,7 +321,7 @@ async def _read_multipart(request: web.Request, limit: int, target: dict[str, An
             continue
         keys += len(part.name)
         _check_key_space(keys)
-        if part.headers.get("Content-Encoding", "identity").lower() != "identity":
+        if part.headers.get(hdrs.CONTENT_ENCODING, "identity").lower() != "identity":
             # a compressed field could inflate far beyond the limit counted above
             raise bad_request("compressed multipart fields are not supported")
         charset = part.get_charset("utf-8")
@@ -359,8 +359,8 @@ async def params(request: web.Request) -> dict[str, Any]:
                 await _decode_multipart(request, body_limit(request), form)
                 merged.update(form)
             else:
-                # A hook's small JSON has arrived with its headers, and is within every consumer's
-                # limit (SMALL_BODY): neither the limit nor a read is needed for it.
+                # A small body (a hook's JSON) that has arrived with its headers is within every
+                # consumer's limit (SMALL_BODY): neither the limit nor a read is needed for it.
                 body = _arrived_body(request, SMALL_BODY)
                 if body is None:
                     body = await _read(request, body_limit(request))

@@ -1,8 +1,8 @@
 """service/params.py on its own: one parsing path for JSON, urlencoded and multipart bodies.
 
-A minimal application (the error middleware and one route whose consumer allows 4 KiB) runs in a
-background thread; hypothesis sends it generated parameters in every encoding, and arbitrary
-bytes under every content type.
+A minimal application (the error middleware and one route whose consumer allows 64 KiB, the least
+a consumer may) runs in a background thread; hypothesis sends it generated parameters in every
+encoding, and arbitrary bytes under every content type.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class UsageUpdate(NamedTuple):
 def _integer_list(value: Any) -> list[int] | None:
     if not isinstance(value, list):
         return None
-    numbers = []
+    numbers: list[int] = []
     for item in value:
         number = grape_integer(item)
         if number is None:
@@ -161,7 +161,7 @@ def parse_usage_metrics(params: Mapping[str, Any]) -> UsageUpdate:
     for event, number in counts.items():
         if number < 0:
             raise InvalidCount(f"{event} count must be greater than or equal to zero")
-        if number:  # zero increments and empty id lists are no-ops: nothing to send to Redis
+        if number:  # a zero increment, like an empty id list above, is nothing to send to Redis
             increments.append((event, number))
     return UsageUpdate(tuple(increments), tuple(unique))
 
